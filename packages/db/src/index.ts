@@ -1,0 +1,4 @@
+export { DEFAULT_POOL_MAX, createDb } from './create-db';
+export type { Db, DbOptions, Knex } from './create-db';
+export { runMigrations } from './migrations';
+export type { Migration } from './migrations';

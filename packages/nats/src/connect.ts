@@ -1,0 +1,68 @@
+/**
+ * One NATS connection per process: named after the service (so `nats server report connections`
+ * shows who is who), reconnecting forever with jitter, drained on shutdown.
+ */
+import { connect } from '@nats-io/transport-node';
+import type { NatsConnection } from '@nats-io/nats-core';
+import type { Logger } from '@hubbub/runtime';
+
+export type { NatsConnection };
+
+export interface ConnectOptions {
+  readonly servers: string;
+  readonly name: string;
+  readonly log: Logger;
+  /** Called when the connection state changes (readiness). */
+  readonly onStatus?: (connected: boolean) => void;
+  /** Called after a reconnect, so subscribers can fill gaps from history. */
+  readonly onReconnect?: () => void;
+}
+
+export async function connectNats(o: ConnectOptions): Promise<NatsConnection> {
+  const nc = await connect({
+    servers: o.servers.split(',').map((s) => s.trim()),
+    name: o.name,
+    maxReconnectAttempts: -1,
+    reconnectTimeWait: 250,
+    reconnectJitter: 100,
+    pingInterval: 10_000,
+    waitOnFirstConnect: true,
+  });
+  o.log.info({ server: nc.getServer() }, 'nats connected');
+  o.onStatus?.(true);
+  void (async () => {
+    for await (const s of nc.status()) {
+      switch (s.type) {
+        case 'disconnect':
+          o.log.warn({ code: 'NATS_DISCONNECTED' }, 'nats disconnected');
+          o.onStatus?.(false);
+          break;
+        case 'reconnect':
+          o.log.info('nats reconnected');
+          o.onStatus?.(true);
+          o.onReconnect?.();
+          break;
+        case 'error':
+          o.log.warn({ code: 'NATS_ERROR', err: s.error }, 'nats error');
+          break;
+        default:
+          break;
+      }
+    }
+  })();
+  return nc;
+}
+
+/** Drains (finishes deliveries, flushes publishes) and closes; bounded by timeoutMs. */
+export async function drainNats(nc: NatsConnection, timeoutMs = 5_000): Promise<void> {
+  if (nc.isClosed()) return;
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([
+    nc.drain().catch(() => undefined),
+    new Promise<void>((r) => {
+      timer = setTimeout(r, timeoutMs);
+    }),
+  ]);
+  clearTimeout(timer);
+  if (!nc.isClosed()) await nc.close();
+}

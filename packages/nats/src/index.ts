@@ -1,0 +1,8 @@
+export { connectNats, drainNats } from './connect';
+export type { ConnectOptions, NatsConnection } from './connect';
+export { decodeJson, encodeJson, publishJson, subscribeJson } from './typed-subject';
+export type { JsonCodec } from './typed-subject';
+export { claim, openKv, release, renew } from './kv';
+export type { KV } from './kv';
+export { registerNatsService } from './service';
+export type { Service } from './service';

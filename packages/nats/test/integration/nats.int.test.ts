@@ -1,0 +1,90 @@
+import { createLogger } from '@hubbub/runtime';
+import { createTestNats, waitFor } from '@hubbub/testing';
+import { subjects } from '@hubbub/proto';
+import type { JsonCodec, NatsConnection } from '../../src/index';
+import {
+  claim,
+  connectNats,
+  drainNats,
+  openKv,
+  publishJson,
+  registerNatsService,
+  release,
+  renew,
+  subscribeJson,
+} from '../../src/index';
+
+interface Ping {
+  id: string;
+  text: string;
+}
+const PingCodec: JsonCodec<Ping> = {
+  toJSON: (m) => ({ id: m.id, text: m.text }),
+  fromJSON: (o) => {
+    const r = o as Record<string, unknown>;
+    if (typeof r['id'] !== 'string') throw new Error('bad');
+    return { id: r['id'], text: typeof r['text'] === 'string' ? r['text'] : '' };
+  },
+};
+
+const log = createLogger({ service: 'nats-test', level: 'silent' });
+const tn = createTestNats();
+let nc: NatsConnection;
+let nc2: NatsConnection;
+
+beforeAll(async () => {
+  nc = await connectNats({ servers: tn.url, name: 'nats-test', log });
+  nc2 = await connectNats({ servers: tn.url, name: 'nats-test-2', log });
+});
+afterAll(async () => {
+  await drainNats(nc);
+  await drainNats(nc2);
+  await tn.cleanup();
+});
+
+describe('@hubbub/nats', () => {
+  it('publishes and receives proto3-JSON payloads under the prefix, skipping bad payloads', async () => {
+    const s = subjects(tn.prefix);
+    const got: Ping[] = [];
+    const bad: string[] = [];
+    const sub = subscribeJson(
+      nc2,
+      s.chatAll,
+      PingCodec,
+      (m) => got.push(m),
+      (subj) => bad.push(subj),
+    );
+    await nc2.flush();
+    nc.publish(s.chat('42', 'posted'), 'not json');
+    publishJson(nc, s.chat('42', 'posted'), PingCodec, { id: '1', text: 'hi' });
+    await nc.flush();
+    await waitFor(() => got.length === 1 && bad.length === 1);
+    expect(got).toEqual([{ id: '1', text: 'hi' }]);
+    expect(bad).toEqual([`${tn.prefix}.chat.42.posted`]);
+    sub.unsubscribe();
+  });
+
+  it('claims a KV key atomically: exactly one of many concurrent claimers wins', async () => {
+    const kv1 = await openKv(nc, `${tn.prefix}_claims`, 5_000);
+    const kv2 = await openKv(nc2, `${tn.prefix}_claims`, 5_000);
+    const results = await Promise.all(
+      Array.from({ length: 10 }, (_, i) => claim(i % 2 ? kv1 : kv2, 'alice', `session-${i}`)),
+    );
+    const winners = results.filter((r) => r !== undefined);
+    expect(winners).toHaveLength(1);
+    const rev = winners[0]!;
+    const rev2 = await renew(kv1, 'alice', 'renewed', rev);
+    expect(rev2).toBeGreaterThan(rev);
+    expect(await renew(kv1, 'alice', 'stale', rev)).toBeUndefined(); // stale revision loses
+    expect(await release(kv2, 'alice', rev)).toBe(false); // only the holder's revision releases
+    expect(await release(kv2, 'alice', rev2!)).toBe(true);
+    expect(await claim(kv1, 'alice', 'next')).toBeDefined();
+  });
+
+  it('registers with the NATS services framework so $SRV.PING finds it', async () => {
+    const svc = await registerNatsService(nc, { name: `svc-${tn.prefix}`, version: '0.1.0', description: 'test' });
+    const r = await nc2.request(`$SRV.PING.svc-${tn.prefix}`, '', { timeout: 2_000 });
+    expect(JSON.parse(r.string())).toMatchObject({ name: `svc-${tn.prefix}`, version: '0.1.0' });
+    await svc.stop();
+  });
+});

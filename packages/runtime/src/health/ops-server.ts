@@ -1,0 +1,90 @@
+/**
+ * The operations HTTP surface every service offers: `/healthz` (process alive), `/readyz` (its
+ * dependencies are usable) and `/metrics` (Prometheus text). Services that already speak HTTP mount
+ * `handleOpsRequest` in their own server instead of opening a second port.
+ */
+import { createServer } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Registry, collectDefaultMetrics } from 'prom-client';
+
+export interface Readiness {
+  /** Names of checks that currently fail; empty when ready. */
+  failing(): string[];
+  set(check: string, ok: boolean): void;
+}
+
+export function createReadiness(initial: readonly string[] = []): Readiness {
+  const state = new Map<string, boolean>(initial.map((c) => [c, false]));
+  return {
+    failing: () => [...state].filter(([, ok]) => !ok).map(([c]) => c),
+    set: (check, ok) => void state.set(check, ok),
+  };
+}
+
+export function createMetricsRegistry(service: string): Registry {
+  const registry = new Registry();
+  registry.setDefaultLabels({ service });
+  collectDefaultMetrics({ register: registry });
+  return registry;
+}
+
+/** Handles /healthz, /readyz, /metrics; returns false for any other path. */
+export function handleOpsRequest(
+  req: IncomingMessage,
+  res: ServerResponse,
+  registry: Registry,
+  readiness: Readiness,
+): boolean {
+  const path = (req.url ?? '/').split('?')[0];
+  if (path === '/healthz') {
+    res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
+    return true;
+  }
+  if (path === '/readyz') {
+    const failing = readiness.failing();
+    res
+      .writeHead(failing.length === 0 ? 200 : 503, { 'content-type': 'text/plain' })
+      .end(failing.length === 0 ? 'ready\n' : `not ready: ${failing.join(', ')}\n`);
+    return true;
+  }
+  if (path === '/metrics') {
+    registry.metrics().then(
+      (body) => res.writeHead(200, { 'content-type': registry.contentType }).end(body),
+      () => res.writeHead(500).end(),
+    );
+    return true;
+  }
+  return false;
+}
+
+export interface OpsServer {
+  readonly server: Server;
+  readonly port: number;
+  close(): Promise<void>;
+}
+
+export async function startOpsServer(o: {
+  host: string;
+  port: number;
+  registry: Registry;
+  readiness: Readiness;
+}): Promise<OpsServer> {
+  const server = createServer((req, res) => {
+    if (!handleOpsRequest(req, res, o.registry, o.readiness)) res.writeHead(404).end();
+  });
+  server.keepAliveTimeout = 5_000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(o.port, o.host, () => resolve());
+  });
+  return {
+    server,
+    port: (server.address() as AddressInfo).port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}

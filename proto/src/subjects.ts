@@ -1,0 +1,52 @@
+/**
+ * NATS subjects are part of the contract (HOUSE-STYLE §3.3): declared here, next to the payload
+ * types in gen/, and documented in docs/operations.md. Every subject starts with the configurable
+ * prefix (default `hubbub`); payloads are the proto3 JSON form of the named message.
+ *
+ * WIRE-STABLE: subjects are used by running services and operators' scripts; never rename.
+ */
+
+/** A subject token must not contain separators or wildcards. */
+export function isSubjectToken(s: string): boolean {
+  return s.length > 0 && s.length <= 64 && /^[A-Za-z0-9_-]+$/.test(s);
+}
+
+function token(s: string): string {
+  if (!isSubjectToken(s)) throw new Error(`invalid subject token: ${JSON.stringify(s)}`);
+  return s;
+}
+
+export const ChatEvent = { Posted: 'posted', Edited: 'edited', Deleted: 'deleted' } as const;
+export type ChatEvent = (typeof ChatEvent)[keyof typeof ChatEvent];
+
+export const UserEvent = { Created: 'created', Updated: 'updated', Deleted: 'deleted', Banned: 'banned' } as const;
+export type UserEvent = (typeof UserEvent)[keyof typeof UserEvent];
+
+/** Subject builders bound to a prefix. */
+export function subjects(prefix: string) {
+  const p = token(prefix);
+  return {
+    /** `<p>.chat.<channelId>.<posted|edited|deleted>`, payload hubbub.messages.v1.MessageEvent. */
+    chat: (channelId: string, ev: ChatEvent): string => `${p}.chat.${token(channelId)}.${ev}`,
+    /** Wildcard for every chat event of every channel. */
+    chatAll: `${p}.chat.>`,
+    /** `<p>.chat.<channelId>.>`: every event of one channel. */
+    chatChannel: (channelId: string): string => `${p}.chat.${token(channelId)}.>`,
+    /** `<p>.channel.<created|updated|archived>`, payload hubbub.messages.v1.ChannelEvent. */
+    channel: (ev: 'created' | 'updated' | 'archived'): string => `${p}.channel.${ev}`,
+    channelAll: `${p}.channel.>`,
+    /** `<p>.oneliner.posted`, payload hubbub.messages.v1.OnelinerEvent. */
+    onelinerPosted: `${p}.oneliner.posted`,
+    /** `<p>.identity.user.<created|updated|deleted|banned>`, payload hubbub.identity.v1.UserEvent. */
+    user: (ev: UserEvent): string => `${p}.identity.user.${ev}`,
+    userAll: `${p}.identity.user.>`,
+    /** `<p>.identity.session.revoked`, payload hubbub.identity.v1.SessionRevokedEvent. */
+    sessionRevoked: `${p}.identity.session.revoked`,
+    /** KV bucket names (bucket names allow [A-Za-z0-9_-]). */
+    buckets: {
+      presence: `${p}_presence`,
+      workerIds: `${p}_worker_ids`,
+    },
+  } as const;
+}
+export type Subjects = ReturnType<typeof subjects>;

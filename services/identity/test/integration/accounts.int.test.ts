@@ -1,0 +1,368 @@
+import { Code } from '@hubbub/errors';
+import { connectNats, drainNats, subscribeJson } from '@hubbub/nats';
+import type { NatsConnection } from '@hubbub/nats';
+import { identityV1, subjects } from '@hubbub/proto';
+import { createLogger } from '@hubbub/runtime';
+import { waitFor } from '@hubbub/testing';
+import { registerReq, startHarness } from '../helpers';
+import type { Harness } from '../helpers';
+
+jest.setTimeout(30_000);
+
+const { Role, UsernameStatus, UserEventType } = identityV1;
+
+describe('identity accounts (PostgreSQL + NATS)', () => {
+  let h: Harness;
+  let nc: NatsConnection;
+  const userEvents: identityV1.UserEvent[] = [];
+  const revocations: identityV1.SessionRevokedEvent[] = [];
+
+  beforeAll(async () => {
+    h = await startHarness();
+    nc = await connectNats({
+      servers: h.nats.url,
+      name: 'accounts-test',
+      log: createLogger({ service: 't', level: 'silent' }),
+    });
+    const s = subjects(h.nats.prefix);
+    subscribeJson(nc, s.userAll, identityV1.UserEvent, (ev) => userEvents.push(ev));
+    subscribeJson(nc, s.sessionRevoked, identityV1.SessionRevokedEvent, (ev) => revocations.push(ev));
+    await nc.flush();
+  });
+  afterAll(async () => {
+    await drainNats(nc);
+    await h.close();
+  });
+
+  it('registers an account and returns no secret', async () => {
+    const r = await h.client.register(
+      registerReq('Alice', { email: 'alice@example.org', bio: 'hi', createSession: true, displayName: 'Alice A.' }),
+    );
+    expect(r.user).toMatchObject({
+      username: 'Alice',
+      displayName: 'Alice A.',
+      bio: 'hi',
+      role: Role.ROLE_USER,
+      deleted: false,
+    });
+    expect(r.user!.id).toMatch(/^\d+$/);
+    expect(r.session!.token).toHaveLength(43);
+    expect(r.session!.ttlSeconds).toBe(7 * 24 * 3600);
+    const json = JSON.stringify(identityV1.User.toJSON(r.user!));
+    expect(json).not.toMatch(/scrypt|password|alice@example/);
+    await waitFor(() =>
+      userEvents.some((e) => e.type === UserEventType.USER_EVENT_TYPE_CREATED && e.user?.username === 'Alice'),
+    );
+  });
+
+  it('refuses case-insensitive collisions and reserved or malformed names with clear reasons', async () => {
+    await expect(h.client.register(registerReq('ALICE'))).rejects.toMatchObject({
+      code: Code.ALREADY_EXISTS,
+      reason: 'USERNAME_TAKEN',
+    });
+    await expect(h.client.register(registerReq('Ａｌｉｃｅ'))).rejects.toMatchObject({
+      code: Code.INVALID_ARGUMENT,
+      reason: 'USERNAME_INVALID',
+    });
+    await expect(h.client.register(registerReq('Root'))).rejects.toMatchObject({
+      code: Code.INVALID_ARGUMENT,
+      reason: 'USERNAME_RESERVED',
+      message: 'That name is reserved',
+    });
+    await expect(h.client.register(registerReq('bad#name'))).rejects.toMatchObject({
+      code: Code.INVALID_ARGUMENT,
+      reason: 'USERNAME_INVALID',
+    });
+    await expect(h.client.register(registerReq('bob', { password: 'short' }))).rejects.toMatchObject({
+      code: Code.INVALID_ARGUMENT,
+      reason: 'PASSWORD_INVALID',
+      message: 'Password must be at least 8 characters',
+    });
+    await expect(
+      h.client.register(registerReq('bob', { password: 'BOBBOBBOB', username: 'bobbobbob' })),
+    ).rejects.toMatchObject({
+      reason: 'PASSWORD_INVALID',
+    });
+    await expect(h.client.register(registerReq('bob', { email: 'nope' }))).rejects.toMatchObject({
+      reason: 'EMAIL_INVALID',
+    });
+    await expect(h.client.register(registerReq('bob', { displayName: 'x\u202ey' }))).rejects.toMatchObject({
+      reason: 'DISPLAY_NAME_INVALID',
+    });
+    await expect(h.client.register(registerReq('bob', { sshPublicKey: 'ssh-ed25519 garbage' }))).rejects.toMatchObject({
+      code: Code.INVALID_ARGUMENT,
+      reason: 'SSH_KEY_INVALID',
+    });
+  });
+
+  it('lets exactly one of many concurrent registrations of the same name win', async () => {
+    const names = ['race', 'RACE', 'Race', 'rAce', 'racE', 'RaCe', 'race', 'RACE'];
+    const results = await Promise.allSettled(names.map((n) => h.client.register(registerReq(n))));
+    const ok = results.filter((r) => r.status === 'fulfilled');
+    expect(ok).toHaveLength(1);
+    for (const r of results) {
+      if (r.status === 'rejected') expect(r.reason).toMatchObject({ code: Code.ALREADY_EXISTS });
+    }
+  });
+
+  it('reports name availability (CheckUsername)', async () => {
+    const c = (username: string): Promise<identityV1.CheckUsernameResponse> => h.client.checkUsername({ username });
+    expect((await c('ALICE')).status).toBe(UsernameStatus.USERNAME_STATUS_TAKEN);
+    expect((await c('ALICE')).canonicalUsername).toBe('Alice');
+    expect((await c('sysop')).status).toBe(UsernameStatus.USERNAME_STATUS_RESERVED);
+    expect((await c('guest')).status).toBe(UsernameStatus.USERNAME_STATUS_RESERVED);
+    expect((await c('Zoë!')).status).toBe(UsernameStatus.USERNAME_STATUS_INVALID);
+    expect((await c('nobody-yet')).status).toBe(UsernameStatus.USERNAME_STATUS_AVAILABLE);
+  });
+
+  it('gets users by id, by name (fold) and in batches; private fields only on request', async () => {
+    const a = (await h.client.getUserByName({ username: 'aLiCe' })).user!;
+    expect(a.username).toBe('Alice');
+    const g = await h.client.getUser({ userId: a.id, includePrivate: true });
+    expect(g.private?.email).toBe('alice@example.org');
+    expect((await h.client.getUser({ userId: a.id, includePrivate: false })).private).toBeUndefined();
+    await expect(h.client.getUser({ userId: '999999', includePrivate: false })).rejects.toMatchObject({
+      code: Code.NOT_FOUND,
+      reason: 'USER_NOT_FOUND',
+    });
+    await expect(h.client.getUser({ userId: 'abc', includePrivate: false })).rejects.toMatchObject({
+      code: Code.INVALID_ARGUMENT,
+      reason: 'USER_ID_INVALID',
+    });
+    await expect(h.client.getUserByName({ username: 'nobody-here' })).rejects.toMatchObject({ code: Code.NOT_FOUND });
+    const b = await h.client.batchGetUsers({ userIds: ['999998', a.id, 'x', a.id] });
+    expect(b.users.map((u) => u.id)).toEqual([a.id]);
+    expect(b.notFoundIds).toEqual(['999998', 'x']);
+    await expect(
+      h.client.batchGetUsers({ userIds: Array.from({ length: 1001 }, (_, i) => String(i + 1)) }),
+    ).rejects.toMatchObject({
+      code: Code.INVALID_ARGUMENT,
+    });
+  });
+
+  it('lists and searches users with paging', async () => {
+    for (const n of ['carol', 'dave', 'erin', 'frank']) await h.client.register(registerReq(n));
+    const all: string[] = [];
+    let token = '';
+    do {
+      const page = await h.client.listUsers({
+        query: '',
+        pageSize: 2,
+        pageToken: token,
+        changedSince: undefined,
+        includeDeleted: false,
+      });
+      expect(page.users.length).toBeLessThanOrEqual(2);
+      all.push(...page.users.map((u) => u.username));
+      token = page.nextPageToken;
+    } while (token !== '');
+    expect(all).toEqual([...all].sort((x, y) => x.toLowerCase().localeCompare(y.toLowerCase())));
+    expect(all).toEqual(expect.arrayContaining(['Alice', 'carol', 'dave', 'erin', 'frank']));
+    expect(all).not.toContain('guest');
+    const s = await h.client.listUsers({
+      query: 'RO',
+      pageSize: 0,
+      pageToken: '',
+      changedSince: undefined,
+      includeDeleted: false,
+    });
+    expect(s.users.map((u) => u.username)).toEqual(['carol']);
+    await expect(
+      h.client.listUsers({
+        query: '',
+        pageSize: 1,
+        pageToken: 'garbage',
+        changedSince: undefined,
+        includeDeleted: false,
+      }),
+    ).rejects.toMatchObject({ code: Code.INVALID_ARGUMENT, reason: 'PAGE_TOKEN_INVALID' });
+  });
+
+  it('updates profiles, bumps updated_at and reports changes since a time, tombstones included', async () => {
+    const dave = (await h.client.getUserByName({ username: 'dave' })).user!;
+    const before = new Date(Date.now() - 1);
+    await new Promise((r) => setTimeout(r, 5));
+    const u = await h.client.updateProfile({ userId: dave.id, displayName: 'Dave D', bio: 'new bio', isBot: true });
+    expect(u.user).toMatchObject({ displayName: 'Dave D', bio: 'new bio', isBot: true });
+    expect(u.user!.updatedAt!.getTime()).toBeGreaterThan(dave.updatedAt!.getTime());
+    await expect(h.client.updateProfile({ userId: dave.id, email: 'bad' })).rejects.toMatchObject({
+      reason: 'EMAIL_INVALID',
+    });
+
+    const erin = (await h.client.getUserByName({ username: 'erin' })).user!;
+    await h.client.deleteAccount({
+      userId: erin.id,
+      password: 'correct horse battery',
+      username: 'ERIN',
+      clientAddress: '10.0.0.2',
+    });
+
+    const seen: identityV1.User[] = [];
+    let token = '';
+    do {
+      const p = await h.client.listUsers({
+        query: '',
+        pageSize: 1,
+        pageToken: token,
+        changedSince: before,
+        includeDeleted: false,
+      });
+      seen.push(...p.users);
+      token = p.nextPageToken;
+    } while (token !== '');
+    expect(seen.map((x) => x.username)).toEqual(['dave', 'erin']);
+    expect(seen[1]).toMatchObject({ deleted: true, displayName: '' });
+    const times = seen.map((x) => x.updatedAt!.getTime());
+    expect(times).toEqual([...times].sort((a, b) => a - b));
+    await waitFor(() =>
+      userEvents.some((e) => e.type === UserEventType.USER_EVENT_TYPE_UPDATED && e.user?.id === dave.id),
+    );
+  });
+
+  it('soft-deletes only with the own password; the tombstone keeps the name, tokens die', async () => {
+    const r = await h.client.register(registerReq('gina', { createSession: true }));
+    const id = r.user!.id;
+    const token = r.session!.token;
+    await expect(h.client.verifyToken({ token, expectedUserId: id, requiredScope: '' })).resolves.toMatchObject({
+      userId: id,
+    });
+    await expect(
+      h.client.deleteAccount({ userId: id, password: 'wrong password', username: '', clientAddress: '10.0.0.3' }),
+    ).rejects.toMatchObject({ code: Code.UNAUTHENTICATED, reason: 'INVALID_CREDENTIALS' });
+    await expect(
+      h.client.deleteAccount({
+        userId: id,
+        password: 'correct horse battery',
+        username: 'someoneelse',
+        clientAddress: '10.0.0.3',
+      }),
+    ).rejects.toMatchObject({ code: Code.UNAUTHENTICATED, reason: 'INVALID_CREDENTIALS' });
+    await h.client.deleteAccount({
+      userId: id,
+      password: 'correct horse battery',
+      username: 'Gina',
+      clientAddress: '10.0.0.3',
+    });
+    await expect(h.client.verifyToken({ token, expectedUserId: '', requiredScope: '' })).rejects.toMatchObject({
+      code: Code.UNAUTHENTICATED,
+      reason: 'TOKEN_INVALID',
+    });
+    const t = (await h.client.getUser({ userId: id, includePrivate: true })).user!;
+    expect(t).toMatchObject({ deleted: true, username: 'gina' });
+    expect(t.deletedAt).toBeInstanceOf(Date);
+    await expect(h.client.register(registerReq('GINA'))).rejects.toMatchObject({ code: Code.ALREADY_EXISTS });
+    expect((await h.client.checkUsername({ username: 'gina' })).status).toBe(UsernameStatus.USERNAME_STATUS_TAKEN);
+    await expect(
+      h.client.authenticate({
+        username: 'gina',
+        password: 'correct horse battery',
+        clientAddress: '10.0.0.3',
+        sessionTtlSeconds: 0,
+      }),
+    ).rejects.toMatchObject({
+      code: Code.UNAUTHENTICATED,
+    });
+    await waitFor(() => userEvents.some((e) => e.type === UserEventType.USER_EVENT_TYPE_DELETED && e.user?.id === id));
+    await waitFor(() => revocations.some((e) => e.userId === id && e.allSessions && e.reason === 'deleted'));
+  });
+
+  it('sets roles; refuses unknown roles', async () => {
+    const carol = (await h.client.getUserByName({ username: 'carol' })).user!;
+    const r = await h.client.setRole({ userId: carol.id, role: Role.ROLE_SYSOP, by: 'test' });
+    expect(r.user!.role).toBe(Role.ROLE_SYSOP);
+    await expect(h.client.setRole({ userId: carol.id, role: Role.ROLE_GUEST, by: 'test' })).rejects.toMatchObject({
+      code: Code.INVALID_ARGUMENT,
+      reason: 'ROLE_INVALID',
+    });
+  });
+
+  it('bans with reason and expiry: event on NATS, sessions revoked, logins refused; unban restores', async () => {
+    const r = await h.client.register(registerReq('mallory', { createSession: true }));
+    const id = r.user!.id;
+    const until = new Date(Date.now() + 3_600_000);
+    const b = await h.client.ban({ userId: id, reason: 'spam', until, by: 'carol' });
+    expect(b.user!.ban).toMatchObject({ reason: 'spam', by: 'carol' });
+    expect(b.user!.ban!.until!.getTime()).toBe(until.getTime());
+    await waitFor(
+      () =>
+        userEvents.some(
+          (e) => e.type === UserEventType.USER_EVENT_TYPE_BANNED && e.user?.id === id && e.user.ban?.reason === 'spam',
+        ),
+      5_000,
+      'banned event',
+    );
+    await waitFor(() => revocations.some((e) => e.userId === id && e.reason === 'banned'));
+    await expect(
+      h.client.verifyToken({ token: r.session!.token, expectedUserId: '', requiredScope: '' }),
+    ).rejects.toMatchObject({
+      code: Code.UNAUTHENTICATED,
+    });
+    await expect(
+      h.client.authenticate({
+        username: 'mallory',
+        password: 'correct horse battery',
+        clientAddress: '10.0.0.4',
+        sessionTtlSeconds: 0,
+      }),
+    ).rejects.toMatchObject({ code: Code.PERMISSION_DENIED, reason: 'ACCOUNT_BANNED' });
+    const vp = await h.client.verifyPassword({
+      username: 'mallory',
+      secret: 'correct horse battery',
+      protocol: 'ssh',
+      clientAddress: '10.0.0.4',
+    });
+    expect(vp.user!.ban?.reason).toBe('spam');
+    const list = await h.client.listBans({});
+    expect(list.users.map((u) => u.id)).toContain(id);
+    await expect(
+      h.client.ban({ userId: id, reason: 'x', until: new Date(Date.now() - 1000), by: 'c' }),
+    ).rejects.toMatchObject({
+      code: Code.INVALID_ARGUMENT,
+      reason: 'UNTIL_INVALID',
+    });
+    const u = await h.client.unban({ userId: id, by: 'carol' });
+    expect(u.user!.ban).toBeUndefined();
+    await expect(
+      h.client.authenticate({
+        username: 'mallory',
+        password: 'correct horse battery',
+        clientAddress: '10.0.0.4',
+        sessionTtlSeconds: 0,
+      }),
+    ).resolves.toMatchObject({ user: { id } });
+  });
+
+  it('records logins, stores preferences, serves the guest account', async () => {
+    const frank = (await h.client.getUserByName({ username: 'frank' })).user!;
+    const first = await h.client.recordLogin({ userId: frank.id, clientAddress: '::ffff:10.9.9.9', protocol: 'ssh' });
+    expect(first.previousAt).toBeUndefined();
+    const second = await h.client.recordLogin({ userId: frank.id, clientAddress: '10.9.9.8', protocol: 'ws' });
+    expect(second).toMatchObject({ previousAddress: '10.9.9.9', previousProtocol: 'ssh' });
+    const p = await h.client.setPreferences({ userId: frank.id, preferences: { 'term.encoding': 'utf-8', tz: 'UTC' } });
+    expect(p.preferences).toEqual({ 'term.encoding': 'utf-8', tz: 'UTC' });
+    await h.client.setPreferences({ userId: frank.id, preferences: { tz: '' } });
+    expect((await h.client.getPreferences({ userId: frank.id })).preferences).toEqual({ 'term.encoding': 'utf-8' });
+    await expect(h.client.setPreferences({ userId: frank.id, preferences: { 'BAD KEY': 'x' } })).rejects.toMatchObject({
+      code: Code.INVALID_ARGUMENT,
+    });
+    const g = await h.client.getGuestAccount({});
+    expect(g.user).toMatchObject({ username: 'guest', role: Role.ROLE_GUEST });
+  });
+
+  it('bans addresses and CIDRs', async () => {
+    await h.client.banAddress({ cidr: '192.0.2.0/24', reason: 'abuse', until: undefined, by: 'carol' });
+    expect((await h.client.checkAddressBan({ address: '192.0.2.77' })).banned).toBe(true);
+    expect((await h.client.checkAddressBan({ address: '::ffff:192.0.2.77' })).ban?.cidr).toBe('192.0.2.0/24');
+    expect((await h.client.checkAddressBan({ address: '198.51.100.1' })).banned).toBe(false);
+    expect((await h.client.listBans({})).addresses.map((a) => a.cidr)).toContain('192.0.2.0/24');
+    await expect(
+      h.client.banAddress({ cidr: '300.1.1.1', reason: '', until: undefined, by: '' }),
+    ).rejects.toMatchObject({
+      code: Code.INVALID_ARGUMENT,
+      reason: 'CIDR_INVALID',
+    });
+    await h.client.unbanAddress({ cidr: '192.0.2.0/24' });
+    expect((await h.client.checkAddressBan({ address: '192.0.2.77' })).banned).toBe(false);
+    await expect(h.client.unbanAddress({ cidr: '192.0.2.0/24' })).rejects.toMatchObject({ code: Code.NOT_FOUND });
+  });
+});

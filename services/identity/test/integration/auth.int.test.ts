@@ -1,0 +1,309 @@
+import { Code } from '@hubbub/errors';
+import { identityV1 } from '@hubbub/proto';
+import { waitFor } from '@hubbub/testing';
+import { authReq, registerReq, startHarness } from '../helpers';
+import type { Harness } from '../helpers';
+
+jest.setTimeout(30_000);
+
+const { CredentialKind } = identityV1;
+const PW = 'correct horse battery';
+
+describe('identity authentication and tokens (PostgreSQL + NATS)', () => {
+  let h: Harness;
+  let aliceId: string;
+
+  beforeAll(async () => {
+    h = await startHarness({
+      IDENTITY_THROTTLE_FREE_FAILURES: '3',
+      IDENTITY_THROTTLE_BASE_DELAY_MS: '200',
+      IDENTITY_THROTTLE_MAX_DELAY_MS: '400',
+      IDENTITY_THROTTLE_ACCOUNT_LOCK_FAILURES: '6',
+      IDENTITY_THROTTLE_ADDRESS_LOCK_FAILURES: '8',
+      IDENTITY_THROTTLE_LOCK_S: '60',
+    });
+    aliceId = (await h.client.register(registerReq('alice'))).user!.id;
+    for (const n of ['bob', 'carol', 'dave', 'erin']) await h.client.register(registerReq(n));
+  });
+  afterAll(async () => {
+    await h.close();
+  });
+
+  it('logs in with the password (any case of the name) and returns a fresh token each time', async () => {
+    const a = await h.client.authenticate(authReq('ALICE', PW, '10.1.0.1'));
+    const b = await h.client.authenticate(authReq('alice', PW, '10.1.0.1'));
+    expect(a.user!.username).toBe('alice');
+    expect(a.session!.token).not.toBe(b.session!.token);
+    expect(a.session!.ttlSeconds).toBe(7 * 24 * 3600);
+    for (const s of [a.session!, b.session!]) {
+      const v = await h.client.verifyToken({ token: s.token, expectedUserId: aliceId, requiredScope: '' });
+      expect(v).toMatchObject({ userId: aliceId, username: 'alice', sessionId: s.sessionId, scopes: [] });
+      expect(v.ttlSeconds).toBeGreaterThan(7 * 24 * 3600 - 5);
+    }
+  });
+
+  it('gives the same error text for an unknown user and a wrong password', async () => {
+    const e1 = await h.client.authenticate(authReq('nosuchuser', PW, '10.1.0.2')).catch((e: unknown) => e);
+    const e2 = await h.client.authenticate(authReq('bob', 'wrong password', '10.1.0.3')).catch((e: unknown) => e);
+    expect(e1).toMatchObject({
+      code: Code.UNAUTHENTICATED,
+      reason: 'INVALID_CREDENTIALS',
+      message: 'Invalid username or password',
+    });
+    expect(e2).toMatchObject({
+      code: Code.UNAUTHENTICATED,
+      reason: 'INVALID_CREDENTIALS',
+      message: 'Invalid username or password',
+    });
+    await expect(h.client.authenticate(authReq('', PW))).rejects.toMatchObject({
+      code: Code.INVALID_ARGUMENT,
+      reason: 'USERNAME_REQUIRED',
+    });
+    await expect(h.client.authenticate(authReq('bob', ''))).rejects.toMatchObject({
+      code: Code.INVALID_ARGUMENT,
+      reason: 'PASSWORD_REQUIRED',
+    });
+  });
+
+  it('throttles failures per account: growing delay, then a temporary lock, same text for unknown users', async () => {
+    const fail = (user: string, addr: string): Promise<unknown> =>
+      h.client.authenticate(authReq(user, 'wrong password', addr)).catch((e: unknown) => e);
+    // Different addresses each time: the account counter alone must kick in.
+    for (let i = 0; i < 3; i++)
+      expect(await fail('carol', `10.2.0.${i}`)).toMatchObject({ reason: 'INVALID_CREDENTIALS' });
+    const delayed = await fail('carol', '10.2.0.10');
+    expect(delayed).toMatchObject({
+      code: Code.RESOURCE_EXHAUSTED,
+      reason: 'LOGIN_THROTTLED',
+      message: 'Too many attempts, try again later',
+    });
+    expect(Number((delayed as { details: Record<string, string> }).details['retry_after_ms'])).toBeGreaterThan(0);
+    // Even the right password is refused inside the delay.
+    await expect(h.client.authenticate(authReq('carol', PW, '10.2.0.11'))).rejects.toMatchObject({
+      code: Code.RESOURCE_EXHAUSTED,
+    });
+    // Unknown accounts are throttled the same way (no way to tell them apart).
+    for (let i = 0; i < 3; i++)
+      expect(await fail('ghost-user', `10.3.0.${i}`)).toMatchObject({ reason: 'INVALID_CREDENTIALS' });
+    expect(await fail('ghost-user', '10.3.0.9')).toMatchObject({
+      code: Code.RESOURCE_EXHAUSTED,
+      reason: 'LOGIN_THROTTLED',
+    });
+    // Keep failing after each delay until the lock.
+    let last: unknown;
+    for (let n = 0; n < 20; n++) {
+      await waitFor(async () => {
+        last = await fail('carol', '10.2.0.20');
+        return (
+          !(last as { reason?: string }).reason?.startsWith('LOGIN_THROTTLED') ||
+          (last as { details: Record<string, string> }).details['locked'] === 'true'
+        );
+      }, 5_000);
+      if ((last as { details?: Record<string, string> }).details?.['locked'] === 'true') break;
+    }
+    expect(last).toMatchObject({ code: Code.RESOURCE_EXHAUSTED, details: { locked: 'true' } });
+    expect(Number((last as { details: Record<string, string> }).details['retry_after_ms'])).toBeGreaterThan(50_000);
+    // Other accounts are unaffected.
+    await expect(h.client.authenticate(authReq('dave', PW, '10.2.0.30'))).resolves.toMatchObject({
+      user: { username: 'dave' },
+    });
+  });
+
+  it('throttles failures per source address across accounts', async () => {
+    const addr = '10.4.0.1';
+    const names = ['u1', 'u2', 'u3', 'u4', 'u5', 'u6', 'u7', 'u8', 'u9', 'u10', 'u11', 'u12'];
+    let throttled = false;
+    for (const n of names) {
+      const e = await h.client.authenticate(authReq(n, 'wrong password', addr)).catch((x: unknown) => x);
+      if ((e as { code?: number }).code === Code.RESOURCE_EXHAUSTED) {
+        throttled = true;
+        break;
+      }
+    }
+    expect(throttled).toBe(true);
+    // The address stays throttled even for a correct password of an untouched account.
+    await expect(h.client.authenticate(authReq('erin', PW, addr))).rejects.toMatchObject({
+      code: Code.RESOURCE_EXHAUSTED,
+    });
+    await expect(h.client.authenticate(authReq('erin', PW, '10.4.0.2'))).resolves.toBeDefined();
+  });
+
+  it('VerifyPassword checks the account password without creating a session', async () => {
+    const r = await h.client.verifyPassword({
+      username: 'Alice',
+      secret: PW,
+      protocol: 'ssh',
+      clientAddress: '10.5.0.1',
+    });
+    expect(r).toMatchObject({ user: { id: aliceId }, kind: CredentialKind.CREDENTIAL_KIND_PASSWORD });
+    await expect(
+      h.client.verifyPassword({ username: 'alice', secret: 'nope nope', protocol: 'ssh', clientAddress: '10.5.0.1' }),
+    ).rejects.toMatchObject({ code: Code.UNAUTHENTICATED, reason: 'INVALID_CREDENTIALS' });
+    await expect(
+      h.client.verifyPassword({
+        username: 'alice',
+        secret: 'x'.repeat(1025),
+        protocol: 'ssh',
+        clientAddress: '10.5.0.1',
+      }),
+    ).rejects.toMatchObject({ code: Code.UNAUTHENTICATED });
+  });
+
+  it('refuses malformed, unknown and other users’ tokens without detail', async () => {
+    const s = (await h.client.authenticate(authReq('alice', PW, '10.6.0.1'))).session!;
+    const bad = { code: Code.UNAUTHENTICATED, reason: 'TOKEN_INVALID' };
+    await expect(h.client.verifyToken({ token: 'x', expectedUserId: '', requiredScope: '' })).rejects.toMatchObject(
+      bad,
+    );
+    await expect(
+      h.client.verifyToken({ token: 'A'.repeat(43), expectedUserId: '', requiredScope: '' }),
+    ).rejects.toMatchObject(bad);
+    await expect(
+      h.client.verifyToken({ token: s.token, expectedUserId: '999999', requiredScope: '' }),
+    ).rejects.toMatchObject(bad);
+  });
+
+  it('expires tokens (short session lifetime) and refresh extends a live one', async () => {
+    const s = (await h.client.authenticate(authReq('alice', PW, '10.7.0.1', 1))).session!;
+    expect(s.ttlSeconds).toBe(1);
+    await expect(
+      h.client.verifyToken({ token: s.token, expectedUserId: '', requiredScope: '' }),
+    ).resolves.toBeDefined();
+    await waitFor(
+      async () =>
+        await h.client.verifyToken({ token: s.token, expectedUserId: '', requiredScope: '' }).then(
+          () => false,
+          () => true,
+        ),
+      5_000,
+      'token expiry',
+    );
+    await expect(h.client.refreshToken({ token: s.token, ttlSeconds: 0 })).rejects.toMatchObject({
+      code: Code.UNAUTHENTICATED,
+    });
+
+    const t = (await h.client.authenticate(authReq('alice', PW, '10.7.0.1', 60))).session!;
+    const r = await h.client.refreshToken({ token: t.token, ttlSeconds: 3600 });
+    expect(r.ttlSeconds).toBe(3600);
+    const v = await h.client.verifyToken({ token: t.token, expectedUserId: '', requiredScope: '' });
+    expect(v.ttlSeconds).toBeGreaterThan(3500);
+  });
+
+  it('revokes one token, and all tokens; revocation is seen by another instance at once', async () => {
+    const other = await h.startAnother();
+    const a = (await h.client.authenticate(authReq('alice', PW, '10.8.0.1'))).session!;
+    const b = (await h.client.authenticate(authReq('alice', PW, '10.8.0.1'))).session!;
+    // Warm both instances' caches.
+    for (const c of [h.client, other.client]) {
+      await c.verifyToken({ token: a.token, expectedUserId: '', requiredScope: '' });
+      await c.verifyToken({ token: b.token, expectedUserId: '', requiredScope: '' });
+    }
+    await h.client.revokeToken({ token: a.token, userId: '', sessionId: '' });
+    await expect(h.client.verifyToken({ token: a.token, expectedUserId: '', requiredScope: '' })).rejects.toMatchObject(
+      {
+        code: Code.UNAUTHENTICATED,
+      },
+    );
+    await waitFor(
+      () =>
+        other.client.verifyToken({ token: a.token, expectedUserId: '', requiredScope: '' }).then(
+          () => false,
+          () => true,
+        ),
+      1_000,
+      'revocation on the other instance within 1 s',
+    );
+    await expect(
+      other.client.verifyToken({ token: b.token, expectedUserId: '', requiredScope: '' }),
+    ).resolves.toBeDefined();
+    // Revoking an unknown token is a no-op.
+    await h.client.revokeToken({ token: 'B'.repeat(43), userId: '', sessionId: '' });
+
+    const r = await other.client.revokeAllTokens({ userId: aliceId });
+    expect(r.revoked).toBeGreaterThanOrEqual(1);
+    await waitFor(
+      () =>
+        h.client.verifyToken({ token: b.token, expectedUserId: '', requiredScope: '' }).then(
+          () => false,
+          () => true,
+        ),
+      1_000,
+      'revoke-all on the first instance',
+    );
+  });
+
+  it('revokes by session id', async () => {
+    const s = (await h.client.authenticate(authReq('alice', PW, '10.8.0.2'))).session!;
+    await h.client.revokeToken({ token: '', userId: aliceId, sessionId: s.sessionId });
+    await expect(h.client.verifyToken({ token: s.token, expectedUserId: '', requiredScope: '' })).rejects.toMatchObject(
+      {
+        code: Code.UNAUTHENTICATED,
+      },
+    );
+  });
+
+  it('issues scoped short-lived tokens; scopes are enforced', async () => {
+    const s = (await h.client.issueToken({ userId: aliceId, scopes: ['exec'], ttlSeconds: 60 })).session!;
+    expect(s.ttlSeconds).toBe(60);
+    const v = await h.client.verifyToken({ token: s.token, expectedUserId: aliceId, requiredScope: 'exec' });
+    expect(v.scopes).toEqual(['exec']);
+    await expect(
+      h.client.verifyToken({ token: s.token, expectedUserId: '', requiredScope: 'exec.run_as' }),
+    ).rejects.toMatchObject({
+      code: Code.PERMISSION_DENIED,
+      reason: 'TOKEN_SCOPE',
+    });
+    await expect(h.client.issueToken({ userId: aliceId, scopes: [], ttlSeconds: 0 })).rejects.toMatchObject({
+      code: Code.INVALID_ARGUMENT,
+    });
+    await expect(h.client.issueToken({ userId: aliceId, scopes: ['exec'], ttlSeconds: 999_999 })).rejects.toMatchObject(
+      {
+        code: Code.INVALID_ARGUMENT,
+      },
+    );
+    await expect(h.client.refreshToken({ token: s.token, ttlSeconds: 0 })).rejects.toMatchObject({
+      code: Code.PERMISSION_DENIED,
+    });
+  });
+
+  it('changes and resets passwords; reset revokes sessions', async () => {
+    const r = await h.client.register(registerReq('pwuser', { createSession: true }));
+    const id = r.user!.id;
+    await expect(
+      h.client.changePassword({
+        userId: id,
+        currentPassword: 'wrong one!',
+        newPassword: 'new password 1',
+        clientAddress: '10.9.0.1',
+        revokeSessions: false,
+      }),
+    ).rejects.toMatchObject({ code: Code.UNAUTHENTICATED, message: 'Current password is wrong' });
+    await expect(
+      h.client.changePassword({
+        userId: id,
+        currentPassword: PW,
+        newPassword: 'short',
+        clientAddress: '10.9.0.1',
+        revokeSessions: false,
+      }),
+    ).rejects.toMatchObject({ code: Code.INVALID_ARGUMENT, reason: 'PASSWORD_INVALID' });
+    await h.client.changePassword({
+      userId: id,
+      currentPassword: PW,
+      newPassword: 'new password 1',
+      clientAddress: '10.9.0.1',
+      revokeSessions: false,
+    });
+    await expect(h.client.authenticate(authReq('pwuser', 'new password 1', '10.9.0.1'))).resolves.toBeDefined();
+    await expect(
+      h.client.verifyToken({ token: r.session!.token, expectedUserId: '', requiredScope: '' }),
+    ).resolves.toBeDefined();
+    await h.client.resetPassword({ userId: '', username: 'PWUSER', newPassword: 'new password 2' });
+    await expect(
+      h.client.verifyToken({ token: r.session!.token, expectedUserId: '', requiredScope: '' }),
+    ).rejects.toMatchObject({
+      code: Code.UNAUTHENTICATED,
+    });
+    await expect(h.client.authenticate(authReq('pwuser', 'new password 2', '10.9.0.1'))).resolves.toBeDefined();
+  });
+});

@@ -1,0 +1,86 @@
+/**
+ * EventSource over NATS: message-store's chat events (`<prefix>.chat.>`, MessageEvent as proto3
+ * JSON) and channel events (`<prefix>.channel.>`, which refresh the channel list).
+ *
+ * Hot path: most posted events of a busy instance are its own posts, already delivered when
+ * message-store confirmed them. The message id is peeked from the raw JSON and, when already
+ * delivered, the event is dropped without decoding it (a full decode is the fallback whenever the
+ * peek finds nothing). Edited/deleted events are not delivered live (§3.6) and are skipped by
+ * subject. After a reconnect the door fills gaps from history (Door.fillGaps).
+ *
+ * (This replaces @hubbub/msg-client's subscribeChat here only for the decode-skipping fast path;
+ * dedupe and gap filling follow the same rules.)
+ */
+import type { Subscription } from '@nats-io/nats-core';
+import type { NatsConnection } from '@hubbub/nats';
+import { decodeJson } from '@hubbub/nats';
+import { messagesV1, subjects } from '@hubbub/proto';
+import type { Logger } from '@hubbub/runtime';
+import type { EventHandlers, EventSource } from '../app/ports';
+import { toStored } from './message-store-grpc';
+
+const MARK = Buffer.from('"message":{"id":"');
+const POSTED_SUFFIX = '.posted';
+
+/** The message id of a MessageEvent JSON payload, if it can be found without parsing. */
+export function peekMessageId(data: Uint8Array): string | undefined {
+  const b = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+  const at = b.indexOf(MARK);
+  if (at < 0) return undefined;
+  const start = at + MARK.length;
+  let end = start;
+  while (end < b.length && end - start < 20 && b[end]! >= 0x30 && b[end]! <= 0x39) end++;
+  if (end === start || b[end] !== 0x22) return undefined;
+  return b.toString('latin1', start, end);
+}
+
+export function natsEventSource(o: { nc: NatsConnection; prefix: string; log: Logger }): EventSource {
+  const subs: Subscription[] = [];
+  let statusIter: AsyncIterable<unknown> | undefined;
+  let closed = false;
+  return {
+    async start(h: EventHandlers) {
+      const subj = subjects(o.prefix);
+      subs.push(
+        o.nc.subscribe(subj.chatAll, {
+          callback: (err, msg) => {
+            if (err || !msg.subject.endsWith(POSTED_SUFFIX)) return;
+            const peeked = peekMessageId(msg.data);
+            if (peeked !== undefined && h.seen(peeked)) return;
+            let ev: messagesV1.MessageEvent;
+            try {
+              ev = decodeJson(messagesV1.MessageEvent, msg.data);
+            } catch (e) {
+              o.log.warn({ subject: msg.subject, err: e, code: 'IRCB_EVENT_UNDECODABLE' }, 'undecodable chat event');
+              return;
+            }
+            if (ev.kind !== messagesV1.MessageEventKind.MESSAGE_EVENT_KIND_POSTED || !ev.message || !ev.channel) return;
+            if (ev.message.deleted) return;
+            h.onPosted({
+              message: toStored(ev.message),
+              channelName: ev.channel.slug,
+              isPublic: ev.channel.visibility === messagesV1.Visibility.VISIBILITY_PUBLIC,
+            });
+          },
+        }),
+      );
+      subs.push(o.nc.subscribe(subj.channelAll, { callback: () => h.onChannelsChanged() }));
+      await o.nc.flush();
+      const it = o.nc.status();
+      statusIter = it;
+      void (async () => {
+        for await (const s of it) {
+          if (closed) break;
+          const type = (s as { type?: string }).type;
+          if (type === 'disconnect') h.onDisconnect?.();
+          else if (type === 'reconnect') h.onReconnect();
+        }
+      })();
+    },
+    async close() {
+      closed = true;
+      for (const s of subs) s.unsubscribe();
+      (statusIter as Partial<{ stop(): void }> | undefined)?.stop?.();
+    },
+  };
+}

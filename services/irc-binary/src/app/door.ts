@@ -1,0 +1,427 @@
+/**
+ * The application of irc-binary: what happens after the transport has decoded a frame.
+ *
+ * - AUTHENTICATE → Authenticator (§3.4); accepted connections join the broadcast set.
+ * - SEND_MESSAGE → rate limit (§3.5 rule 1), then a per-connection ordered queue. Consecutive posts
+ *   in the queue go to message-store as ONE ordered batch (rule 4); one batch per connection is in
+ *   flight at a time, so ids follow frame order. A post is broadcast only after message-store
+ *   confirmed it (rule 6).
+ * - LIST_CHANNELS / LIST_MESSAGES wait in the same queue, so they see the connection's earlier
+ *   posts (rule 7) and replies keep request order (§3.8).
+ * - Delivery (§3.6): every message is encoded once and the same bytes are queued on every READY
+ *   connection; a message id is delivered once per instance (RecentIds), whether it first came
+ *   from our own post's confirmation or from NATS.
+ */
+import type { Logger } from '@hubbub/runtime';
+import { HISTORY_PAGE } from '../protocol/constants';
+import type { ClientFrame, WireMessage } from '../protocol/events';
+import { encodeMessageFrame } from '../protocol/frames';
+import { fitsWireName, toWireContent, toWireNick } from '../protocol/mapping';
+import { withTimeout } from './authenticator';
+import type { AuthResult, Authenticator } from './authenticator';
+import type { ChannelDirectory } from './channel-directory';
+import type {
+  Author,
+  ConnectionHandle,
+  DoorMetrics,
+  MessageStorePort,
+  PostRequest,
+  PostedEvent,
+  PresenceLease,
+  PresencePort,
+  StoredMessage,
+} from './ports';
+import { RecentIds } from './recent-ids';
+import { TokenBucket } from './token-bucket';
+
+/** Largest batch handed to message-store in one call. */
+export const MAX_POST_BATCH = 256;
+const UNKNOWN_CHANNEL_LOG_INTERVAL_MS = 10_000;
+
+export interface DoorOptions {
+  readonly instanceId: string;
+  readonly maxPendingFrames: number;
+  readonly sendRatePerS: number;
+  readonly sendBurst: number;
+  readonly backendTimeoutMs: number;
+}
+
+export interface DoorDeps {
+  readonly store: MessageStorePort;
+  readonly presence: PresencePort;
+  readonly authenticator: Authenticator;
+  readonly channels: ChannelDirectory;
+  readonly metrics: DoorMetrics;
+  readonly log: Logger;
+  readonly now?: () => number;
+}
+
+type Item =
+  | { readonly kind: 'post'; readonly channel: string; readonly content: string; readonly clientKey: string }
+  | { readonly kind: 'listChannels' }
+  | { readonly kind: 'listMessages'; readonly channel: string; readonly before: bigint; readonly after: bigint };
+
+export class Door {
+  /** Connections in READY: the broadcast set. */
+  readonly ready = new Set<ConnectionHandle>();
+  private readonly recent = new RecentIds();
+  /**
+   * Highest id per channel received from the event bus or from history (never from this instance's
+   * own post confirmations, which can run ahead of the bus while it is down): gap fill after an
+   * event-bus reconnect starts here.
+   */
+  private readonly lastByChannel = new Map<string, bigint>();
+  private readonly now: () => number;
+
+  constructor(
+    readonly deps: DoorDeps,
+    readonly o: DoorOptions,
+  ) {
+    this.now = deps.now ?? Date.now;
+    // Gap fill for a channel with no bus traffic yet starts at the first id this instance could have
+    // missed: anything created after it started (snowflake = ms << 19).
+    this.startWatermark = BigInt(this.now()) << 19n;
+  }
+
+  private readonly startWatermark: bigint;
+
+  /** Presence releases still running (awaited at shutdown, §3.11). */
+  readonly releasing = new Set<Promise<void>>();
+
+  track(p: Promise<void>): void {
+    this.releasing.add(p);
+    void p.finally(() => this.releasing.delete(p));
+  }
+
+  openSession(conn: ConnectionHandle): Session {
+    return new Session(this, conn, this.now);
+  }
+
+  /** A live event from NATS (any door, any instance). Only public channels with wire-sized names (§3.6). */
+  onPosted(ev: PostedEvent): void {
+    if (!ev.isPublic || ev.channelName.length === 0 || !fitsWireName(ev.channelName)) return;
+    this.deliver(ev.message, ev.channelName, true);
+  }
+
+  hasDelivered(id: string): boolean {
+    return this.recent.has(id);
+  }
+
+  /**
+   * Watermarks taken when the event bus disconnected. Gap fills after the reconnect start here, not
+   * at the moving watermark: a message can be committed (so absent from a fill's read) yet published
+   * while this instance was not yet subscribed again, with an id below messages already delivered, so
+   * the fill is repeated once a little later from the same point (dedupe makes repeats free).
+   */
+  private gapFrom: Map<string, bigint> | undefined;
+
+  /** The event bus connection was lost: remember where every channel stood. */
+  onBusDisconnected(): void {
+    if (!this.gapFrom) this.gapFrom = new Map(this.lastByChannel);
+  }
+
+  /** Fills now and once more after `againMs`, then forgets the disconnect point. */
+  async fillAfterReconnect(againMs = 2_000): Promise<number> {
+    const snapshot = this.gapFrom;
+    let n = await this.fillGaps();
+    await new Promise((r) => setTimeout(r, againMs).unref());
+    n += await this.fillGaps();
+    if (this.gapFrom === snapshot) this.gapFrom = undefined;
+    return n;
+  }
+
+  /**
+   * After the event bus reconnects: deliver what was posted meanwhile in every listed channel seen
+   * so far (history after the last delivered id, oldest first), through the same de-duplication.
+   */
+  async fillGaps(maxPages = 50): Promise<number> {
+    let n = 0;
+    const from = this.gapFrom ?? this.lastByChannel;
+    for (const ch of this.deps.channels.channels) {
+      let after = from.get(ch.id) ?? this.startWatermark;
+      for (let page = 0; page < maxPages; page++) {
+        const ms = await this.deps.store.listMessages({ channelId: ch.id, before: 0n, after, limit: HISTORY_PAGE });
+        for (const m of ms) {
+          if (!this.recent.has(m.id.toString())) n++;
+          this.deliver(m, ch.name, true);
+          if (m.id > after) after = m.id;
+        }
+        if (ms.length < HISTORY_PAGE) break;
+      }
+    }
+    if (n > 0) this.deps.log.info({ filled: n }, 'delivered messages missed while the event bus was down');
+    return n;
+  }
+
+  /**
+   * Encodes once and queues on every READY connection, at most once per id. `fromBus` marks messages
+   * that came in commit order (NATS events, history) and so advance the gap-fill watermark.
+   */
+  deliver(m: StoredMessage, channelName: string, fromBus = false): void {
+    if (fromBus) {
+      const last = this.lastByChannel.get(m.channelId);
+      if (last === undefined || m.id > last) this.lastByChannel.set(m.channelId, m.id);
+    }
+    if (!this.recent.add(m.id.toString(), this.now())) return;
+    let bytes: Uint8Array;
+    try {
+      bytes = encodeMessageFrame(toWire(m, channelName));
+    } catch (err) {
+      this.deps.log.error({ err, id: m.id.toString(), code: 'IRCB_ERR_ENCODE' }, 'message could not be encoded');
+      return;
+    }
+    for (const c of this.ready) c.enqueueShared(bytes);
+    this.deps.metrics.delivered(this.ready.size);
+  }
+}
+
+export function toWire(m: StoredMessage, channelName: string): WireMessage {
+  return {
+    id: m.id,
+    channel: channelName,
+    nick: toWireNick(m.authorName),
+    content: toWireContent(m.text, m.hasAttachments),
+  };
+}
+
+/** One connection's application state. */
+export class Session {
+  private author: Author | undefined;
+  private nick: string | undefined;
+  private leases: PresenceLease[] = [];
+  private readonly queue: Item[] = [];
+  private processing = false;
+  private seq = 0;
+  private readonly bucket: TokenBucket;
+  private lastUnknownLog = -Infinity;
+  private closed = false;
+
+  constructor(
+    private readonly door: Door,
+    private readonly conn: ConnectionHandle,
+    private readonly now: () => number,
+  ) {
+    this.bucket = new TokenBucket(door.o.sendRatePerS, door.o.sendBurst, now());
+  }
+
+  /** Decoded frames waiting to be handled (§3.2 rule 6). */
+  get pendingFrames(): number {
+    return this.queue.length;
+  }
+
+  get effectiveNick(): string | undefined {
+    return this.nick;
+  }
+
+  onAuthenticate(nick: string): void {
+    const { authenticator, metrics } = this.door.deps;
+    void authenticator
+      .authenticate(nick, {
+        isTls: this.conn.isTls,
+        clientCertFingerprint: this.conn.clientCertFingerprint,
+        peerAddress: this.conn.peerAddress,
+        sessionId: `${this.door.o.instanceId}:${this.conn.id}`,
+      })
+      .then((r) => this.finishAuth(r))
+      .catch((err: unknown) => {
+        this.conn.log.error({ err, code: 'IRCB_ERR_INTERNAL' }, 'authentication failed unexpectedly');
+        metrics.auth('unavailable');
+        if (this.conn.isOpen) this.conn.acknowledge(false, false);
+      });
+  }
+
+  private finishAuth(r: AuthResult): void {
+    const { metrics, presence } = this.door.deps;
+    if (!this.conn.isOpen || this.closed) {
+      if (r.accepted && r.lease) this.door.track(r.lease.release().catch(() => undefined));
+      return;
+    }
+    if (!r.accepted) {
+      metrics.auth(r.countFailure ? 'refused' : 'unavailable');
+      this.conn.log.info({ why: r.why, counted: r.countFailure }, 'AUTHENTICATE refused');
+      this.conn.acknowledge(false, r.countFailure);
+      return;
+    }
+    metrics.auth('accepted');
+    this.author = r.author;
+    this.nick = r.nick;
+    if (r.lease) this.hold(r.lease);
+    this.conn.log.info({ nick: r.nick, method: r.method }, 'authenticated');
+    this.conn.acknowledge(true, false);
+    if (!this.conn.isOpen) return;
+    this.door.ready.add(this.conn);
+    if (r.account) {
+      // "Who is online" in other doors (§3.4, SHOULD); best effort, never delays the ACK.
+      void presence.enterAccountSession(r.account, `${this.door.o.instanceId}:${this.conn.id}`).then(
+        (lease) => (this.closed ? this.door.track(lease.release().catch(() => undefined)) : this.hold(lease)),
+        (err: unknown) =>
+          this.conn.log.warn({ err, code: 'IRCB_PRESENCE_SESSION_FAILED' }, 'account session not registered'),
+      );
+    }
+  }
+
+  private hold(lease: PresenceLease): void {
+    this.leases.push(lease);
+  }
+
+  /** A READY frame. SEND_MESSAGE is rate limited here, when it arrives (§3.5 rule 1). */
+  onFrame(f: Exclude<ClientFrame, { type: 'Hello' } | { type: 'Authenticate' }>): void {
+    switch (f.type) {
+      case 'SendMessage':
+        if (!this.bucket.take(this.now())) {
+          this.door.deps.metrics.dropped('rate_limited');
+          return;
+        }
+        this.queue.push({
+          kind: 'post',
+          channel: f.channel,
+          content: f.content,
+          clientKey: `ircb:${this.door.o.instanceId}:${this.conn.id}:${++this.seq}`,
+        });
+        break;
+      case 'ListChannels':
+        this.queue.push({ kind: 'listChannels' });
+        break;
+      case 'ListMessages':
+        this.queue.push({ kind: 'listMessages', channel: f.channel, before: f.before, after: f.after });
+        break;
+    }
+    if (!this.processing) void this.pump();
+  }
+
+  /**
+   * The connection closed: leave the broadcast set, release presence at once (§3.9). Posts already
+   * decoded still go to message-store (D13: frames before a bad one take effect); replies are dropped.
+   */
+  onClose(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.door.ready.delete(this.conn);
+    for (let i = this.queue.length - 1; i >= 0; i--) if (this.queue[i]!.kind !== 'post') this.queue.splice(i, 1);
+    const leases = this.leases;
+    this.leases = [];
+    for (const l of leases)
+      this.door.track(
+        l
+          .release()
+          .catch((err: unknown) =>
+            this.conn.log.warn({ err, code: 'IRCB_PRESENCE_RELEASE_FAILED' }, 'presence release failed'),
+          ),
+      );
+  }
+
+  /** Waits until the queue is empty (tests, shutdown). */
+  async idle(): Promise<void> {
+    while (this.processing || this.queue.length > 0) await new Promise((r) => setImmediate(r));
+  }
+
+  private async pump(): Promise<void> {
+    this.processing = true;
+    try {
+      while (this.queue.length > 0) {
+        const head = this.queue[0]!;
+        if (head.kind === 'post') {
+          let n = 1;
+          while (n < this.queue.length && n < MAX_POST_BATCH && this.queue[n]!.kind === 'post') n++;
+          const batch = this.queue.splice(0, n) as Extract<Item, { kind: 'post' }>[];
+          this.maybeResume();
+          await this.post(batch);
+        } else {
+          this.queue.shift();
+          this.maybeResume();
+          if (this.closed) continue;
+          if (head.kind === 'listChannels') this.listChannels();
+          else await this.listMessages(head);
+        }
+      }
+    } catch (err) {
+      this.conn.log.error({ err, code: 'IRCB_ERR_INTERNAL' }, 'frame handling failed');
+    } finally {
+      this.processing = false;
+    }
+  }
+
+  private maybeResume(): void {
+    if (!this.closed && this.queue.length < this.door.o.maxPendingFrames) this.conn.resumeReading();
+  }
+
+  private async post(batch: readonly Extract<Item, { kind: 'post' }>[]): Promise<void> {
+    const { channels, store, metrics } = this.door.deps;
+    const author = this.author;
+    if (!author) return;
+    const requests: PostRequest[] = [];
+    const names: string[] = [];
+    for (const p of batch) {
+      const ch = channels.lookup(p.channel) ?? (await channels.resolve(p.channel));
+      if (!ch) {
+        metrics.dropped('unknown_channel');
+        const t = this.now();
+        if (t - this.lastUnknownLog >= UNKNOWN_CHANNEL_LOG_INTERVAL_MS) {
+          this.lastUnknownLog = t;
+          this.conn.log.info(
+            { code: 'IRCB_DROP_UNKNOWN_CHANNEL', channel: p.channel },
+            'SEND_MESSAGE to an unknown channel dropped',
+          );
+        }
+        continue;
+      }
+      requests.push({ channelId: ch.id, content: p.content, clientKey: p.clientKey });
+      names.push(ch.name);
+    }
+    if (requests.length === 0) return;
+    let outcomes;
+    try {
+      outcomes = await store.postBatch(author, requests);
+    } catch (err) {
+      metrics.dropped('store_unavailable', requests.length);
+      this.conn.log.warn(
+        {
+          code: 'IRCB_ERR_STORE_UNAVAILABLE',
+          count: requests.length,
+          err: err instanceof Error ? err.message : String(err),
+        },
+        'message-store did not confirm; messages dropped',
+      );
+      return;
+    }
+    let posted = 0;
+    for (let i = 0; i < outcomes.length; i++) {
+      const o = outcomes[i]!;
+      if (o.ok) {
+        posted++;
+        this.door.deliver(o.message, names[i]!);
+      } else {
+        metrics.dropped('refused');
+        this.conn.log.info({ code: 'IRCB_DROP_REFUSED', reason: o.reason }, 'message-store refused a message');
+      }
+    }
+    metrics.posted(posted);
+  }
+
+  private listChannels(): void {
+    this.conn.send({ type: 'ListChannels', channels: this.door.deps.channels.channels.map((c) => c.name) });
+  }
+
+  private async listMessages(q: Extract<Item, { kind: 'listMessages' }>): Promise<void> {
+    const { channels, store } = this.door.deps;
+    // §3.8: unknown, private or over-long channel → empty reply, no side effect.
+    const ch = channels.lookup(q.channel);
+    let messages: WireMessage[] = [];
+    if (ch && !(q.before !== 0n && q.before <= q.after + 1n)) {
+      try {
+        const stored = await withTimeout(
+          store.listMessages({ channelId: ch.id, before: q.before, after: q.after, limit: HISTORY_PAGE }),
+          this.door.o.backendTimeoutMs,
+          'list messages',
+        );
+        messages = stored.map((m) => toWire(m, ch.name));
+      } catch (err) {
+        this.conn.log.warn(
+          { code: 'IRCB_ERR_STORE_UNAVAILABLE', err: err instanceof Error ? err.message : String(err) },
+          'history unavailable; empty LIST_MESSAGES reply',
+        );
+      }
+    }
+    if (!this.closed) this.conn.send({ type: 'ListMessages', messages });
+  }
+}

@@ -1,0 +1,27 @@
+/** §3.5 rule 1: a per-connection token bucket. rate 0 = unlimited. Time is passed in. */
+export class TokenBucket {
+  private tokens: number;
+  private last: number;
+
+  constructor(
+    private readonly ratePerS: number,
+    private readonly burst: number,
+    nowMs: number,
+  ) {
+    this.tokens = burst;
+    this.last = nowMs;
+  }
+
+  /** Takes one token; false when none is left. */
+  take(nowMs: number): boolean {
+    if (this.ratePerS === 0) return true;
+    const elapsed = nowMs - this.last;
+    if (elapsed > 0) {
+      this.tokens = Math.min(this.burst, this.tokens + (elapsed * this.ratePerS) / 1000);
+      this.last = nowMs;
+    }
+    if (this.tokens < 1) return false;
+    this.tokens -= 1;
+    return true;
+  }
+}

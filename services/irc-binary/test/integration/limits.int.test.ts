@@ -1,0 +1,219 @@
+/**
+ * §5 limits and degraded backends over real TCP (in-memory backends): connection limits, the send
+ * rate limit (M5), read backpressure, ineligible channels (M7), configured channel order (L1), a
+ * stopped message-store (M11) or identity (N14), and the ops HTTP metrics.
+ */
+import { get } from 'node:http';
+import { waitFor } from '@hubbub/testing';
+import { encodeClientFrame } from '../../src/protocol/frames';
+import { logLines, startMemoryServer } from '../helpers/memory-server';
+import type { MemoryServer } from '../helpers/memory-server';
+import { RawClient } from '../helpers/raw-client';
+
+const V13 = '03 07 67 65 6e 65 72 61 6c 00 15 68 65 6c 6c 6f 20 66 72 6f 6d 20 64 64 5f 69 6e 74 65 72 6f 70';
+
+const servers: MemoryServer[] = [];
+const clients: RawClient[] = [];
+async function server(...a: Parameters<typeof startMemoryServer>): Promise<MemoryServer> {
+  const s = await startMemoryServer(...a);
+  servers.push(s);
+  return s;
+}
+async function client(s: MemoryServer): Promise<RawClient> {
+  const c = await RawClient.connect(s.app.port);
+  clients.push(c);
+  return c;
+}
+async function ready(s: MemoryServer, nick: string): Promise<RawClient> {
+  const c = await client(s);
+  await c.handshake(nick);
+  return c;
+}
+async function metric(s: MemoryServer, name: string, label?: string): Promise<number> {
+  const m = await s.app.registry.getSingleMetric(name)!.get();
+  return m.values.find((x) => label === undefined || Object.values(x.labels).includes(label))?.value ?? 0;
+}
+
+afterEach(async () => {
+  for (const c of clients.splice(0)) c.close();
+  for (const s of servers.splice(0)) await s.app.close();
+});
+
+describe('limits (§5.2)', () => {
+  it('IRCB_MAX_CONNECTIONS: the connection over the limit is accepted then closed at once, nothing sent', async () => {
+    const s = await server({ maxConnections: 2 });
+    await client(s);
+    await client(s);
+    await waitFor(() => s.app.server.connections.size === 2);
+    const third = await client(s);
+    expect(await third.waitClosed()).toBe(0);
+    expect(await metric(s, 'ircb_connections_closed_total', 'IRCB_ERR_CONN_LIMIT')).toBe(1);
+  });
+
+  it('IRCB_MAX_CONNECTIONS_PER_IP', async () => {
+    const s = await server({ maxConnectionsPerIp: 1 });
+    const a = await client(s);
+    await waitFor(() => s.app.server.connections.size === 1);
+    const b = await client(s);
+    expect(await b.waitClosed()).toBe(0);
+    a.write('00 02');
+    await a.expect('00 00');
+  });
+
+  it('M5 rate limit 20/s burst 40: 100 frames in one write → 40..40+20·t+1 echoes, the rest counted, connection open', async () => {
+    const s = await server({ sendRatePerS: 20, sendBurst: 40 });
+    const a = await ready(s, 'm5');
+    const t0 = Date.now();
+    a.write(
+      Buffer.concat(
+        Array.from({ length: 100 }, (_, i) =>
+          encodeClientFrame({ type: 'SendMessage', channel: 'general', content: `r${i}` }),
+        ),
+      ),
+    );
+    await waitFor(
+      async () => (await metric(s, 'ircb_messages_dropped_total', 'rate_limited')) + s.store.messages.length >= 100,
+    );
+    const elapsed = (Date.now() - t0) / 1000;
+    const echoes = s.store.messages.length;
+    expect(echoes).toBeGreaterThanOrEqual(40);
+    expect(echoes).toBeLessThanOrEqual(40 + 20 * elapsed + 1);
+    expect(await metric(s, 'ircb_messages_dropped_total', 'rate_limited')).toBe(100 - echoes);
+    a.write('04');
+    await waitFor(() => a.frames.some((f) => f.type === 'ListChannels'));
+  });
+
+  it('IRCB_MAX_PENDING_FRAMES: reading pauses while the queue is full and resumes; pipelining is never an error', async () => {
+    const s = await server({ maxPendingFrames: 4 });
+    let release: (() => void) | undefined;
+    const gate = new Promise<void>((r) => (release = r));
+    const orig = s.store.postBatch.bind(s.store);
+    let calls = 0;
+    s.store.postBatch = async (a, p) => {
+      calls++;
+      await gate;
+      return orig(a, p);
+    };
+    const a = await ready(s, 'bp');
+    a.write(
+      Buffer.concat(
+        Array.from({ length: 50 }, (_, i) =>
+          encodeClientFrame({ type: 'SendMessage', channel: 'general', content: `p${i}` }),
+        ),
+      ),
+    );
+    await waitFor(() => calls === 1);
+    const conn = [...s.app.server.connections][0]!;
+    await waitFor(() => conn.session.pendingFrames >= 4);
+    expect(conn.session.pendingFrames).toBeLessThanOrEqual(5);
+    release!();
+    await waitFor(() => s.store.messages.length === 50, 5_000, 'all 50 stored');
+    expect(s.store.messages.map((m) => m.text)).toEqual(Array.from({ length: 50 }, (_, i) => `p${i}`));
+  });
+});
+
+describe('eligibility and channels', () => {
+  it('M7 a message in a public channel named with 33 bytes is not delivered, and the channel is not listed', async () => {
+    const s = await server();
+    const a = await ready(s, 'm7');
+    const long = s.store.createChannel('c'.repeat(33), true);
+    await s.app.channels.refresh();
+    s.store.store(long.id, 'other', 'too long');
+    const gen = s.store.channels.find((c) => c.name === 'general')!;
+    const marker = s.store.store(gen.id, 'other', 'marker');
+    const f = await a.nextFrame();
+    expect(f).toMatchObject({ type: 'SendMessage', message: { id: marker.id } });
+    a.write('04');
+    expect(await a.nextFrame()).toEqual({ type: 'ListChannels', channels: ['general'] });
+  });
+
+  it('M8 (memory) a private channel event is not delivered', async () => {
+    const s = await server();
+    const a = await ready(s, 'm8');
+    const priv = s.store.createChannel('secret', false);
+    s.store.store(priv.id, 'x', 'private');
+    const gen = s.store.channels.find((c) => c.name === 'general')!;
+    const marker = s.store.store(gen.id, 'x', 'marker');
+    expect(await a.nextFrame()).toMatchObject({ message: { id: marker.id } });
+  });
+
+  it('L1 -c a b -c a c on a fresh store lists a, b, c (V11)', async () => {
+    const s = await server({ channels: ['a', 'b', 'c'] });
+    const a = await ready(s, 'l1');
+    a.write('04');
+    await a.expect('04 00 06 01 61 01 62 01 63');
+  });
+
+  it('D6 messages of other doors are mapped: nick cut to 32 bytes, text cut to 1024 with …, attachment placeholder', async () => {
+    const s = await server();
+    const a = await ready(s, 'map');
+    const gen = s.store.channels.find((c) => c.name === 'general')!;
+    s.store.store(gen.id, 'é'.repeat(20), 'a'.repeat(2000));
+    s.store.store(gen.id, 'bob', '', '', true);
+    expect(await a.nextFrame()).toMatchObject({ message: { nick: 'é'.repeat(16), content: 'a'.repeat(1021) + '…' } });
+    expect(await a.nextFrame()).toMatchObject({ message: { content: '[attachment]' } });
+  });
+});
+
+describe('degraded backends', () => {
+  it('M11 message-store stopped: no echo, connection stays, store_unavailable counted; LIST_MESSAGES → 05 00 00 00', async () => {
+    const s = await server({ backendTimeoutMs: 300 });
+    const a = await ready(s, 'm11');
+    s.store.available = false;
+    a.write(V13);
+    await waitFor(async () => (await metric(s, 'ircb_messages_dropped_total', 'store_unavailable')) === 1);
+    a.send({ type: 'ListMessages', channel: 'general', before: 0n, after: 0n });
+    await a.expect('05 00 00 00');
+    expect(logLines(s.logs).some((l) => l['code'] === 'IRCB_ERR_STORE_UNAVAILABLE')).toBe(true);
+    s.store.available = true;
+    a.frames.length = 0;
+    a.write(V13);
+    expect(await a.nextFrame()).toMatchObject({ type: 'SendMessage', message: { nick: 'm11' } });
+  });
+
+  it('N14 identity stopped: "erin" → 02 00, not counted, connection stays; identity back → 02 01', async () => {
+    const s = await server({ maxAuthFailures: 1 });
+    const c = await client(s);
+    c.write('00 02');
+    await c.expect('00 00');
+    s.identity.available = false;
+    c.send({ type: 'Authenticate', nick: 'erin' });
+    await c.expect('02 00');
+    s.identity.available = true;
+    c.send({ type: 'Authenticate', nick: 'erin' });
+    await c.expect('02 01');
+    expect(logLines(s.logs).some((l) => l['code'] === 'IRCB_ERR_IDENTITY_UNAVAILABLE')).toBe(true);
+  });
+});
+
+describe('ops HTTP (IRCB_METRICS_PORT)', () => {
+  it('serves /healthz, /readyz and the ircb_* counters on /metrics', async () => {
+    const s = await server({ metricsPort: 0 });
+    expect(s.app.opsPort).toBeUndefined();
+    // Port 0 means "off" for this setting, so use an ephemeral port found by listening once.
+    const { createServer } = await import('node:net');
+    const probe = createServer();
+    await new Promise<void>((r) => probe.listen(0, '127.0.0.1', () => r()));
+    const port = (probe.address() as { port: number }).port;
+    await new Promise<void>((r) => probe.close(() => r()));
+    const o = await server({ metricsPort: port, opsHost: '127.0.0.1' });
+    await ready(o, 'ops');
+    const body = await new Promise<string>((resolve, reject) =>
+      get(`http://127.0.0.1:${port}/metrics`, (res) => {
+        let d = '';
+        res.on('data', (b: Buffer) => (d += b.toString()));
+        res.on('end', () => resolve(d));
+      }).on('error', reject),
+    );
+    for (const m of [
+      'ircb_connections_open',
+      'ircb_auth_total',
+      'ircb_messages_dropped_total',
+      'ircb_deliveries_total',
+      'ircb_messages_posted_total',
+      'ircb_connections_closed_total',
+    ])
+      expect(body).toContain(m);
+    expect(body).toMatch(/ircb_connections_open\{[^}]*\} 1/);
+  });
+});

@@ -1,0 +1,1061 @@
+/**
+ * message-store's application logic: every RPC of hubbub.messages.v1 against the repository, the id
+ * generator, the post batcher and the outbox publisher.
+ *
+ * Hot path (ARCHITECTURE.md "How a message travels"): a post is validated and authorized from the channel
+ * cache (no database round trip when warm), queued in the Batcher, and committed with the other posts of
+ * its batch in ONE statement (messages + outbox rows + public-channel joins); each caller is answered after
+ * COMMIT, and the outbox rows are handed to the publisher right away.
+ */
+import { AppError, Code, errors, isAppError } from '@hubbub/errors';
+import { messagesV1, subjects } from '@hubbub/proto';
+import type { Logger } from '@hubbub/runtime';
+import type { OutboxEntry, OutboxRow, ChannelRow, InsertablePost, Repo, StoredOutboxRow } from '../store/repo';
+import type { Queryable } from '../store/sql';
+import { channelToProto } from '../store/repo';
+import { pgCode } from '../store/sql';
+import { Batcher } from './batcher';
+import type { OutboxPublisher } from './outbox-publisher';
+import {
+  MAX_HISTORY_LIMIT,
+  MAX_MEMBERS,
+  authorizePost,
+  canReadMessage,
+  checkContent,
+  checkNewMessage,
+  checkPrincipal,
+  checkSlug,
+  checkTags,
+  checkTitleInfo,
+  isAccountId,
+  isGuest,
+  isId,
+  isOwnerOrSysop,
+  isSystem,
+  optionalId,
+  requireReadable,
+  utf8Bytes,
+} from './rules';
+import type { ChannelView, Limits } from './rules';
+import { SnowflakeUnavailableError, composeSnowflake, snowflakeMs } from './snowflake';
+import type { SnowflakeGenerator } from './snowflake';
+
+type Principal = messagesV1.Principal;
+type Message = messagesV1.Message;
+const { ChannelKind, Visibility, MessageEventKind, ChannelEventKind, MessageKind } = messagesV1;
+
+export interface ServiceLimits extends Limits {
+  readonly maxBatchMessages: number;
+  readonly maxOnelinerBytes: number;
+}
+
+export interface MessageServiceOptions {
+  readonly repo: Repo;
+  readonly ids: SnowflakeGenerator;
+  readonly publisher: OutboxPublisher;
+  readonly prefix: string;
+  readonly log: Logger;
+  readonly limits: ServiceLimits;
+  readonly batchWindowMs: number;
+  readonly batchMaxMessages: number;
+  /** Batches committing at once (their events are still published in id order). */
+  readonly batchMaxInFlight?: number;
+  readonly cacheTtlMs: number;
+  /** Wall clock (ms); injectable for tests. */
+  readonly now?: () => number;
+  readonly onBatch?: (size: number, ms: number) => void;
+}
+
+interface CachedChannel extends ChannelView {
+  readonly members: Set<string>;
+  readonly loadedAt: number;
+}
+
+interface PreparedPost {
+  readonly principal: Principal;
+  readonly msg: messagesV1.NewMessage;
+  readonly channel: ChannelRow;
+  readonly join: boolean;
+}
+
+interface PostOutcome {
+  readonly message: Message;
+  readonly duplicate: boolean;
+}
+
+const CHAT_EVENT = {
+  [MessageEventKind.MESSAGE_EVENT_KIND_POSTED]: 'posted',
+  [MessageEventKind.MESSAGE_EVENT_KIND_EDITED]: 'edited',
+  [MessageEventKind.MESSAGE_EVENT_KIND_DELETED]: 'deleted',
+} as const;
+
+const CHANNEL_EVENT = {
+  [ChannelEventKind.CHANNEL_EVENT_KIND_CREATED]: 'created',
+  [ChannelEventKind.CHANNEL_EVENT_KIND_UPDATED]: 'updated',
+  [ChannelEventKind.CHANNEL_EVENT_KIND_ARCHIVED]: 'archived',
+} as const;
+
+const UNAVAILABLE_PG = /^(08|57P0|53)/;
+const UNAVAILABLE_NET = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND']);
+
+/** Store failures become UNAVAILABLE (safe to retry with a client key); bugs stay INTERNAL. */
+export function toStoreError(e: unknown): AppError {
+  if (isAppError(e)) return e;
+  if (e instanceof SnowflakeUnavailableError)
+    return errors.unavailable('WORKER_ID_UNAVAILABLE', 'ids unavailable; retry', e);
+  const code = pgCode(e);
+  if (code && (UNAVAILABLE_PG.test(code) || UNAVAILABLE_NET.has(code)))
+    return errors.unavailable('STORE_UNAVAILABLE', 'message store unavailable; retry', e);
+  if (e instanceof Error && /Connection terminated|timeout exceeded when trying to connect/i.test(e.message))
+    return errors.unavailable('STORE_UNAVAILABLE', 'message store unavailable; retry', e);
+  return AppError.from(e);
+}
+
+function parseSearch(q: string): { text: string; from: string[]; tags: string[] } {
+  const from: string[] = [];
+  const tags: string[] = [];
+  const text = q
+    .replace(/(^|\s)(from|tag):("([^"]*)"|\S+)/gi, (_m, pre: string, key: string, raw: string, quoted?: string) => {
+      const v = quoted ?? raw;
+      if (key.toLowerCase() === 'from') from.push(v);
+      else tags.push(v);
+      return pre;
+    })
+    .trim();
+  return { text, from, tags };
+}
+
+export class MessageService {
+  private readonly cache = new Map<string, CachedChannel>();
+  private readonly loading = new Map<string, Promise<CachedChannel | undefined>>();
+  private readonly batcher: Batcher<PreparedPost, PostOutcome>;
+  private readonly subj: ReturnType<typeof subjects>;
+  private readonly now: () => number;
+  private seedSeq = 0;
+  /** Settles when the previous batch has published its events (events leave in id order). */
+  private lastBatch: Promise<void> = Promise.resolve();
+
+  constructor(private readonly o: MessageServiceOptions) {
+    this.subj = subjects(o.prefix);
+    this.now = o.now ?? Date.now;
+    this.batcher = new Batcher<PreparedPost, PostOutcome>({
+      windowMs: o.batchWindowMs,
+      maxItems: o.batchMaxMessages,
+      maxInFlight: o.batchMaxInFlight ?? 1,
+      run: (items) => this.commitPostsInOrder(items),
+    });
+  }
+
+  get batchStats(): { batches: number; items: number; maxBatch: number } {
+    return this.batcher.stats;
+  }
+
+  /** Drains the batcher (shutdown): everything queued is committed and answered. */
+  drain(): Promise<void> {
+    return this.batcher.close();
+  }
+
+  // ------------------------------------------------------------------ channel cache
+
+  private async channel(id: string, fresh = false): Promise<CachedChannel | undefined> {
+    if (!isId(id)) return undefined;
+    const c = this.cache.get(id);
+    if (c && !fresh && this.now() - c.loadedAt <= this.o.cacheTtlMs) return c;
+    const inflight = this.loading.get(id);
+    if (inflight) return inflight;
+    const p = (async () => {
+      const row = await this.o.repo.channelById(id);
+      if (!row) {
+        this.cache.delete(id);
+        return undefined;
+      }
+      const members = new Set(await this.o.repo.members(id));
+      const v: CachedChannel = { row, members, loadedAt: this.now() };
+      this.cache.set(id, v);
+      return v;
+    })().finally(() => this.loading.delete(id));
+    this.loading.set(id, p);
+    return p;
+  }
+
+  private remember(row: ChannelRow, members: readonly string[]): CachedChannel {
+    const v: CachedChannel = { row, members: new Set(members), loadedAt: this.now() };
+    this.cache.set(row.id, v);
+    return v;
+  }
+
+  private async channelBySlugOrId(id: string, slug: string): Promise<CachedChannel | undefined> {
+    if (id !== '') return this.channel(id);
+    if (slug === '') throw errors.invalidArgument('CHANNEL_REQUIRED', 'a channel id or slug is required');
+    const row = await this.o.repo.channelBySlug(slug);
+    return row ? this.channel(row.id) : undefined;
+  }
+
+  // ------------------------------------------------------------------ events
+
+  private chatEvent(kind: messagesV1.MessageEventKind, m: Message, c: ChannelRow): OutboxEntry {
+    const ev: messagesV1.MessageEvent = {
+      kind,
+      message: m,
+      channel: { id: c.id, slug: c.slug, kind: c.kind, visibility: c.visibility },
+    };
+    const name = CHAT_EVENT[kind as keyof typeof CHAT_EVENT];
+    return {
+      subject: this.subj.chat(c.id, name),
+      payload: JSON.stringify(messagesV1.MessageEvent.toJSON(ev)),
+      ref: m.id,
+    };
+  }
+
+  private channelEvent(kind: messagesV1.ChannelEventKind, c: ChannelRow, members: readonly string[]): OutboxEntry {
+    const ev: messagesV1.ChannelEvent = { kind, channel: channelToProto(c, members) };
+    return {
+      subject: this.subj.channel(CHANNEL_EVENT[kind as keyof typeof CHANNEL_EVENT]),
+      payload: JSON.stringify(messagesV1.ChannelEvent.toJSON(ev)),
+      ref: c.id,
+    };
+  }
+
+  private publish(rows: readonly OutboxRow[]): void {
+    this.o.publisher.handOff(rows);
+  }
+
+  /**
+   * Outbox sweep: the events of rows stored without payload (batches of posts, listed by `message_ids`, or
+   * single posted events from migration 0002), rebuilt from the message rows as they are now; by seq.
+   */
+  async rebuildPostedEvents(
+    q: Queryable,
+    rows: readonly StoredOutboxRow[],
+  ): Promise<Map<string, { subject: string; payload: string }[]>> {
+    const idsOf = (r: StoredOutboxRow): string[] => r.message_ids ?? (r.ref === '' ? [] : [r.ref]);
+    const messages = new Map((await this.o.repo.messagesByIds(rows.flatMap(idsOf), q)).map((m) => [m.id, m]));
+    const channels = new Map(
+      (await this.o.repo.channelsByIds([...new Set([...messages.values()].map((m) => m.channelId))], q)).map((c) => [
+        c.id,
+        c,
+      ]),
+    );
+    const out = new Map<string, { subject: string; payload: string }[]>();
+    for (const r of rows) {
+      const evs: { subject: string; payload: string }[] = [];
+      for (const id of idsOf(r)) {
+        const m = messages.get(id);
+        const c = m ? channels.get(m.channelId) : undefined;
+        if (m && c) evs.push(this.chatEvent(MessageEventKind.MESSAGE_EVENT_KIND_POSTED, m, c));
+        else this.o.log.warn({ ref: id, code: 'OUTBOX_REF_MISSING' }, 'outbox row without its message; skipped');
+      }
+      out.set(r.seq, evs);
+    }
+    return out;
+  }
+
+  // ------------------------------------------------------------------ posts
+
+  async postMessage(req: messagesV1.PostMessageRequest): Promise<messagesV1.PostMessageResponse> {
+    const p = checkPrincipal(req.principal, 'poster');
+    const prepared = await this.preparePost(p, req.message);
+    this.requireIds();
+    try {
+      const r = await this.batcher.submit(prepared);
+      return { message: r.message, duplicate: r.duplicate };
+    } catch (e) {
+      throw toStoreError(e);
+    }
+  }
+
+  async postMessages(req: messagesV1.PostMessagesRequest): Promise<messagesV1.PostMessagesResponse> {
+    const p = checkPrincipal(req.principal, 'poster');
+    if (req.messages.length > this.o.limits.maxBatchMessages)
+      throw errors.invalidArgument('BATCH_TOO_LARGE', `at most ${this.o.limits.maxBatchMessages} messages per call`);
+    const results = new Array<messagesV1.PostResult>(req.messages.length);
+    const ok: { i: number; prepared: PreparedPost }[] = [];
+    for (let i = 0; i < req.messages.length; i++) {
+      try {
+        ok.push({ i, prepared: await this.preparePost(p, req.messages[i]) });
+      } catch (e) {
+        const err = AppError.from(e);
+        results[i] = {
+          message: undefined,
+          duplicate: false,
+          errorCode: err.code,
+          errorReason: err.reason,
+          errorMessage: err.message,
+        };
+      }
+    }
+    if (ok.length > 0) {
+      this.requireIds();
+      let outs: PostOutcome[];
+      try {
+        outs = await this.batcher.submitMany(ok.map((x) => x.prepared));
+      } catch (e) {
+        throw toStoreError(e);
+      }
+      ok.forEach((x, k) => {
+        const r = outs[k]!;
+        results[x.i] = { message: r.message, duplicate: r.duplicate, errorCode: 0, errorReason: '', errorMessage: '' };
+      });
+    }
+    return { results };
+  }
+
+  private requireIds(): void {
+    if (this.o.ids.workerId === undefined)
+      throw errors.unavailable('WORKER_ID_UNAVAILABLE', 'ids unavailable (no worker id lease); retry');
+  }
+
+  private async preparePost(p: Principal, raw: messagesV1.NewMessage | undefined): Promise<PreparedPost> {
+    const msg = checkNewMessage(raw, this.o.limits);
+    const c = requireReadable(p, await this.channel(msg.channelId));
+    const { join } = authorizePost(p, c, msg);
+    if (msg.replyToId !== '') {
+      const parent = await this.o.repo.messageById(msg.replyToId);
+      if (!parent || parent.channelId !== c.row.id || !canReadMessage(p, parent))
+        throw errors.invalidArgument('REPLY_TO_NOT_FOUND', 'the message replied to is not in this channel');
+    }
+    return { principal: p, msg, channel: c.row, join };
+  }
+
+  /**
+   * Batches may commit concurrently (maxInFlight), but each hands its outbox rows over only after the batch
+   * before it has, so events leave in id order; callers are answered after their batch's hand-off.
+   */
+  private async commitPostsInOrder(items: readonly PreparedPost[]): Promise<PostOutcome[]> {
+    const prev = this.lastBatch;
+    let release!: () => void;
+    this.lastBatch = new Promise<void>((r) => (release = r));
+    try {
+      // commitPosts runs synchronously up to its first await, so ids follow batch start order.
+      const { outcomes, rows } = await this.commitPosts(items);
+      await prev;
+      this.publish(rows);
+      return outcomes;
+    } finally {
+      await prev;
+      release();
+    }
+  }
+
+  /** The batch: ids in batch order, one INSERT statement; returns the answers and the outbox rows. */
+  private async commitPosts(items: readonly PreparedPost[]): Promise<{ outcomes: PostOutcome[]; rows: OutboxRow[] }> {
+    const t0 = performance.now();
+    const nowMs = this.now();
+    const firstByKey = new Map<string, number>();
+    const dupOf = new Array<number | undefined>(items.length);
+    const messages = new Array<Message | undefined>(items.length);
+    const posts: InsertablePost[] = [];
+    const joins: { channelId: string; userId: string }[] = [];
+    const joinSeen = new Set<string>();
+    for (let i = 0; i < items.length; i++) {
+      const it = items[i]!;
+      const m = it.msg;
+      const p = it.principal;
+      if (m.clientKey !== '') {
+        const k = `${p.userId}\u0000${m.clientKey}`;
+        const first = firstByKey.get(k);
+        if (first !== undefined) {
+          dupOf[i] = first;
+          continue;
+        }
+        firstByKey.set(k, i);
+      }
+      const id = this.o.ids.next();
+      const at = new Date(snowflakeMs(id));
+      const message: Message = {
+        id: id.toString(),
+        channelId: it.channel.id,
+        authorId: p.userId,
+        authorName: p.displayName,
+        authorKind: p.kind,
+        door: p.door,
+        text: m.text,
+        kind: m.kind === MessageKind.MESSAGE_KIND_UNSPECIFIED ? MessageKind.MESSAGE_KIND_NORMAL : m.kind,
+        subject: m.subject,
+        tags: m.tags,
+        replyToId: m.replyToId,
+        recipientId: m.recipientId,
+        isPrivate: m.isPrivate,
+        attachments: m.attachments,
+        createdAt: at,
+        changedAt: at,
+        edited: false,
+        deleted: false,
+        clientKey: m.clientKey,
+      };
+      messages[i] = message;
+      const ev = this.chatEvent(MessageEventKind.MESSAGE_EVENT_KIND_POSTED, message, it.channel);
+      posts.push({ message, eventSubject: ev.subject, eventPayload: ev.payload });
+      if (it.join) {
+        const jk = `${it.channel.id}\u0000${p.userId}`;
+        if (!joinSeen.has(jk)) {
+          joinSeen.add(jk);
+          joins.push({ channelId: it.channel.id, userId: p.userId });
+        }
+      }
+    }
+    const { seq, inserted } = await this.o.repo.insertPosts(posts, joins, new Date(nowMs));
+    for (const j of joins) this.cache.get(j.channelId)?.members.add(j.userId);
+
+    // Posts not inserted repeated a stored (author, client_key): answer with the stored message.
+    const existingKeys = posts
+      .filter((x) => !inserted.has(x.message.id))
+      .map((x) => ({ authorId: x.message.authorId, clientKey: x.message.clientKey }));
+    const existing = new Map<string, Message>();
+    if (existingKeys.length > 0) {
+      for (const m of await this.o.repo.messagesByClientKeys(existingKeys))
+        existing.set(`${m.authorId}\u0000${m.clientKey}`, m);
+    }
+    const rows: OutboxRow[] = [];
+    // One outbox row (seq) covers the whole batch; the publisher deletes it once all are out.
+    if (seq !== undefined)
+      for (const x of posts)
+        if (inserted.has(x.message.id)) rows.push({ seq, subject: x.eventSubject, payload: x.eventPayload });
+
+    const out = new Array<PostOutcome>(items.length);
+    for (let i = 0; i < items.length; i++) {
+      const m = messages[i];
+      if (m) {
+        if (inserted.has(m.id)) out[i] = { message: m, duplicate: false };
+        else {
+          const stored = existing.get(`${m.authorId}\u0000${m.clientKey}`);
+          if (!stored) throw errors.internal('CLIENT_KEY_CONFLICT_LOST');
+          out[i] = { message: stored, duplicate: true };
+        }
+      }
+    }
+    for (let i = 0; i < items.length; i++) {
+      const d = dupOf[i];
+      if (d !== undefined) out[i] = { message: out[d]!.message, duplicate: true };
+    }
+    this.o.onBatch?.(items.length, performance.now() - t0);
+    return { outcomes: out, rows };
+  }
+
+  // ------------------------------------------------------------------ edits, deletes, reads
+
+  private async readableMessage(p: Principal | undefined, id: string): Promise<{ m: Message; c: CachedChannel }> {
+    const m = isId(id) ? await this.o.repo.messageById(id) : undefined;
+    const c = m ? await this.channel(m.channelId) : undefined;
+    if (!m || !c || !requireReadableSafe(p, c) || !canReadMessage(p, m))
+      throw errors.notFound('MESSAGE_NOT_FOUND', 'no such message');
+    return { m, c };
+  }
+
+  private changeTime(prev: Date | undefined): Date {
+    const now = this.now();
+    const p = prev?.getTime() ?? 0;
+    return new Date(now > p ? now : p + 1);
+  }
+
+  private async change(
+    p: Principal,
+    id: string,
+    kind: messagesV1.MessageEventKind,
+    mutate: (m: Message) => Message,
+  ): Promise<Message> {
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const { m, c } = await this.readableMessage(p, id);
+      if (m.deleted) throw errors.notFound('MESSAGE_NOT_FOUND', 'no such message');
+      if (c.row.archived) throw errors.failedPrecondition('CHANNEL_ARCHIVED', 'the channel is archived');
+      const next = mutate(m);
+      const ev = this.chatEvent(kind, next, c.row);
+      let row: OutboxRow | undefined;
+      try {
+        row = await this.o.repo.updateMessage(next, m.changedAt!, ev);
+      } catch (e) {
+        throw toStoreError(e);
+      }
+      if (row) {
+        this.publish([row]);
+        return next;
+      }
+    }
+    throw new AppError(Code.ABORTED, 'CONCURRENT_CHANGE', 'the message changed concurrently; retry');
+  }
+
+  async editMessage(req: messagesV1.EditMessageRequest): Promise<messagesV1.EditMessageResponse> {
+    const p = checkPrincipal(req.principal, 'actor');
+    const tags = req.setTags ? checkTags(req.tags) : undefined;
+    const message = await this.change(p, req.messageId, MessageEventKind.MESSAGE_EVENT_KIND_EDITED, (m) => {
+      if (m.authorId !== p.userId) throw errors.permissionDenied('NOT_AUTHOR', 'only the author can edit a message');
+      const next: Message = {
+        ...m,
+        text: req.text ?? m.text,
+        subject: req.subject ?? m.subject,
+        tags: tags ?? m.tags,
+        attachments: req.attachments ?? m.attachments,
+        changedAt: this.changeTime(m.changedAt),
+        edited: true,
+      };
+      checkContent(next, this.o.limits);
+      return next;
+    });
+    return { message };
+  }
+
+  async deleteMessage(req: messagesV1.DeleteMessageRequest): Promise<messagesV1.DeleteMessageResponse> {
+    const p = checkPrincipal(req.principal, 'actor');
+    const message = await this.change(p, req.messageId, MessageEventKind.MESSAGE_EVENT_KIND_DELETED, (m) => {
+      if (m.authorId !== p.userId && !p.sysop)
+        throw errors.permissionDenied('NOT_AUTHOR', 'only the author or a sysop can delete a message');
+      let attachments = m.attachments;
+      if (attachments) {
+        attachments = { ...attachments };
+        for (const k of ['filePicture', 'fileVideo', 'fileAudio', 'fileDocument', 'emoji'] as const)
+          if (attachments[k] !== undefined) attachments[k] = '';
+      }
+      return { ...m, text: '', attachments, changedAt: this.changeTime(m.changedAt), edited: true, deleted: true };
+    });
+    return { message };
+  }
+
+  async getMessage(req: messagesV1.GetMessageRequest): Promise<messagesV1.GetMessageResponse> {
+    const p = req.principal ? checkPrincipal(req.principal, 'reader') : undefined;
+    return { message: (await this.readableMessage(p, req.messageId)).m };
+  }
+
+  private readerOf(p: messagesV1.Principal | undefined): {
+    p: Principal | undefined;
+    userId: string;
+    seesPrivate: boolean;
+  } {
+    const pr = p && p.userId !== '' ? checkPrincipal(p, 'reader') : undefined;
+    return { p: pr, userId: pr?.userId ?? '', seesPrivate: isSystem(pr) };
+  }
+
+  async listMessages(req: messagesV1.ListMessagesRequest): Promise<messagesV1.ListMessagesResponse> {
+    const r = this.readerOf(req.principal);
+    const c = requireReadable(r.p, await this.channel(req.channelId));
+    const before = optionalId(req.before, 'before');
+    const after = optionalId(req.after, 'after');
+    const limit = req.limit === 0 ? MAX_HISTORY_LIMIT : Math.min(req.limit, MAX_HISTORY_LIMIT);
+    if (before !== undefined && after !== undefined && BigInt(before) <= BigInt(after) + 1n)
+      return { messages: [], more: false };
+    if (req.mailbox && !r.p) return { messages: [], more: false };
+    return this.o.repo.listMessages({
+      channelId: c.row.id,
+      before,
+      after,
+      limit,
+      includeDeleted: req.includeDeleted,
+      tags: req.tags,
+      mailbox: req.mailbox,
+      userId: r.userId,
+      seesPrivate: r.seesPrivate,
+    });
+  }
+
+  async sliceMessages(req: messagesV1.SliceMessagesRequest): Promise<messagesV1.SliceMessagesResponse> {
+    const r = this.readerOf(req.principal);
+    const c = requireReadable(r.p, await this.channel(req.channelId));
+    const limit = req.limit === 0 ? MAX_HISTORY_LIMIT : Math.min(req.limit, MAX_HISTORY_LIMIT);
+    const res = await this.o.repo.sliceMessages({
+      channelId: c.row.id,
+      createdSince: req.createdSince,
+      start: req.start,
+      limit,
+      userId: r.userId,
+      seesPrivate: r.seesPrivate,
+    });
+    return { total: String(res.total), start: String(res.start), messages: res.messages };
+  }
+
+  /** Ids of the channels a reader can read (archived included: their history stays readable). */
+  private async readableChannelIds(p: Principal | undefined, only: readonly string[]): Promise<string[]> {
+    const rows = await this.o.repo.listChannels({
+      userId: p?.userId,
+      all: isSystem(p),
+      kind: 0,
+      visibility: 0,
+      changedSince: undefined,
+      includeArchived: true,
+      memberOnly: false,
+    });
+    const ids = rows.map((r) => r.id);
+    if (only.length === 0) return ids;
+    const set = new Set(ids);
+    for (const id of only) if (!set.has(id)) throw errors.notFound('CHANNEL_NOT_FOUND', 'no such channel');
+    return [...new Set(only)];
+  }
+
+  async listChanges(req: messagesV1.ListChangesRequest): Promise<messagesV1.ListChangesResponse> {
+    const r = this.readerOf(req.principal);
+    if (!r.p) throw errors.invalidArgument('PRINCIPAL_REQUIRED', 'a principal is required');
+    const limit = req.limit === 0 ? 1_000 : Math.min(req.limit, 5_000);
+    const channelIds = await this.readableChannelIds(r.p, req.channelIds);
+    return this.o.repo.listChanges({
+      channelIds,
+      since: req.since ?? new Date(0),
+      afterChangedAt: req.pageAfterChangedAt,
+      afterId: req.pageAfterId === '' ? undefined : req.pageAfterId,
+      limit,
+      userId: r.userId,
+      seesPrivate: r.seesPrivate,
+    });
+  }
+
+  async searchMessages(req: messagesV1.SearchMessagesRequest): Promise<messagesV1.SearchMessagesResponse> {
+    const r = this.readerOf(req.principal);
+    if (!r.p) throw errors.invalidArgument('PRINCIPAL_REQUIRED', 'a principal is required');
+    if (utf8Bytes(req.query) > 1_000) throw errors.invalidArgument('QUERY_TOO_LONG', 'query over 1000 bytes');
+    const q = parseSearch(req.query);
+    if (q.text === '' && q.from.length === 0 && q.tags.length === 0) return { messages: [], more: false };
+    const limit = req.limit === 0 ? 50 : Math.min(req.limit, 100);
+    const channelIds = await this.readableChannelIds(r.p, req.channelIds);
+    return this.o.repo.searchMessages({
+      channelIds,
+      text: q.text,
+      from: q.from,
+      tags: q.tags,
+      before: optionalId(req.before, 'before'),
+      limit,
+      mailbox: req.mailbox,
+      userId: r.userId,
+      seesPrivate: r.seesPrivate,
+    });
+  }
+
+  async listTags(req: messagesV1.ListTagsRequest): Promise<messagesV1.ListTagsResponse> {
+    const r = this.readerOf(req.principal);
+    const c = requireReadable(r.p, await this.channel(req.channelId));
+    return { tags: await this.o.repo.listTags(c.row.id, r.userId, r.seesPrivate) };
+  }
+
+  // ------------------------------------------------------------------ channels
+
+  private async proto(
+    c: CachedChannel,
+    p: Principal | undefined,
+    includeMembers: boolean,
+    includeStats: boolean,
+  ): Promise<messagesV1.Channel> {
+    const stats = includeStats
+      ? (await this.o.repo.channelStats([c.row.id], p?.userId, isSystem(p))).get(c.row.id)
+      : undefined;
+    return channelToProto(c.row, includeMembers ? await this.o.repo.members(c.row.id) : [], stats);
+  }
+
+  async createChannel(req: messagesV1.CreateChannelRequest): Promise<messagesV1.CreateChannelResponse> {
+    const p = checkPrincipal(req.principal, 'actor');
+    if (isGuest(p)) throw errors.permissionDenied('GUESTS_CANNOT_CREATE', 'guests cannot create channels');
+    if (!(req.kind in CHANNEL_KINDS))
+      throw errors.invalidArgument('BAD_CHANNEL_KIND', 'kind must be GROUP, CHANNEL, DIRECT or BOARD');
+    const visibility =
+      req.visibility === Visibility.VISIBILITY_PUBLIC ? Visibility.VISIBILITY_PUBLIC : Visibility.VISIBILITY_PRIVATE;
+    if (visibility === Visibility.VISIBILITY_PUBLIC && !p.sysop)
+      throw errors.permissionDenied('SYSOP_ONLY', 'only sysops create public channels');
+    if (visibility === Visibility.VISIBILITY_PUBLIC && req.kind === ChannelKind.CHANNEL_KIND_DIRECT)
+      throw errors.invalidArgument('DIRECT_IS_PRIVATE', 'direct channels are private');
+    const slug = req.slug === '' ? '' : checkSlug(req.slug);
+    checkTitleInfo(req.title, req.info);
+    const members: string[] = [];
+    for (const u of req.memberIds) if (!members.includes(u)) members.push(u);
+    if (members.length > MAX_MEMBERS)
+      throw errors.invalidArgument('TOO_MANY_MEMBERS', `at most ${MAX_MEMBERS} members`);
+    for (const u of members) if (!isAccountId(u)) throw errors.invalidArgument('BAD_MEMBER', 'members are account ids');
+    if (req.kind === ChannelKind.CHANNEL_KIND_DIRECT) {
+      if (members.length !== 2)
+        throw errors.invalidArgument('DIRECT_NEEDS_TWO', 'a direct channel has exactly two members');
+      if (!members.includes(p.userId))
+        throw errors.permissionDenied('NOT_A_MEMBER', 'the principal must be one of the two');
+    } else if (!members.includes(p.userId)) members.push(p.userId);
+    const allowGuests = visibility === Visibility.VISIBILITY_PUBLIC ? (req.allowGuests ?? true) : false;
+    const { row } = await this.insertChannel({
+      kind: req.kind,
+      slug,
+      title: req.title,
+      info: req.info,
+      visibility,
+      ownerId: p.userId,
+      allowGuests,
+      directKey: null,
+      members,
+    });
+    return { channel: channelToProto(row, members) };
+  }
+
+  private async insertChannel(c: {
+    kind: number;
+    slug: string;
+    title: string;
+    info: string;
+    visibility: number;
+    ownerId: string;
+    allowGuests: boolean;
+    directKey: string | null;
+    members: readonly string[];
+  }): Promise<{ row: ChannelRow }> {
+    const at = new Date(this.now());
+    let out: { row: ChannelRow; ob: OutboxRow[] };
+    try {
+      out = await this.o.repo.sql.tx(async (q) => {
+        const row = await this.o.repo.insertChannel(q, { ...c, at });
+        await this.o.repo.addMembers(q, row.id, c.members);
+        const ob = await this.o.repo.insertOutbox(q, [
+          this.channelEvent(ChannelEventKind.CHANNEL_EVENT_KIND_CREATED, row, c.members),
+        ]);
+        return { row, ob };
+      });
+    } catch (e) {
+      if (pgCode(e) === '23505') throw errors.alreadyExists('SLUG_TAKEN', 'a channel with this slug exists');
+      throw toStoreError(e);
+    }
+    this.remember(out.row, c.members);
+    this.publish(out.ob);
+    return { row: out.row };
+  }
+
+  async ensurePublicChannels(
+    req: messagesV1.EnsurePublicChannelsRequest,
+  ): Promise<messagesV1.EnsurePublicChannelsResponse> {
+    const kind = req.kind === ChannelKind.CHANNEL_KIND_UNSPECIFIED ? ChannelKind.CHANNEL_KIND_GROUP : req.kind;
+    if (kind === ChannelKind.CHANNEL_KIND_DIRECT || !(kind in CHANNEL_KINDS))
+      throw errors.invalidArgument('BAD_CHANNEL_KIND', 'public channels are GROUP, CHANNEL or BOARD');
+    const slugs = req.slugs.map(checkSlug);
+    const out: messagesV1.Channel[] = [];
+    for (const slug of slugs) {
+      let row = await this.o.repo.channelBySlug(slug);
+      if (!row) {
+        try {
+          row = (
+            await this.insertChannel({
+              kind,
+              slug,
+              title: slug,
+              info: '',
+              visibility: Visibility.VISIBILITY_PUBLIC,
+              ownerId: '',
+              allowGuests: true,
+              directKey: null,
+              members: [],
+            })
+          ).row;
+        } catch (e) {
+          // Another instance created it at the same moment.
+          if (!(isAppError(e) && e.reason === 'SLUG_TAKEN')) throw e;
+          row = await this.o.repo.channelBySlug(slug);
+          if (!row) throw e;
+        }
+      }
+      out.push(channelToProto(row));
+    }
+    return { channels: out };
+  }
+
+  async lookupChannel(req: messagesV1.LookupChannelRequest): Promise<messagesV1.LookupChannelResponse> {
+    const r = this.readerOf(req.principal);
+    const c = requireReadable(r.p, await this.channelBySlugOrId(req.id, req.slug));
+    return { channel: await this.proto(c, r.p, req.includeMembers, req.includeStats) };
+  }
+
+  async listChannels(req: messagesV1.ListChannelsRequest): Promise<messagesV1.ListChannelsResponse> {
+    const r = this.readerOf(req.principal);
+    const rows = await this.o.repo.listChannels({
+      userId: r.p?.userId,
+      all: isSystem(r.p),
+      kind: req.kind,
+      visibility: req.visibility,
+      changedSince: req.changedSince,
+      includeArchived: req.includeArchived,
+      memberOnly: req.memberOnly,
+    });
+    const ids = rows.map((x) => x.id);
+    const members = req.includeMembers ? await this.o.repo.membersOf(ids) : undefined;
+    const stats = req.includeStats ? await this.o.repo.channelStats(ids, r.p?.userId, r.seesPrivate) : undefined;
+    return { channels: rows.map((x) => channelToProto(x, members?.get(x.id) ?? [], stats?.get(x.id))) };
+  }
+
+  private async changeChannel(
+    p: Principal,
+    channelId: string,
+    kind: messagesV1.ChannelEventKind,
+    f: (c: CachedChannel) => {
+      slug?: string;
+      title?: string;
+      info?: string;
+      allowGuests?: boolean;
+      archived?: boolean;
+    },
+    members?: (c: CachedChannel) => { add: string[]; remove: string[] },
+  ): Promise<messagesV1.Channel> {
+    const c = requireReadable(p, await this.channel(channelId, true));
+    const fields = f(c);
+    const mem = members?.(c);
+    const at = new Date(this.now());
+    let res: { row: ChannelRow; list: string[]; ob: OutboxRow[] };
+    try {
+      res = await this.o.repo.sql.tx(async (q) => {
+        if (mem) {
+          await this.o.repo.addMembers(q, channelId, mem.add);
+          for (const u of mem.remove) await this.o.repo.removeMember(q, channelId, u);
+        }
+        const row = await this.o.repo.updateChannel(q, channelId, { ...fields, at });
+        if (!row) throw errors.notFound('CHANNEL_NOT_FOUND', 'no such channel');
+        const list = await this.o.repo.members(channelId, q);
+        const ob = await this.o.repo.insertOutbox(q, [this.channelEvent(kind, row, list)]);
+        return { row, list, ob };
+      });
+    } catch (e) {
+      if (pgCode(e) === '23505') throw errors.alreadyExists('SLUG_TAKEN', 'a channel with this slug exists');
+      throw toStoreError(e);
+    }
+    this.remember(res.row, res.list);
+    this.publish(res.ob);
+    return channelToProto(res.row, res.list);
+  }
+
+  private requireOwner(p: Principal, c: CachedChannel): void {
+    if (!isOwnerOrSysop(p, c)) throw errors.permissionDenied('NOT_OWNER', 'only the owner or a sysop can do this');
+  }
+
+  async updateChannel(req: messagesV1.UpdateChannelRequest): Promise<messagesV1.UpdateChannelResponse> {
+    const p = checkPrincipal(req.principal, 'actor');
+    const channel = await this.changeChannel(p, req.channelId, ChannelEventKind.CHANNEL_EVENT_KIND_UPDATED, (c) => {
+      this.requireOwner(p, c);
+      checkTitleInfo(req.title, req.info);
+      const out: { slug?: string; title?: string; info?: string; allowGuests?: boolean } = {};
+      if (req.slug !== undefined) out.slug = checkSlug(req.slug);
+      if (req.title !== undefined) out.title = req.title;
+      if (req.info !== undefined) out.info = req.info;
+      if (req.allowGuests !== undefined) {
+        if (req.allowGuests && c.row.visibility !== Visibility.VISIBILITY_PUBLIC)
+          throw errors.invalidArgument('GUESTS_PUBLIC_ONLY', 'only public channels allow guests');
+        out.allowGuests = req.allowGuests;
+      }
+      return out;
+    });
+    return { channel };
+  }
+
+  async archiveChannel(req: messagesV1.ArchiveChannelRequest): Promise<messagesV1.ArchiveChannelResponse> {
+    const p = checkPrincipal(req.principal, 'actor');
+    const channel = await this.changeChannel(p, req.channelId, ChannelEventKind.CHANNEL_EVENT_KIND_ARCHIVED, (c) => {
+      this.requireOwner(p, c);
+      return { archived: true };
+    });
+    return { channel };
+  }
+
+  async joinChannel(req: messagesV1.JoinChannelRequest): Promise<messagesV1.JoinChannelResponse> {
+    const p = checkPrincipal(req.principal, 'actor');
+    if (isGuest(p)) throw errors.permissionDenied('GUESTS_CANNOT_JOIN', 'guests do not join channels');
+    const c = requireReadable(p, await this.channel(req.channelId, true));
+    if (c.members.has(p.userId)) return { channel: channelToProto(c.row, [...c.members]) };
+    if (c.row.archived) throw errors.failedPrecondition('CHANNEL_ARCHIVED', 'the channel is archived');
+    const channel = await this.changeChannel(
+      p,
+      req.channelId,
+      ChannelEventKind.CHANNEL_EVENT_KIND_UPDATED,
+      () => ({}),
+      () => ({ add: [p.userId], remove: [] }),
+    );
+    return { channel };
+  }
+
+  async leaveChannel(req: messagesV1.LeaveChannelRequest): Promise<messagesV1.LeaveChannelResponse> {
+    const p = checkPrincipal(req.principal, 'actor');
+    const c = requireReadable(p, await this.channel(req.channelId, true));
+    if (!c.members.has(p.userId)) return {};
+    if (c.row.ownerId === p.userId) throw errors.failedPrecondition('OWNER_CANNOT_LEAVE', 'the owner cannot leave');
+    if (c.row.kind === ChannelKind.CHANNEL_KIND_DIRECT)
+      throw errors.failedPrecondition('DIRECT_FIXED', 'members of a direct channel are fixed');
+    await this.changeChannel(
+      p,
+      req.channelId,
+      ChannelEventKind.CHANNEL_EVENT_KIND_UPDATED,
+      () => ({}),
+      () => ({ add: [], remove: [p.userId] }),
+    );
+    return {};
+  }
+
+  async addMembers(req: messagesV1.AddMembersRequest): Promise<messagesV1.AddMembersResponse> {
+    const p = checkPrincipal(req.principal, 'actor');
+    for (const u of req.userIds)
+      if (!isAccountId(u)) throw errors.invalidArgument('BAD_MEMBER', 'members are account ids');
+    const channel = await this.changeChannel(
+      p,
+      req.channelId,
+      ChannelEventKind.CHANNEL_EVENT_KIND_UPDATED,
+      (c) => {
+        this.requireOwner(p, c);
+        if (c.row.kind === ChannelKind.CHANNEL_KIND_DIRECT)
+          throw errors.failedPrecondition('DIRECT_FIXED', 'members of a direct channel are fixed');
+        if (c.row.archived) throw errors.failedPrecondition('CHANNEL_ARCHIVED', 'the channel is archived');
+        const add = req.userIds.filter((u) => !c.members.has(u));
+        if (c.members.size + new Set(add).size > MAX_MEMBERS)
+          throw errors.invalidArgument('TOO_MANY_MEMBERS', `at most ${MAX_MEMBERS} members`);
+        return {};
+      },
+      () => ({ add: [...new Set(req.userIds)], remove: [] }),
+    );
+    return { channel };
+  }
+
+  async removeMember(req: messagesV1.RemoveMemberRequest): Promise<messagesV1.RemoveMemberResponse> {
+    const p = checkPrincipal(req.principal, 'actor');
+    const channel = await this.changeChannel(
+      p,
+      req.channelId,
+      ChannelEventKind.CHANNEL_EVENT_KIND_UPDATED,
+      (c) => {
+        this.requireOwner(p, c);
+        if (c.row.kind === ChannelKind.CHANNEL_KIND_DIRECT)
+          throw errors.failedPrecondition('DIRECT_FIXED', 'members of a direct channel are fixed');
+        if (req.userId === c.row.ownerId)
+          throw errors.failedPrecondition('OWNER_CANNOT_LEAVE', 'the owner cannot be removed');
+        return {};
+      },
+      () => ({ add: [], remove: [req.userId] }),
+    );
+    return { channel };
+  }
+
+  async openDirect(req: messagesV1.OpenDirectRequest): Promise<messagesV1.OpenDirectResponse> {
+    const p = checkPrincipal(req.principal, 'actor');
+    if (isGuest(p)) throw errors.permissionDenied('GUESTS_CANNOT_CREATE', 'guests cannot open direct channels');
+    if (!isAccountId(req.otherUserId) || req.otherUserId === p.userId)
+      throw errors.invalidArgument('BAD_MEMBER', 'the other member is another account');
+    const key = JSON.stringify([p.userId, req.otherUserId].sort());
+    const existing = await this.o.repo.channelByDirectKey(key);
+    if (existing) return { channel: channelToProto(existing, await this.o.repo.members(existing.id)), created: false };
+    try {
+      const members = [p.userId, req.otherUserId];
+      const { row } = await this.insertChannel({
+        kind: ChannelKind.CHANNEL_KIND_DIRECT,
+        slug: '',
+        title: '',
+        info: '',
+        visibility: Visibility.VISIBILITY_PRIVATE,
+        ownerId: p.userId,
+        allowGuests: false,
+        directKey: key,
+        members,
+      });
+      return { channel: channelToProto(row, members), created: true };
+    } catch (e) {
+      const again = await this.o.repo.channelByDirectKey(key);
+      if (!again) throw e;
+      return { channel: channelToProto(again, await this.o.repo.members(again.id)), created: false };
+    }
+  }
+
+  async markRead(req: messagesV1.MarkReadRequest): Promise<messagesV1.MarkReadResponse> {
+    const p = checkPrincipal(req.principal, 'actor');
+    const c = requireReadable(p, await this.channel(req.channelId));
+    if (!isId(req.messageId)) throw errors.invalidArgument('BAD_ID', 'message_id must be a decimal id');
+    await this.o.repo.markRead(c.row.id, p.userId, req.messageId);
+    return {};
+  }
+
+  // ------------------------------------------------------------------ oneliners
+
+  async postOneliner(req: messagesV1.PostOnelinerRequest): Promise<messagesV1.PostOnelinerResponse> {
+    const p = checkPrincipal(req.principal, 'poster');
+    const text = req.text.trim();
+    if (text === '') throw errors.invalidArgument('TEXT_REQUIRED', 'a oneliner needs text');
+    if (utf8Bytes(text) > this.o.limits.maxOnelinerBytes)
+      throw errors.invalidArgument('TEXT_TOO_LARGE', `oneliner over ${this.o.limits.maxOnelinerBytes} bytes`, {
+        limit: String(this.o.limits.maxOnelinerBytes),
+      });
+    this.requireIds();
+    try {
+      if (req.clientKey !== '') {
+        const prev = await this.o.repo.onelinerByClientKey(p.userId, req.clientKey);
+        if (prev) return { oneliner: prev, duplicate: true };
+      }
+      const id = this.o.ids.next();
+      const o: messagesV1.Oneliner = {
+        id: id.toString(),
+        authorId: p.userId,
+        authorName: p.displayName,
+        authorKind: p.kind,
+        door: p.door,
+        text,
+        createdAt: new Date(snowflakeMs(id)),
+        clientKey: req.clientKey,
+      };
+      const ev: OutboxEntry = {
+        subject: this.subj.onelinerPosted,
+        payload: JSON.stringify(messagesV1.OnelinerEvent.toJSON({ oneliner: o })),
+        ref: o.id,
+      };
+      const row = await this.o.repo.insertOneliner(o, ev);
+      if (!row) {
+        const prev = await this.o.repo.onelinerByClientKey(p.userId, req.clientKey);
+        if (prev) return { oneliner: prev, duplicate: true };
+        throw errors.internal('CLIENT_KEY_CONFLICT_LOST');
+      }
+      this.publish([row]);
+      return { oneliner: o, duplicate: false };
+    } catch (e) {
+      throw toStoreError(e);
+    }
+  }
+
+  async listOneliners(req: messagesV1.ListOnelinersRequest): Promise<messagesV1.ListOnelinersResponse> {
+    const limit = req.limit === 0 ? 200 : Math.min(req.limit, 1_000);
+    return { oneliners: await this.o.repo.listOneliners(limit) };
+  }
+
+  // ------------------------------------------------------------------ tests only
+
+  /**
+   * Stores messages with chosen times and no events. Reachable only through app/test-seed.ts, which the
+   * server registers only with NODE_ENV=test and MESSAGE_STORE_ENABLE_TEST_SEED=1.
+   */
+  async seedMessagesForTests(req: messagesV1.SeedMessagesRequest): Promise<messagesV1.SeedMessagesResponse> {
+    const out: Message[] = [];
+    const worker = this.o.ids.workerId ?? 0;
+    for (const s of req.messages) {
+      const p = checkPrincipal(s.principal, 'poster');
+      const msg = checkNewMessage(s.message, this.o.limits);
+      const c = requireReadable(p, await this.channel(msg.channelId));
+      const createdAt = s.createdAt ?? new Date(this.now());
+      this.seedSeq = (this.seedSeq + 1) % 4096;
+      const id = composeSnowflake(createdAt.getTime(), worker, this.seedSeq);
+      const changedAt = s.changedAt ?? createdAt;
+      const m: Message = {
+        id: id.toString(),
+        channelId: c.row.id,
+        authorId: p.userId,
+        authorName: p.displayName,
+        authorKind: p.kind,
+        door: p.door,
+        text: s.deleted ? '' : msg.text,
+        kind: msg.kind === MessageKind.MESSAGE_KIND_UNSPECIFIED ? MessageKind.MESSAGE_KIND_NORMAL : msg.kind,
+        subject: msg.subject,
+        tags: msg.tags,
+        replyToId: msg.replyToId,
+        recipientId: msg.recipientId,
+        isPrivate: msg.isPrivate,
+        attachments: msg.attachments,
+        createdAt: new Date(snowflakeMs(id)),
+        changedAt,
+        edited: s.deleted || changedAt.getTime() !== createdAt.getTime(),
+        deleted: s.deleted,
+        clientKey: msg.clientKey,
+      };
+      await this.o.repo.insertSeeded(m);
+      out.push(m);
+    }
+    return { messages: out };
+  }
+}
+
+const CHANNEL_KINDS: Record<number, true> = {
+  [ChannelKind.CHANNEL_KIND_GROUP]: true,
+  [ChannelKind.CHANNEL_KIND_CHANNEL]: true,
+  [ChannelKind.CHANNEL_KIND_DIRECT]: true,
+  [ChannelKind.CHANNEL_KIND_BOARD]: true,
+};
+
+function requireReadableSafe(p: Principal | undefined, c: ChannelView): boolean {
+  try {
+    requireReadable(p, c);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,218 @@
+/**
+ * Composition of message-store: database (migrations in knex, hot path on pg/PGlite), NATS, worker-id
+ * lease, outbox publisher, the service, gRPC and ops HTTP. `start()` is what main.ts and the integration
+ * tests call (tests on port 0); `close()` stops in the order of ARCHITECTURE.md "Graceful shutdown".
+ */
+import { createDb, runMigrations } from '@hubbub/db';
+import { connectNats, drainNats, registerNatsService } from '@hubbub/nats';
+import type { NatsConnection, Service } from '@hubbub/nats';
+import { startGrpcServer } from '@hubbub/grpc';
+import type { GrpcServer } from '@hubbub/grpc';
+import { subjects } from '@hubbub/proto';
+import { createLogger, createMetricsRegistry, createReadiness, startOpsServer } from '@hubbub/runtime';
+import type { Logger, OpsServer } from '@hubbub/runtime';
+import { Counter, Gauge, Histogram } from 'prom-client';
+import { messageStoreGrpc, testSeedEnabled, testingGrpc } from './api/grpc-api';
+import { MessageService } from './app/message-service';
+import { OutboxPublisher } from './app/outbox-publisher';
+import { SnowflakeGenerator } from './app/snowflake';
+import { WorkerLease } from './app/worker-lease';
+import type { Config } from './config';
+import { migrations } from './store/migrations';
+import { Repo } from './store/repo';
+import { pgSql, pgliteSql } from './store/sql';
+import type { Sql } from './store/sql';
+
+export const SERVICE_NAME = 'message-store';
+export const SERVICE_VERSION = '0.1.0';
+
+export interface StartDeps {
+  readonly log?: Logger;
+  /** Wall clock for ids and change times (tests move it backwards). */
+  readonly now?: () => number;
+  /** Tests: commit but never publish (a publisher killed between commit and publish). */
+  readonly publisherPaused?: boolean;
+}
+
+export interface MessageStoreServer {
+  readonly port: number;
+  readonly metricsPort: number | undefined;
+  readonly service: MessageService;
+  readonly publisher: OutboxPublisher;
+  readonly lease: WorkerLease;
+  readonly ids: SnowflakeGenerator;
+  readonly nc: NatsConnection;
+  readonly sql: Sql;
+  readonly log: Logger;
+  close(): Promise<void>;
+}
+
+export async function start(cfg: Config, deps: StartDeps = {}): Promise<MessageStoreServer> {
+  const log = deps.log ?? createLogger({ service: SERVICE_NAME, level: cfg.logLevel });
+  const readiness = createReadiness(['database', 'nats', 'worker_id']);
+  const registry = createMetricsRegistry(SERVICE_NAME);
+  const mPosts = new Counter({ name: 'hubbub_msg_posts_total', help: 'posts committed', registers: [registry] });
+  const mBatch = new Histogram({
+    name: 'hubbub_msg_batch_size',
+    help: 'posts per committed batch',
+    buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024],
+    registers: [registry],
+  });
+  const mBatchMs = new Histogram({
+    name: 'hubbub_msg_batch_commit_ms',
+    help: 'batch commit time in ms',
+    buckets: [0.5, 1, 2, 4, 8, 16, 32, 64, 128],
+    registers: [registry],
+  });
+  const mPublished = new Counter({
+    name: 'hubbub_msg_outbox_published_total',
+    help: 'outbox rows published',
+    registers: [registry],
+  });
+  const mWorker = new Gauge({
+    name: 'hubbub_msg_worker_id',
+    help: 'leased worker id (-1 = none)',
+    registers: [registry],
+  });
+  mWorker.set(-1);
+
+  const cleanups: { name: string; fn: () => Promise<unknown> }[] = [];
+  const undo = async (): Promise<void> => {
+    for (const c of cleanups.reverse())
+      await c.fn().catch((err: unknown) => log.warn({ err, step: c.name }, 'cleanup failed'));
+  };
+  try {
+    // Database: migrations through knex, then the raw driver for the hot path.
+    const db = createDb({ databaseUrl: cfg.databaseUrl, dataDir: cfg.dataDir, log, applicationName: SERVICE_NAME });
+    let sql: Sql;
+    try {
+      const applied = await runMigrations(db.knex, migrations);
+      if (applied.length > 0) log.info({ applied }, 'migrations applied');
+      if (db.kind === 'postgres') {
+        await db.close();
+        sql = pgSql(cfg.databaseUrl!, cfg.dbPoolMax, log);
+      } else {
+        sql = await pgliteSql(db);
+      }
+    } catch (e) {
+      await db.close().catch(() => undefined);
+      throw e;
+    }
+    cleanups.push({ name: 'database', fn: () => sql.close() });
+    readiness.set('database', true);
+    const repo = new Repo(sql);
+
+    const nc = await connectNats({
+      servers: cfg.natsUrl,
+      name: SERVICE_NAME,
+      log,
+      onStatus: (ok) => readiness.set('nats', ok),
+    });
+    cleanups.push({ name: 'nats', fn: () => drainNats(nc) });
+
+    const ids = new SnowflakeGenerator(deps.now ? { now: deps.now } : {});
+    const lease = new WorkerLease({
+      nc,
+      bucket: subjects(cfg.natsPrefix).buckets.workerIds,
+      ttlMs: cfg.workerLeaseTtlMs,
+      log,
+      onChange: async (w) => {
+        if (w === undefined) ids.clearWorker();
+        else ids.setWorker(w, await repo.maxIdMs());
+        mWorker.set(w ?? -1);
+        readiness.set('worker_id', w !== undefined);
+      },
+    });
+    await lease.start();
+    cleanups.push({ name: 'worker lease', fn: () => lease.stop() });
+
+    const late: { service?: MessageService } = {}; // the publisher rebuilds swept events through the service
+    const publisher = new OutboxPublisher({
+      repo,
+      nc,
+      log,
+      cleanupIntervalMs: cfg.outboxCleanupIntervalMs,
+      sweepIntervalMs: cfg.outboxSweepIntervalMs,
+      paused: deps.publisherPaused ?? false,
+      onPublished: (n) => mPublished.inc(n),
+      rebuild: (q, rows) => late.service!.rebuildPostedEvents(q, rows),
+    });
+    cleanups.push({ name: 'outbox', fn: () => publisher.stop() });
+
+    const service = new MessageService({
+      repo,
+      ids,
+      publisher,
+      prefix: cfg.natsPrefix,
+      log,
+      limits: {
+        maxTextBytes: cfg.maxTextBytes,
+        maxAttachmentBytes: cfg.maxAttachmentBytes,
+        maxBatchMessages: cfg.maxBatchMessages,
+        maxOnelinerBytes: cfg.maxOnelinerBytes,
+      },
+      batchWindowMs: cfg.batchWindowMs,
+      batchMaxMessages: cfg.batchMaxMessages,
+      batchMaxInFlight: cfg.batchMaxInFlight,
+      cacheTtlMs: cfg.cacheTtlMs,
+      ...(deps.now ? { now: deps.now } : {}),
+      onBatch: (size, ms) => {
+        mPosts.inc(size);
+        mBatch.observe(size);
+        mBatchMs.observe(ms);
+      },
+    });
+    late.service = service;
+    cleanups.push({ name: 'batcher', fn: () => service.drain() });
+    // Rule 2 of the publisher: what earlier processes left behind goes out before we serve.
+    await publisher.start();
+
+    const services = [messageStoreGrpc(service, log)];
+    if (testSeedEnabled(cfg)) {
+      log.warn({ code: 'TEST_SEED_ENABLED' }, 'test-only SeedMessages RPC is registered');
+      services.push(testingGrpc(service, log));
+    }
+    const grpc: GrpcServer = await startGrpcServer({
+      host: cfg.host,
+      port: cfg.port,
+      log,
+      services,
+      maxReceiveMessageBytes: Math.max(4 * 1024 * 1024, 2 * (cfg.maxTextBytes + cfg.maxAttachmentBytes) * 4),
+    });
+    cleanups.push({ name: 'grpc', fn: () => grpc.close() });
+
+    let ops: OpsServer | undefined;
+    if (cfg.metricsPort > 0) {
+      ops = await startOpsServer({ host: cfg.host, port: cfg.metricsPort, registry, readiness });
+      const o = ops;
+      cleanups.push({ name: 'ops', fn: () => o.close() });
+    }
+
+    const natsSvc: Service = await registerNatsService(nc, {
+      name: SERVICE_NAME,
+      version: SERVICE_VERSION,
+      description: 'channels, membership and messages of hubbub (gRPC hubbub.messages.v1)',
+      metadata: { grpc_port: String(grpc.port), worker_id: String(ids.workerId ?? '') },
+    });
+    cleanups.push({ name: 'nats service', fn: () => natsSvc.stop() });
+
+    let closing: Promise<void> | undefined;
+    return {
+      port: grpc.port,
+      metricsPort: ops?.port,
+      service,
+      publisher,
+      lease,
+      ids,
+      nc,
+      sql,
+      log,
+      // Reverse order of start: NATS service, ops, gRPC (stop accepting, finish in-flight calls), batcher
+      // drain, outbox flush, lease release, NATS drain, database.
+      close: () => (closing ??= undo()),
+    };
+  } catch (e) {
+    await undo();
+    throw e;
+  }
+}

@@ -1,0 +1,753 @@
+/**
+ * SQL of message-store. Ids travel as decimal strings (`::text` on the way out, `::bigint` on the way in),
+ * so the code never depends on how a driver maps int8. Times are JS Dates (millisecond precision) chosen by
+ * the application, so an event payload and its row always agree.
+ */
+import { messagesV1 } from '@hubbub/proto';
+import type { Queryable, Sql } from './sql';
+
+type Message = messagesV1.Message;
+type Channel = messagesV1.Channel;
+type Attachments = messagesV1.Attachments;
+
+export interface ChannelRow {
+  readonly id: string;
+  readonly kind: messagesV1.ChannelKind;
+  readonly slug: string;
+  readonly title: string;
+  readonly info: string;
+  readonly visibility: messagesV1.Visibility;
+  readonly ownerId: string;
+  readonly allowGuests: boolean;
+  readonly archived: boolean;
+  readonly createdAt: Date;
+  readonly changedAt: Date;
+}
+
+export interface OutboxRow {
+  readonly seq: string;
+  readonly subject: string;
+  readonly payload: string;
+}
+
+/**
+ * An outbox row as stored. Rows of a batch of posts carry `message_ids` (events rebuilt from the messages
+ * when swept); other rows carry their `subject` and `payload` (or, from migration 0002, a null payload and
+ * the message id in `ref`).
+ */
+export interface StoredOutboxRow {
+  readonly seq: string;
+  readonly subject: string;
+  readonly payload: string | null;
+  readonly ref: string;
+  readonly message_ids: string[] | null;
+}
+
+export interface OutboxEntry {
+  readonly subject: string;
+  readonly payload: string;
+  readonly ref: string;
+}
+
+const CHANNEL_COLS = `id::text AS id, kind, slug, title, info, visibility, owner_id, allow_guests, archived, created_at, changed_at`;
+
+export const MESSAGE_COLS = `id::text AS id, channel_id::text AS channel_id, author_id, author_name, author_kind, door, text,
+  kind, subject, tags, coalesce(reply_to_id::text, '') AS reply_to_id, recipient_id, is_private, attachments,
+  created_at, changed_at, edited, deleted, coalesce(client_key, '') AS client_key`;
+
+const ONELINER_COLS = `id::text AS id, author_id, author_name, author_kind, door, text, created_at, coalesce(client_key, '') AS client_key`;
+
+type Row = Record<string, unknown>;
+
+/** A nullable text column as a string. */
+function text(v: unknown): string {
+  if (typeof v === 'string') return v;
+  if (typeof v === 'number' || typeof v === 'bigint') return v.toString();
+  return '';
+}
+
+function toDate(v: unknown): Date {
+  return v instanceof Date ? v : new Date(String(v));
+}
+
+export function channelFromRow(r: Row): ChannelRow {
+  return {
+    id: String(r['id']),
+    kind: Number(r['kind']),
+    slug: String(r['slug']),
+    title: String(r['title']),
+    info: String(r['info']),
+    visibility: Number(r['visibility']),
+    ownerId: String(r['owner_id']),
+    allowGuests: Boolean(r['allow_guests']),
+    archived: Boolean(r['archived']),
+    createdAt: toDate(r['created_at']),
+    changedAt: toDate(r['changed_at']),
+  };
+}
+
+export function channelToProto(
+  c: ChannelRow,
+  memberIds: readonly string[] = [],
+  stats?: messagesV1.ChannelStats,
+): Channel {
+  return {
+    id: c.id,
+    kind: c.kind,
+    slug: c.slug,
+    title: c.title,
+    info: c.info,
+    visibility: c.visibility,
+    ownerId: c.ownerId,
+    allowGuests: c.allowGuests,
+    archived: c.archived,
+    memberIds: [...memberIds],
+    createdAt: c.createdAt,
+    changedAt: c.changedAt,
+    stats,
+  };
+}
+
+function attachmentsFromJson(v: unknown): Attachments | undefined {
+  if (v === null || v === undefined) return undefined;
+  const o = (typeof v === 'string' ? JSON.parse(v) : v) as Record<string, unknown>;
+  const a: Attachments = {};
+  for (const k of ['filePicture', 'fileVideo', 'fileAudio', 'fileDocument', 'emoji'] as const) {
+    const x = o[k];
+    if (typeof x === 'string') a[k] = x;
+  }
+  return a;
+}
+
+function attachmentsToObject(a: Attachments | undefined): Record<string, string> | null {
+  if (!a) return null;
+  const o: Record<string, string> = {};
+  let n = 0;
+  for (const k of ['filePicture', 'fileVideo', 'fileAudio', 'fileDocument', 'emoji'] as const) {
+    const x = a[k];
+    if (x !== undefined) {
+      o[k] = x;
+      n++;
+    }
+  }
+  return n === 0 ? null : o;
+}
+
+export function attachmentsToJson(a: Attachments | undefined): string | null {
+  const o = attachmentsToObject(a);
+  return o === null ? null : JSON.stringify(o);
+}
+
+export function messageFromRow(r: Row): Message {
+  const tags = r['tags'];
+  return {
+    id: String(r['id']),
+    channelId: String(r['channel_id']),
+    authorId: String(r['author_id']),
+    authorName: String(r['author_name']),
+    authorKind: Number(r['author_kind']),
+    door: String(r['door']),
+    text: String(r['text']),
+    kind: Number(r['kind']),
+    subject: String(r['subject']),
+    tags: Array.isArray(tags) ? tags.map(String) : [],
+    replyToId: text(r['reply_to_id']),
+    recipientId: String(r['recipient_id']),
+    isPrivate: Boolean(r['is_private']),
+    attachments: attachmentsFromJson(r['attachments']),
+    createdAt: toDate(r['created_at']),
+    changedAt: toDate(r['changed_at']),
+    edited: Boolean(r['edited']),
+    deleted: Boolean(r['deleted']),
+    clientKey: text(r['client_key']),
+  };
+}
+
+export function onelinerFromRow(r: Row): messagesV1.Oneliner {
+  return {
+    id: String(r['id']),
+    authorId: String(r['author_id']),
+    authorName: String(r['author_name']),
+    authorKind: Number(r['author_kind']),
+    door: String(r['door']),
+    text: String(r['text']),
+    createdAt: toDate(r['created_at']),
+    clientKey: text(r['client_key']),
+  };
+}
+
+/**
+ * One post ready for the batch INSERT (id assigned, event built). Its outbox row stores no payload: the
+ * sweep rebuilds posted events from the message row, which keeps the hot INSERT (and its WAL) small.
+ */
+export interface InsertablePost {
+  readonly message: Message;
+  readonly eventSubject: string;
+  readonly eventPayload: string;
+}
+
+// The batch travels as ONE json parameter (parsed by PostgreSQL in C) instead of a text array per column:
+// cheaper than escaping every element of 17 array literals in JS.
+const INSERT_POSTS_SQL = `
+WITH src AS (
+  SELECT * FROM json_to_recordset($1::json)
+  AS s(id bigint, channel_id bigint, author_id text, author_name text, author_kind smallint, door text, text text,
+    kind smallint, subject text, tags text[], reply_to_id bigint, recipient_id text, is_private boolean,
+    attachments jsonb, created_at timestamptz, client_key text, ev_subject text)
+),
+ins AS (
+  INSERT INTO messages (id, channel_id, author_id, author_name, author_kind, door, text, kind, subject, tags,
+    reply_to_id, recipient_id, is_private, attachments, created_at, changed_at, client_key)
+  SELECT id, channel_id, author_id, author_name, author_kind, door, text, kind, subject, tags, reply_to_id,
+    recipient_id, is_private, attachments, created_at, created_at, client_key
+  FROM src ORDER BY id
+  ON CONFLICT (author_id, client_key) WHERE client_key IS NOT NULL DO NOTHING
+  RETURNING id
+),
+ob AS (
+  INSERT INTO outbox (subject, payload, ref, message_ids)
+  SELECT '', NULL, '', array_agg(id ORDER BY id) FROM ins HAVING count(*) > 0
+  RETURNING seq, message_ids
+),
+mem AS (
+  INSERT INTO channel_members (channel_id, user_id)
+  SELECT * FROM unnest($2::bigint[], $3::text[])
+  ON CONFLICT DO NOTHING
+  RETURNING channel_id
+),
+ch AS (
+  UPDATE channels SET changed_at = $4::timestamptz WHERE id IN (SELECT channel_id FROM mem) RETURNING id
+)
+SELECT seq::text AS seq, message_ids::text[] AS ids FROM ob`;
+
+export class Repo {
+  constructor(readonly sql: Sql) {}
+
+  // ---- channels
+
+  async channelById(id: string, q: Queryable = this.sql): Promise<ChannelRow | undefined> {
+    if (!/^\d{1,19}$/.test(id)) return undefined;
+    const rows = await q.query(`SELECT ${CHANNEL_COLS} FROM channels WHERE id = $1::bigint`, [id], 'ms_channel_by_id');
+    return rows[0] ? channelFromRow(rows[0]) : undefined;
+  }
+
+  async channelBySlug(slug: string): Promise<ChannelRow | undefined> {
+    const rows = await this.sql.query(`SELECT ${CHANNEL_COLS} FROM channels WHERE slug = $1`, [slug]);
+    return rows[0] ? channelFromRow(rows[0]) : undefined;
+  }
+
+  async channelByDirectKey(key: string): Promise<ChannelRow | undefined> {
+    const rows = await this.sql.query(`SELECT ${CHANNEL_COLS} FROM channels WHERE direct_key = $1`, [key]);
+    return rows[0] ? channelFromRow(rows[0]) : undefined;
+  }
+
+  async members(channelId: string, q: Queryable = this.sql): Promise<string[]> {
+    const rows = await q.query<{ user_id: string }>(
+      `SELECT user_id FROM channel_members WHERE channel_id = $1::bigint ORDER BY seq`,
+      [channelId],
+      'ms_members',
+    );
+    return rows.map((r) => r.user_id);
+  }
+
+  async membersOf(channelIds: readonly string[]): Promise<Map<string, string[]>> {
+    const out = new Map<string, string[]>(channelIds.map((id) => [id, []]));
+    if (channelIds.length === 0) return out;
+    const rows = await this.sql.query<{ channel_id: string; user_id: string }>(
+      `SELECT channel_id::text AS channel_id, user_id FROM channel_members WHERE channel_id = ANY($1::bigint[]) ORDER BY seq`,
+      [channelIds],
+    );
+    for (const r of rows) out.get(r.channel_id)?.push(r.user_id);
+    return out;
+  }
+
+  async insertChannel(
+    q: Queryable,
+    c: {
+      kind: number;
+      slug: string;
+      title: string;
+      info: string;
+      visibility: number;
+      ownerId: string;
+      allowGuests: boolean;
+      directKey: string | null;
+      at: Date;
+    },
+  ): Promise<ChannelRow> {
+    const rows = await q.query(
+      `WITH nid AS (SELECT nextval(pg_get_serial_sequence('channels', 'id')) AS id)
+       INSERT INTO channels (id, kind, slug, title, info, visibility, owner_id, allow_guests, direct_key, created_at, changed_at)
+       SELECT nid.id, $1, CASE WHEN $2 = '' THEN 'c' || nid.id::text ELSE $2 END, $3, $4, $5, $6, $7, $8,
+         $9::timestamptz, $9::timestamptz
+       FROM nid RETURNING ${CHANNEL_COLS}`,
+      [c.kind, c.slug, c.title, c.info, c.visibility, c.ownerId, c.allowGuests, c.directKey, c.at.toISOString()],
+    );
+    return channelFromRow(rows[0]!);
+  }
+
+  async addMembers(q: Queryable, channelId: string, userIds: readonly string[]): Promise<number> {
+    if (userIds.length === 0) return 0;
+    // unnest WITH ORDINALITY keeps the given order in `seq`.
+    const rows = await q.query(
+      `INSERT INTO channel_members (channel_id, user_id)
+       SELECT $1::bigint, u FROM unnest($2::text[]) WITH ORDINALITY AS t(u, n) ORDER BY n
+       ON CONFLICT DO NOTHING RETURNING user_id`,
+      [channelId, userIds],
+    );
+    return rows.length;
+  }
+
+  async removeMember(q: Queryable, channelId: string, userId: string): Promise<number> {
+    const rows = await q.query(
+      `DELETE FROM channel_members WHERE channel_id = $1::bigint AND user_id = $2 RETURNING user_id`,
+      [channelId, userId],
+    );
+    return rows.length;
+  }
+
+  async updateChannel(
+    q: Queryable,
+    id: string,
+    f: { slug?: string; title?: string; info?: string; allowGuests?: boolean; archived?: boolean; at: Date },
+  ): Promise<ChannelRow | undefined> {
+    const rows = await q.query(
+      `UPDATE channels SET slug = coalesce($2, slug), title = coalesce($3, title), info = coalesce($4, info),
+         allow_guests = coalesce($5, allow_guests), archived = coalesce($6, archived), changed_at = $7::timestamptz
+       WHERE id = $1::bigint RETURNING ${CHANNEL_COLS}`,
+      [
+        id,
+        f.slug ?? null,
+        f.title ?? null,
+        f.info ?? null,
+        f.allowGuests ?? null,
+        f.archived ?? null,
+        f.at.toISOString(),
+      ],
+    );
+    return rows[0] ? channelFromRow(rows[0]) : undefined;
+  }
+
+  async touchChannel(q: Queryable, id: string, at: Date): Promise<ChannelRow | undefined> {
+    const rows = await q.query(
+      `UPDATE channels SET changed_at = $2::timestamptz WHERE id = $1::bigint RETURNING ${CHANNEL_COLS}`,
+      [id, at.toISOString()],
+    );
+    return rows[0] ? channelFromRow(rows[0]) : undefined;
+  }
+
+  /**
+   * Channels visible to `userId` (public ones, memberships; every channel when `all`), ascending id.
+   * `userId` undefined = public only.
+   */
+  async listChannels(f: {
+    userId: string | undefined;
+    all: boolean;
+    kind: number;
+    visibility: number;
+    changedSince: Date | undefined;
+    includeArchived: boolean;
+    memberOnly: boolean;
+  }): Promise<ChannelRow[]> {
+    const where: string[] = [];
+    const params: unknown[] = [];
+    const p = (v: unknown): string => {
+      params.push(v);
+      return `$${params.length}`;
+    };
+    const memberOf = (u: string): string => `id IN (SELECT channel_id FROM channel_members WHERE user_id = ${p(u)})`;
+    if (f.memberOnly) where.push(f.userId === undefined ? 'false' : memberOf(f.userId));
+    else if (!f.all) {
+      const pub = `visibility = ${messagesV1.Visibility.VISIBILITY_PUBLIC}`;
+      where.push(f.userId === undefined ? pub : `(${pub} OR ${memberOf(f.userId)})`);
+    }
+    if (f.kind) where.push(`kind = ${p(f.kind)}`);
+    if (f.visibility) where.push(`visibility = ${p(f.visibility)}`);
+    if (f.changedSince) where.push(`changed_at >= ${p(f.changedSince.toISOString())}::timestamptz`);
+    if (!f.includeArchived) where.push('NOT archived');
+    const rows = await this.sql.query(
+      `SELECT ${CHANNEL_COLS} FROM channels ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY id`,
+      params,
+    );
+    return rows.map(channelFromRow);
+  }
+
+  async channelStats(
+    channelIds: readonly string[],
+    userId: string | undefined,
+    seesPrivate: boolean,
+  ): Promise<Map<string, messagesV1.ChannelStats>> {
+    const out = new Map<string, messagesV1.ChannelStats>();
+    for (const id of channelIds) out.set(id, { total: '0', unread: '0', lastMessageId: '', lastMessageAt: undefined });
+    if (channelIds.length === 0) return out;
+    const rows = await this.sql.query<{
+      channel_id: string;
+      total: string;
+      unread: string;
+      last_id: string | null;
+      last_at: Date | null;
+    }>(
+      `SELECT m.channel_id::text AS channel_id, count(*)::text AS total,
+         count(*) FILTER (WHERE m.id > coalesce(r.last_read_id, 0))::text AS unread,
+         max(m.id)::text AS last_id, max(m.created_at) AS last_at
+       FROM messages m
+       LEFT JOIN read_marks r ON r.channel_id = m.channel_id AND r.user_id = $2
+       WHERE m.channel_id = ANY($1::bigint[]) AND NOT m.deleted
+         AND ($3 OR NOT m.is_private OR m.author_id = $2 OR m.recipient_id = $2)
+       GROUP BY m.channel_id, r.last_read_id`,
+      [channelIds, userId ?? '', seesPrivate],
+    );
+    for (const r of rows) {
+      out.set(r.channel_id, {
+        total: r.total,
+        unread: r.unread,
+        lastMessageId: r.last_id ?? '',
+        lastMessageAt: r.last_at ? toDate(r.last_at) : undefined,
+      });
+    }
+    return out;
+  }
+
+  async markRead(channelId: string, userId: string, messageId: string): Promise<void> {
+    await this.sql.query(
+      `INSERT INTO read_marks (channel_id, user_id, last_read_id) VALUES ($1::bigint, $2, $3::bigint)
+       ON CONFLICT (channel_id, user_id) DO UPDATE SET last_read_id = greatest(read_marks.last_read_id, EXCLUDED.last_read_id)`,
+      [channelId, userId, messageId],
+    );
+  }
+
+  // ---- outbox
+
+  async insertOutbox(q: Queryable, entries: readonly OutboxEntry[]): Promise<OutboxRow[]> {
+    if (entries.length === 0) return [];
+    const rows = await q.query<{ seq: string; ref: string }>(
+      `INSERT INTO outbox (subject, payload, ref)
+       SELECT s, p, r FROM unnest($1::text[], $2::text[], $3::text[]) WITH ORDINALITY AS t(s, p, r, n) ORDER BY n
+       RETURNING seq::text AS seq, ref`,
+      [entries.map((e) => e.subject), entries.map((e) => e.payload), entries.map((e) => e.ref)],
+    );
+    // Identity values follow insertion order, which follows ORDER BY n.
+    const seqs = rows.map((r) => r.seq).sort((a, b) => (BigInt(a) < BigInt(b) ? -1 : 1));
+    return seqs.map((seq, i) => ({ seq, subject: entries[i]!.subject, payload: entries[i]!.payload }));
+  }
+
+  async deleteOutbox(seqs: readonly string[]): Promise<void> {
+    if (seqs.length === 0) return;
+    await this.sql.query(`DELETE FROM outbox WHERE seq = ANY($1::bigint[])`, [seqs]);
+  }
+
+  /** Outbox rows older than `olderThanMs` (all when 0), oldest first, locked for this transaction. */
+  async lockOutbox(q: Queryable, olderThanMs: number, limit: number): Promise<StoredOutboxRow[]> {
+    return q.query<StoredOutboxRow>(
+      `SELECT seq::text AS seq, subject, payload, ref, message_ids::text[] AS message_ids FROM outbox
+       WHERE created_at <= now() - ($1::int * interval '1 millisecond')
+       ORDER BY seq LIMIT $2 FOR UPDATE SKIP LOCKED`,
+      [olderThanMs, limit],
+    );
+  }
+
+  async deleteOutboxIn(q: Queryable, seqs: readonly string[]): Promise<void> {
+    if (seqs.length === 0) return;
+    await q.query(`DELETE FROM outbox WHERE seq = ANY($1::bigint[])`, [seqs]);
+  }
+
+  // ---- messages
+
+  /**
+   * One statement (its own transaction): the posts, ONE outbox row listing the ids inserted, and the joins
+   * of public channels. Posts whose (author, client_key) exists are skipped; returns the outbox row's seq
+   * (undefined when nothing was inserted) and the ids inserted.
+   */
+  async insertPosts(
+    posts: readonly InsertablePost[],
+    joins: readonly { channelId: string; userId: string }[],
+    at: Date,
+  ): Promise<{ seq: string | undefined; inserted: Set<string> }> {
+    const batch = JSON.stringify(
+      posts.map(({ message: m, eventSubject }) => ({
+        id: m.id,
+        channel_id: m.channelId,
+        author_id: m.authorId,
+        author_name: m.authorName,
+        author_kind: m.authorKind,
+        door: m.door,
+        text: m.text,
+        kind: m.kind,
+        subject: m.subject,
+        tags: m.tags,
+        reply_to_id: m.replyToId === '' ? null : m.replyToId,
+        recipient_id: m.recipientId,
+        is_private: m.isPrivate,
+        attachments: attachmentsToObject(m.attachments),
+        created_at: m.createdAt!.toISOString(),
+        client_key: m.clientKey === '' ? null : m.clientKey,
+        ev_subject: eventSubject,
+      })),
+    );
+    const rows = await this.sql.query<{ seq: string; ids: string[] }>(
+      INSERT_POSTS_SQL,
+      [batch, joins.map((j) => j.channelId), joins.map((j) => j.userId), at.toISOString()],
+      'ms_insert_posts_batch',
+    );
+    const r = rows[0];
+    return { seq: r?.seq, inserted: new Set(r?.ids ?? []) };
+  }
+
+  async messagesByClientKeys(keys: readonly { authorId: string; clientKey: string }[]): Promise<Message[]> {
+    if (keys.length === 0) return [];
+    const rows = await this.sql.query(
+      `SELECT ${MESSAGE_COLS} FROM messages
+       WHERE (author_id, client_key) IN (SELECT * FROM unnest($1::text[], $2::text[]))`,
+      [keys.map((k) => k.authorId), keys.map((k) => k.clientKey)],
+    );
+    return rows.map(messageFromRow);
+  }
+
+  async messagesByIds(ids: readonly string[], q: Queryable = this.sql): Promise<Message[]> {
+    if (ids.length === 0) return [];
+    const rows = await q.query(`SELECT ${MESSAGE_COLS} FROM messages WHERE id = ANY($1::bigint[])`, [ids]);
+    return rows.map(messageFromRow);
+  }
+
+  async channelsByIds(ids: readonly string[], q: Queryable = this.sql): Promise<ChannelRow[]> {
+    if (ids.length === 0) return [];
+    const rows = await q.query(`SELECT ${CHANNEL_COLS} FROM channels WHERE id = ANY($1::bigint[])`, [ids]);
+    return rows.map(channelFromRow);
+  }
+
+  async messageById(id: string, q: Queryable = this.sql): Promise<Message | undefined> {
+    if (!/^\d{1,19}$/.test(id)) return undefined;
+    const rows = await q.query(`SELECT ${MESSAGE_COLS} FROM messages WHERE id = $1::bigint`, [id], 'ms_message_by_id');
+    return rows[0] ? messageFromRow(rows[0]) : undefined;
+  }
+
+  /** Writes the new state of a message if it has not changed since `prevChangedAt`, with its outbox row. */
+  async updateMessage(m: Message, prevChangedAt: Date, ev: OutboxEntry): Promise<OutboxRow | undefined> {
+    const rows = await this.sql.query<{ seq: string }>(
+      `WITH u AS (
+         UPDATE messages SET text = $2, subject = $3, tags = $4::text[], attachments = $5::jsonb,
+           changed_at = $6::timestamptz, edited = $7, deleted = $8
+         WHERE id = $1::bigint AND changed_at = $9::timestamptz RETURNING id
+       )
+       INSERT INTO outbox (subject, payload, ref) SELECT $10, $11, $12 FROM u RETURNING seq::text AS seq`,
+      [
+        m.id,
+        m.text,
+        m.subject,
+        m.tags,
+        attachmentsToJson(m.attachments),
+        m.changedAt!.toISOString(),
+        m.edited,
+        m.deleted,
+        prevChangedAt.toISOString(),
+        ev.subject,
+        ev.payload,
+        ev.ref,
+      ],
+    );
+    return rows[0] ? { seq: rows[0].seq, subject: ev.subject, payload: ev.payload } : undefined;
+  }
+
+  async listMessages(f: {
+    channelId: string;
+    before: string | undefined;
+    after: string | undefined;
+    limit: number;
+    includeDeleted: boolean;
+    tags: readonly string[];
+    mailbox: boolean;
+    userId: string;
+    seesPrivate: boolean;
+  }): Promise<{ messages: Message[]; more: boolean }> {
+    const params: unknown[] = [f.channelId];
+    const p = (v: unknown): string => {
+      params.push(v);
+      return `$${params.length}`;
+    };
+    const where = ['channel_id = $1::bigint'];
+    if (f.before) where.push(`id < ${p(f.before)}::bigint`);
+    if (f.after) where.push(`id > ${p(f.after)}::bigint`);
+    if (!f.includeDeleted) where.push('NOT deleted');
+    if (f.tags.length > 0) where.push(`tags && ${p(f.tags)}::text[]`);
+    if (f.mailbox) where.push(`is_private AND (author_id = ${p(f.userId)} OR recipient_id = $${params.length})`);
+    else if (!f.seesPrivate)
+      where.push(`(NOT is_private OR author_id = ${p(f.userId)} OR recipient_id = $${params.length})`);
+    const oldestFirst = f.after !== undefined && f.before === undefined;
+    const rows = await this.sql.query(
+      `SELECT ${MESSAGE_COLS} FROM messages WHERE ${where.join(' AND ')}
+       ORDER BY id ${oldestFirst ? 'ASC' : 'DESC'} LIMIT ${f.limit + 1}`,
+      params,
+    );
+    const more = rows.length > f.limit;
+    const page = rows.slice(0, f.limit).map(messageFromRow);
+    if (!oldestFirst) page.reverse();
+    return { messages: page, more };
+  }
+
+  async sliceMessages(f: {
+    channelId: string;
+    createdSince: Date | undefined;
+    start: number | undefined;
+    limit: number;
+    userId: string;
+    seesPrivate: boolean;
+  }): Promise<{ total: number; start: number; messages: Message[] }> {
+    const where = `channel_id = $1::bigint AND created_at >= $2::timestamptz
+      AND ($3 OR NOT is_private OR author_id = $4 OR recipient_id = $4)`;
+    const params = [f.channelId, (f.createdSince ?? new Date(0)).toISOString(), f.seesPrivate, f.userId];
+    const [c] = await this.sql.query<{ n: string }>(`SELECT count(*)::text AS n FROM messages WHERE ${where}`, params);
+    const total = Number(c?.n ?? 0);
+    const start = f.start ?? Math.max(0, total - f.limit);
+    if (start >= total) return { total, start, messages: [] };
+    const rows = await this.sql.query(
+      `SELECT ${MESSAGE_COLS} FROM messages WHERE ${where} ORDER BY id OFFSET ${start} LIMIT ${f.limit}`,
+      params,
+    );
+    return { total, start, messages: rows.map(messageFromRow) };
+  }
+
+  async listChanges(f: {
+    channelIds: readonly string[];
+    since: Date;
+    afterChangedAt: Date | undefined;
+    afterId: string | undefined;
+    limit: number;
+    userId: string;
+    seesPrivate: boolean;
+  }): Promise<{ messages: Message[]; more: boolean }> {
+    if (f.channelIds.length === 0) return { messages: [], more: false };
+    const params: unknown[] = [f.channelIds, f.since.toISOString(), f.seesPrivate, f.userId];
+    let cursor = '';
+    if (f.afterChangedAt) {
+      params.push(f.afterChangedAt.toISOString(), f.afterId && /^\d+$/.test(f.afterId) ? f.afterId : '0');
+      cursor = `AND (changed_at, id) > ($5::timestamptz, $6::bigint)`;
+    }
+    const rows = await this.sql.query(
+      `SELECT ${MESSAGE_COLS} FROM messages
+       WHERE channel_id = ANY($1::bigint[]) AND changed_at >= $2::timestamptz ${cursor}
+         AND ($3 OR NOT is_private OR author_id = $4 OR recipient_id = $4)
+       ORDER BY changed_at, id LIMIT ${f.limit + 1}`,
+      params,
+    );
+    return { messages: rows.slice(0, f.limit).map(messageFromRow), more: rows.length > f.limit };
+  }
+
+  async searchMessages(f: {
+    channelIds: readonly string[];
+    text: string;
+    from: readonly string[];
+    tags: readonly string[];
+    before: string | undefined;
+    limit: number;
+    mailbox: boolean;
+    userId: string;
+    seesPrivate: boolean;
+  }): Promise<{ messages: Message[]; more: boolean }> {
+    if (f.channelIds.length === 0) return { messages: [], more: false };
+    const params: unknown[] = [f.channelIds, f.userId];
+    const p = (v: unknown): string => {
+      params.push(v);
+      return `$${params.length}`;
+    };
+    const where = ['channel_id = ANY($1::bigint[])', 'NOT deleted'];
+    if (f.text.trim() !== '') where.push(`tsv @@ websearch_to_tsquery('simple'::regconfig, ${p(f.text)})`);
+    for (const name of f.from) where.push(`lower(author_name) = lower(${p(name)})`);
+    for (const t of f.tags) where.push(`${p(t)} = ANY(tags)`);
+    if (f.before) where.push(`id < ${p(f.before)}::bigint`);
+    if (f.mailbox) where.push('is_private AND (author_id = $2 OR recipient_id = $2)');
+    else if (!f.seesPrivate) where.push('(NOT is_private OR author_id = $2 OR recipient_id = $2)');
+    const rows = await this.sql.query(
+      `SELECT ${MESSAGE_COLS} FROM messages WHERE ${where.join(' AND ')} ORDER BY id DESC LIMIT ${f.limit + 1}`,
+      params,
+    );
+    return { messages: rows.slice(0, f.limit).map(messageFromRow), more: rows.length > f.limit };
+  }
+
+  async listTags(channelId: string, userId: string, seesPrivate: boolean): Promise<string[]> {
+    const rows = await this.sql.query<{ tag: string }>(
+      `SELECT DISTINCT unnest(tags) AS tag FROM messages
+       WHERE channel_id = $1::bigint AND NOT deleted AND ($3 OR NOT is_private OR author_id = $2 OR recipient_id = $2)
+       ORDER BY 1`,
+      [channelId, userId, seesPrivate],
+    );
+    return rows.map((r) => r.tag);
+  }
+
+  async maxIdMs(): Promise<number> {
+    const rows = await this.sql.query<{ m: string }>(
+      `SELECT greatest((SELECT coalesce(max(id), 0) FROM messages), (SELECT coalesce(max(id), 0) FROM oneliners))::text AS m`,
+    );
+    return Number(BigInt(rows[0]?.m ?? '0') >> 19n);
+  }
+
+  // ---- oneliners
+
+  async insertOneliner(o: messagesV1.Oneliner, ev: OutboxEntry): Promise<OutboxRow | undefined> {
+    const rows = await this.sql.query<{ seq: string }>(
+      `WITH ins AS (
+         INSERT INTO oneliners (id, author_id, author_name, author_kind, door, text, created_at, client_key)
+         VALUES ($1::bigint, $2, $3, $4, $5, $6, $7::timestamptz, $8)
+         ON CONFLICT (author_id, client_key) WHERE client_key IS NOT NULL DO NOTHING RETURNING id
+       )
+       INSERT INTO outbox (subject, payload, ref) SELECT $9, $10, $1 FROM ins RETURNING seq::text AS seq`,
+      [
+        o.id,
+        o.authorId,
+        o.authorName,
+        o.authorKind,
+        o.door,
+        o.text,
+        o.createdAt!.toISOString(),
+        o.clientKey === '' ? null : o.clientKey,
+        ev.subject,
+        ev.payload,
+      ],
+    );
+    return rows[0] ? { seq: rows[0].seq, subject: ev.subject, payload: ev.payload } : undefined;
+  }
+
+  async onelinerByClientKey(authorId: string, clientKey: string): Promise<messagesV1.Oneliner | undefined> {
+    const rows = await this.sql.query(
+      `SELECT ${ONELINER_COLS} FROM oneliners WHERE author_id = $1 AND client_key = $2`,
+      [authorId, clientKey],
+    );
+    return rows[0] ? onelinerFromRow(rows[0]) : undefined;
+  }
+
+  async listOneliners(limit: number): Promise<messagesV1.Oneliner[]> {
+    const rows = await this.sql.query(`SELECT ${ONELINER_COLS} FROM oneliners ORDER BY id DESC LIMIT ${limit}`);
+    return rows.map(onelinerFromRow).reverse();
+  }
+
+  // ---- tests only (see app/test-seed.ts)
+
+  async insertSeeded(m: Message): Promise<void> {
+    await this.sql.query(
+      `INSERT INTO messages (id, channel_id, author_id, author_name, author_kind, door, text, kind, subject, tags,
+         reply_to_id, recipient_id, is_private, attachments, created_at, changed_at, edited, deleted, client_key)
+       VALUES ($1::bigint, $2::bigint, $3, $4, $5, $6, $7, $8, $9, $10::text[], $11::bigint, $12, $13, $14::jsonb,
+         $15::timestamptz, $16::timestamptz, $17, $18, $19)`,
+      [
+        m.id,
+        m.channelId,
+        m.authorId,
+        m.authorName,
+        m.authorKind,
+        m.door,
+        m.text,
+        m.kind,
+        m.subject,
+        m.tags,
+        m.replyToId === '' ? null : m.replyToId,
+        m.recipientId,
+        m.isPrivate,
+        attachmentsToJson(m.attachments),
+        m.createdAt!.toISOString(),
+        m.changedAt!.toISOString(),
+        m.edited,
+        m.deleted,
+        m.clientKey === '' ? null : m.clientKey,
+      ],
+    );
+  }
+}

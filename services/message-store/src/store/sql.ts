@@ -1,0 +1,90 @@
+/**
+ * The hot path talks SQL with `$n` parameters straight to the driver: a dedicated `pg.Pool` on PostgreSQL,
+ * or the single PGlite connection behind knex (whose query builder and `?` bindings are not used here).
+ * Migrations stay in knex (store/migrations.ts).
+ */
+import { Pool } from 'pg';
+import type { PoolClient } from 'pg';
+import type { Db } from '@hubbub/db';
+import type { Logger } from '@hubbub/runtime';
+
+export interface Queryable {
+  /** `name` makes it a prepared statement (parsed and planned once per connection): hot-path queries only. */
+  query<R = Record<string, unknown>>(text: string, params?: readonly unknown[], name?: string): Promise<R[]>;
+}
+
+export interface Sql extends Queryable {
+  readonly kind: 'postgres' | 'pglite';
+  /** Runs `fn` in one transaction (committed when it resolves, rolled back when it throws). */
+  tx<T>(fn: (q: Queryable) => Promise<T>): Promise<T>;
+  close(): Promise<void>;
+}
+
+export function pgSql(url: string, poolMax: number, log: Logger): Sql {
+  const pool = new Pool({ connectionString: url, max: poolMax, application_name: 'message-store' });
+  pool.on('error', (err) => log.warn({ err, code: 'DB_CONN_ERROR' }, 'database connection error'));
+  return {
+    kind: 'postgres',
+    query: async <R>(text: string, params?: readonly unknown[], name?: string) =>
+      (await pool.query(name ? { name, text, values: params as unknown[] } : { text, values: params as unknown[] }))
+        .rows as R[],
+    tx: async <T>(fn: (q: Queryable) => Promise<T>): Promise<T> => {
+      const c: PoolClient = await pool.connect();
+      try {
+        await c.query('BEGIN');
+        const out = await fn({
+          query: async <R>(text: string, params?: readonly unknown[], name?: string) =>
+            (await c.query(name ? { name, text, values: params as unknown[] } : { text, values: params as unknown[] }))
+              .rows as R[],
+        });
+        await c.query('COMMIT');
+        return out;
+      } catch (e) {
+        await c.query('ROLLBACK').catch(() => undefined);
+        throw e;
+      } finally {
+        c.release();
+      }
+    },
+    close: () => pool.end(),
+  };
+}
+
+interface PgliteLike {
+  query<R>(text: string, params?: unknown[]): Promise<{ rows: R[] }>;
+  transaction<T>(
+    fn: (tx: { query<R>(text: string, params?: unknown[]): Promise<{ rows: R[] }> }) => Promise<T>,
+  ): Promise<T>;
+}
+
+/** Uses the PGlite instance of a knex-pglite Db (after migrations; knex is not used again). */
+export async function pgliteSql(db: Db): Promise<Sql> {
+  const client = (
+    db.knex as unknown as {
+      client: { acquireConnection(): Promise<unknown>; releaseConnection(c: unknown): Promise<void> };
+    }
+  ).client;
+  const conn = await client.acquireConnection();
+  const pg = conn as PgliteLike;
+  return {
+    kind: 'pglite',
+    query: async <R>(text: string, params?: readonly unknown[]) => (await pg.query<R>(text, params as unknown[])).rows,
+    tx: <T>(fn: (q: Queryable) => Promise<T>) =>
+      pg.transaction((t) =>
+        fn({
+          query: async <R>(text: string, params?: readonly unknown[]) =>
+            (await t.query<R>(text, params as unknown[])).rows,
+        }),
+      ),
+    close: async () => {
+      await client.releaseConnection(conn);
+      await db.close();
+    },
+  };
+}
+
+/** PostgreSQL error code of a driver error (e.g. 23505 unique_violation). */
+export function pgCode(e: unknown): string | undefined {
+  const c = (e as { code?: unknown } | null)?.code;
+  return typeof c === 'string' ? c : undefined;
+}

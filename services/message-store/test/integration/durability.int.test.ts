@@ -1,0 +1,295 @@
+/**
+ * Durability and ids: outbox published after a crash between commit and publish, worker-id leases
+ * (distinct per instance, lost → ids stop), monotonic ids when the clock steps back, and the doors'
+ * subscription helper (dedupe + gap fill after a NATS reconnect).
+ */
+import { Code } from '@hubbub/errors';
+import { connectNats, drainNats, openKv } from '@hubbub/nats';
+import { messagesV1, subjects } from '@hubbub/proto';
+import { historyFetcher, subscribeChat, systemPrincipal } from '@hubbub/msg-client';
+import { createTestDatabase, createTestNats, waitFor } from '@hubbub/testing';
+import type { TestDatabase, TestNats } from '@hubbub/testing';
+import type { NatsConnection } from '@nats-io/nats-core';
+import { alice, listReq, natsClient, newMessage, startStore, testLog } from './harness';
+
+let db: TestDatabase;
+let nats: TestNats;
+let nc: NatsConnection;
+const posted: string[] = [];
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  nats = createTestNats();
+  nc = await natsClient(nats.url);
+  nc.subscribe(`${nats.prefix}.chat.*.posted`, {
+    callback: (_e, m) => void posted.push(messagesV1.MessageEvent.fromJSON(m.json()).message!.id),
+  });
+  await nc.flush();
+});
+
+afterAll(async () => {
+  await nc?.close();
+  await nats?.cleanup();
+  await db?.drop();
+});
+
+const opts = () => ({ databaseUrl: db.url, natsUrl: nats.url, prefix: nats.prefix });
+
+async function outboxCount(s: { srv: { sql: { query<R>(t: string): Promise<R[]> } } }): Promise<number> {
+  const [r] = await s.srv.sql.query<{ n: string }>('SELECT count(*)::text AS n FROM outbox');
+  return Number(r!.n);
+}
+
+it('publishes after a restart what a crashed publisher left between commit and publish', async () => {
+  const a = await startStore(opts(), { publisherPaused: true });
+  let ids: string[];
+  try {
+    const [ch] = (await a.client.ensurePublicChannels({ slugs: ['crash'], kind: 0 })).channels;
+    const r = await a.client.postMessages({
+      principal: alice,
+      messages: [newMessage(ch!.id, '1'), newMessage(ch!.id, '2')],
+    });
+    ids = r.results.map((x) => x.message!.id);
+    // acknowledged = committed: readable from the database
+    expect((await a.client.listMessages(listReq(alice, ch!.id))).messages.map((m) => m.id)).toEqual(ids);
+    await nc.flush();
+    expect(posted.filter((id) => ids.includes(id))).toEqual([]);
+    expect(await outboxCount(a)).toBeGreaterThanOrEqual(1); // one row per committed batch
+  } finally {
+    await a.close();
+  }
+  const b = await startStore(opts());
+  try {
+    await waitFor(() => ids.every((id) => posted.includes(id)), 5_000, 'swept events');
+    expect(posted.filter((id) => ids.includes(id))).toEqual(ids); // in commit order
+    await waitFor(async () => (await outboxCount(b)) === 0, 5_000, 'outbox emptied');
+  } finally {
+    await b.close();
+  }
+});
+
+it('gives two instances different worker ids from the KV bucket', async () => {
+  const [a, b] = await Promise.all([startStore(opts()), startStore(opts())]);
+  try {
+    expect(a.srv.ids.workerId).toBeDefined();
+    expect(b.srv.ids.workerId).toBeDefined();
+    expect(a.srv.ids.workerId).not.toBe(b.srv.ids.workerId);
+    const kv = await openKv(nc, subjects(nats.prefix).buckets.workerIds, 15_000);
+    const keys: string[] = [];
+    for await (const k of await kv.keys()) keys.push(k);
+    expect(keys.sort()).toEqual([String(a.srv.ids.workerId), String(b.srv.ids.workerId)].sort());
+  } finally {
+    await Promise.all([a.close(), b.close()]);
+  }
+});
+
+it('claims another worker id at once when its lease is taken', async () => {
+  const s = await startStore(opts());
+  try {
+    const [ch] = (await s.client.ensurePublicChannels({ slugs: ['lease-swap'], kind: 0 })).channels;
+    const w = s.srv.ids.workerId!;
+    const kv = await openKv(nc, subjects(nats.prefix).buckets.workerIds, 15_000);
+    await kv.put(String(w), 'intruder');
+    await s.srv.lease.renewNow();
+    expect(s.srv.ids.workerId).toBeDefined();
+    expect(s.srv.ids.workerId).not.toBe(w);
+    await s.client.postMessage({ principal: alice, message: newMessage(ch!.id, 'still posting') });
+    await kv.delete(String(w));
+  } finally {
+    await s.close();
+  }
+});
+
+it('stops assigning ids when the lease is lost and no id is free, and resumes with a new lease', async () => {
+  const s = await startStore(opts());
+  const kv = await openKv(nc, subjects(nats.prefix).buckets.workerIds, 15_000);
+  const others: string[] = [];
+  try {
+    const [ch] = (await s.client.ensurePublicChannels({ slugs: ['lease'], kind: 0 })).channels;
+    const w = s.srv.ids.workerId!;
+    // Every other id is held elsewhere; then someone takes ours (e.g. after our lease expired while
+    // we were partitioned).
+    for (let i = 0; i <= 127; i++) {
+      if (i === w) continue;
+      const k = String(i);
+      if ((await kv.get(k))?.operation === 'PUT') continue;
+      await kv.put(k, 'other');
+      others.push(k);
+    }
+    await kv.put(String(w), 'intruder');
+    await s.srv.lease.renewNow();
+    expect(s.srv.ids.workerId).toBeUndefined();
+    await expect(
+      s.client.postMessage({ principal: alice, message: newMessage(ch!.id, 'x') }, { attempts: 1 }),
+    ).rejects.toMatchObject({
+      code: Code.UNAVAILABLE,
+      reason: 'WORKER_ID_UNAVAILABLE',
+    });
+    await kv.delete(others.pop()!);
+    await s.srv.lease.renewNow();
+    expect(s.srv.ids.workerId).toBeDefined();
+    expect(s.srv.ids.workerId).not.toBe(w);
+    await s.client.postMessage({ principal: alice, message: newMessage(ch!.id, 'y') });
+  } finally {
+    for (const k of others) await kv.delete(k);
+    await s.close();
+  }
+});
+
+it('keeps its lease when a renewal applied but its reply was lost (regression)', async () => {
+  const s = await startStore(opts());
+  try {
+    const w = s.srv.ids.workerId!;
+    // Simulate a renewal that reached the server while its reply was lost: the key's revision moves on
+    // but still names this instance as holder.
+    const kv = await openKv(nc, subjects(nats.prefix).buckets.workerIds, 15_000);
+    const e = await kv.get(String(w));
+    await kv.update(String(w), e!.string(), e!.revision);
+    await s.srv.lease.renewNow();
+    expect(s.srv.ids.workerId).toBe(w);
+  } finally {
+    await s.close();
+  }
+});
+
+it('keeps ids increasing when the clock goes backwards', async () => {
+  let clock = Date.now();
+  const s = await startStore(opts(), { now: () => clock });
+  try {
+    const [ch] = (await s.client.ensurePublicChannels({ slugs: ['clock'], kind: 0 })).channels;
+    const first = await s.client.postMessage({ principal: alice, message: newMessage(ch!.id, 'before') });
+    clock -= 60_000; // NTP steps the clock back a minute
+    const ids = [BigInt(first.message!.id)];
+    for (let i = 0; i < 5; i++)
+      ids.push(
+        BigInt((await s.client.postMessage({ principal: alice, message: newMessage(ch!.id, `back${i}`) })).message!.id),
+      );
+    const batch = await s.client.postMessages({
+      principal: alice,
+      messages: Array.from({ length: 10 }, (_, i) => newMessage(ch!.id, `b${i}`)),
+    });
+    ids.push(...batch.results.map((r) => BigInt(r.message!.id)));
+    for (let i = 1; i < ids.length; i++) expect(ids[i]! > ids[i - 1]!).toBe(true);
+    expect(s.srv.ids.clockBackwards).toBeGreaterThan(0);
+    const hist = await s.client.listMessages(listReq(alice, ch!.id));
+    expect(hist.messages.map((m) => m.text)).toEqual([
+      'before',
+      'back0',
+      'back1',
+      'back2',
+      'back3',
+      'back4',
+      ...Array.from({ length: 10 }, (_, i) => `b${i}`),
+    ]);
+  } finally {
+    await s.close();
+  }
+});
+
+it('continues above the stored ids after a restart with a slow clock', async () => {
+  const a = await startStore(opts());
+  let last: bigint;
+  let ch: string;
+  try {
+    ch = (await a.client.ensurePublicChannels({ slugs: ['restart'], kind: 0 })).channels[0]!.id;
+    last = BigInt((await a.client.postMessage({ principal: alice, message: newMessage(ch, 'a') })).message!.id);
+  } finally {
+    await a.close();
+  }
+  const b = await startStore(opts(), { now: () => Date.now() - 3_600_000 });
+  try {
+    const next = BigInt((await b.client.postMessage({ principal: alice, message: newMessage(ch, 'b') })).message!.id);
+    expect(next > last).toBe(true);
+  } finally {
+    await b.close();
+  }
+});
+
+it('subscribeChat delivers each event once and fills gaps from history after a reconnect', async () => {
+  const live = await startStore(opts());
+  const gapMaker = await startStore(opts(), { publisherPaused: true });
+  const sub = await connectNats({ servers: nats.url, name: 'door', log: testLog });
+  const got: messagesV1.MessageEvent[] = [];
+  const chat = subscribeChat({
+    nc: sub,
+    prefix: nats.prefix,
+    log: testLog,
+    onEvent: (ev) => got.push(ev),
+    fetchHistory: historyFetcher(live.client, systemPrincipal('test-door')),
+  });
+  try {
+    await sub.flush();
+    const [ch] = (await live.client.ensurePublicChannels({ slugs: ['gaps'], kind: 0 })).channels;
+    const m1 = (await live.client.postMessage({ principal: alice, message: newMessage(ch!.id, 'live') })).message!;
+    await waitFor(() => got.some((e) => e.message?.id === m1.id));
+    // a duplicate on the wire (at-least-once) is suppressed
+    const dupPayload = JSON.stringify(messagesV1.MessageEvent.toJSON(got[0]!));
+    nc.publish(subjects(nats.prefix).chat(ch!.id, 'posted'), dupPayload);
+    await nc.flush();
+    // posts whose events never arrive (the other instance's publisher is down)
+    const missed = await gapMaker.client.postMessages({
+      principal: alice,
+      messages: [newMessage(ch!.id, 'missed1'), newMessage(ch!.id, 'missed2')],
+    });
+    const missedIds = missed.results.map((r) => r.message!.id);
+    await sub.reconnect();
+    await waitFor(() => missedIds.every((id) => got.some((e) => e.message?.id === id)), 5_000, 'gap filled');
+    expect(got.map((e) => e.message!.text)).toEqual(['live', 'missed1', 'missed2']);
+    expect(chat.stats.duplicates).toBeGreaterThanOrEqual(1);
+    expect(chat.stats.filled).toBe(2);
+    // filling again delivers nothing new
+    expect(await chat.fillGaps()).toBe(0);
+    expect(got).toHaveLength(3);
+  } finally {
+    chat.close();
+    await drainNats(sub);
+    await gapMaker.close();
+    await live.close();
+  }
+});
+
+it('subscribeChat gap fill reads every page even when live events overtake it (regression)', async () => {
+  // A gap of more than one history page; while the fill reads its first page, a newer post arrives
+  // live. The fill must keep paging from its own cursor, not jump to the live watermark.
+  // No periodic outbox sweep: only the gap fill can deliver the gap.
+  const live = await startStore({ ...opts(), env: { MESSAGE_STORE_OUTBOX_SWEEP_INTERVAL_MS: '600000' } });
+  const gapMaker = await startStore(opts(), { publisherPaused: true });
+  const sub = await connectNats({ servers: nats.url, name: 'door', log: testLog });
+  const got: string[] = [];
+  const fetchBase = historyFetcher(live.client, systemPrincipal('test-door'));
+  let overtaken = false;
+  let chId = '';
+  const chat = subscribeChat({
+    nc: sub,
+    prefix: nats.prefix,
+    log: testLog,
+    onEvent: (ev) => got.push(ev.message!.text),
+    fetchHistory: async (channelId, after) => {
+      const page = await fetchBase(channelId, after);
+      if (!overtaken) {
+        overtaken = true;
+        const m = await live.client.postMessage({ principal: alice, message: newMessage(chId, 'overtaker') });
+        await waitFor(() => got.includes('overtaker'), 5_000, 'live event during the fill');
+        expect(m.message).toBeDefined();
+      }
+      return page;
+    },
+  });
+  try {
+    await sub.flush();
+    const [ch] = (await live.client.ensurePublicChannels({ slugs: ['overtake'], kind: 0 })).channels;
+    chId = ch!.id;
+    await live.client.postMessage({ principal: alice, message: newMessage(chId, 'first') });
+    await waitFor(() => got.includes('first'));
+    const texts = Array.from({ length: 250 }, (_, i) => `gap-${i}`);
+    await gapMaker.client.postMessages({ principal: alice, messages: texts.map((t) => newMessage(chId, t)) });
+    await sub.reconnect();
+    await waitFor(() => texts.every((t) => got.includes(t)), 10_000, 'every page of the gap filled');
+    expect(got.filter((t) => t.startsWith('gap-'))).toEqual(texts);
+  } finally {
+    chat.close();
+    await drainNats(sub);
+    await gapMaker.close();
+    await live.close();
+  }
+});

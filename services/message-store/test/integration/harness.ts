@@ -1,0 +1,101 @@
+/** Integration harness: a message-store in-process on port 0 against a fresh database and NATS prefix. */
+import { loadConfig, createLogger } from '@hubbub/runtime';
+import type { Logger } from '@hubbub/runtime';
+import { createMessageStoreClient, newMessage as newMessageOf, principal } from '@hubbub/msg-client';
+import type { MessageStoreClient } from '@hubbub/msg-client';
+import { connect } from '@nats-io/transport-node';
+import type { NatsConnection } from '@nats-io/nats-core';
+import { messagesV1 } from '@hubbub/proto';
+import { schema } from '../../src/config';
+import { start } from '../../src/server';
+import type { MessageStoreServer, StartDeps } from '../../src/server';
+
+export interface Started {
+  readonly srv: MessageStoreServer;
+  readonly client: MessageStoreClient;
+  close(): Promise<void>;
+}
+
+export const testLog: Logger = createLogger({ service: 'message-store-test', level: 'silent' });
+
+export async function startStore(
+  o: { databaseUrl?: string; natsUrl: string; prefix: string; env?: Record<string, string> },
+  deps: StartDeps = {},
+): Promise<Started> {
+  const cfg = loadConfig(schema, {
+    ...(o.databaseUrl ? { DATABASE_URL: o.databaseUrl } : {}),
+    NATS_URL: o.natsUrl,
+    NATS_PREFIX: o.prefix,
+    MESSAGE_STORE_PORT: '0',
+    MESSAGE_STORE_METRICS_PORT: '0',
+    MESSAGE_STORE_CACHE_TTL_MS: '0',
+    MESSAGE_STORE_OUTBOX_CLEANUP_INTERVAL_MS: '5',
+    LOG_LEVEL: 'silent',
+    NODE_ENV: 'test',
+    MESSAGE_STORE_ENABLE_TEST_SEED: '1',
+    ...o.env,
+  });
+  const srv = await start(cfg, { log: testLog, ...deps });
+  const client = createMessageStoreClient(`127.0.0.1:${srv.port}`, { deadlineMs: 5_000 });
+  return {
+    srv,
+    client,
+    close: async () => {
+      client.close();
+      await srv.close();
+    },
+  };
+}
+
+export async function natsClient(url: string): Promise<NatsConnection> {
+  return connect({ servers: url, name: 'message-store-test' });
+}
+
+export const alice = principal({ userId: '1001', displayName: 'alice', door: 'test' });
+export const bob = principal({ userId: '1002', displayName: 'bob', door: 'test' });
+export const carol = principal({ userId: '1003', displayName: 'carol', door: 'test' });
+export const sysop = principal({ userId: '1', displayName: 'root', sysop: true, door: 'test' });
+export const frank = principal({ userId: 'guest:frank', displayName: 'frank', guest: true, door: 'irc-binary' });
+
+export function newMessage(
+  channelId: string,
+  text: string,
+  more: Partial<messagesV1.NewMessage> = {},
+): messagesV1.NewMessage {
+  return newMessageOf({ channelId, text, ...more });
+}
+
+export function listReq(
+  p: messagesV1.Principal | undefined,
+  channelId: string,
+  more: Partial<messagesV1.ListMessagesRequest> = {},
+): messagesV1.ListMessagesRequest {
+  return {
+    principal: p,
+    channelId,
+    before: '',
+    after: '',
+    limit: 0,
+    includeDeleted: false,
+    tags: [],
+    mailbox: false,
+    ...more,
+  };
+}
+
+export function createReq(
+  p: messagesV1.Principal,
+  kind: messagesV1.ChannelKind,
+  more: Partial<messagesV1.CreateChannelRequest> = {},
+): messagesV1.CreateChannelRequest {
+  return {
+    principal: p,
+    kind,
+    slug: '',
+    title: '',
+    info: '',
+    visibility: messagesV1.Visibility.VISIBILITY_PRIVATE,
+    memberIds: [],
+    ...more,
+  };
+}

@@ -1,0 +1,736 @@
+/**
+ * Messages: post (single, ordered batch, idempotent), edit, delete, get, history paging, slices, changes
+ * since, full-text search, board posts, oneliners, limits, authorization and the NATS events.
+ */
+import { credentials, status } from '@grpc/grpc-js';
+import { Code } from '@hubbub/errors';
+import { messagesV1 } from '@hubbub/proto';
+import { createMessageStoreClient, snowflakeParts, systemPrincipal } from '@hubbub/msg-client';
+import { createTestDatabase, createTestNats, waitFor } from '@hubbub/testing';
+import type { TestDatabase, TestNats } from '@hubbub/testing';
+import type { NatsConnection } from '@nats-io/nats-core';
+import { alice, bob, carol, createReq, frank, listReq, natsClient, newMessage, startStore, sysop } from './harness';
+import type { Started } from './harness';
+
+const { ChannelKind, MessageEventKind } = messagesV1;
+
+let db: TestDatabase;
+let nats: TestNats;
+let s: Started;
+let nc: NatsConnection;
+const events: { subject: string; ev: messagesV1.MessageEvent }[] = [];
+const oneliners: messagesV1.OnelinerEvent[] = [];
+let general: messagesV1.Channel;
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  nats = createTestNats();
+  s = await startStore({ databaseUrl: db.url, natsUrl: nats.url, prefix: nats.prefix });
+  nc = await natsClient(nats.url);
+  nc.subscribe(`${nats.prefix}.chat.>`, {
+    callback: (_e, m) => void events.push({ subject: m.subject, ev: messagesV1.MessageEvent.fromJSON(m.json()) }),
+  });
+  nc.subscribe(`${nats.prefix}.oneliner.posted`, {
+    callback: (_e, m) => void oneliners.push(messagesV1.OnelinerEvent.fromJSON(m.json())),
+  });
+  await nc.flush();
+  general = (await s.client.ensurePublicChannels({ slugs: ['general'], kind: 0 })).channels[0]!;
+});
+
+afterAll(async () => {
+  await nc?.close();
+  await s?.close();
+  await nats?.cleanup();
+  await db?.drop();
+});
+
+async function refusal(p: Promise<unknown>): Promise<{ code: number; reason: string }> {
+  try {
+    await p;
+  } catch (e) {
+    const err = e as { code: number; reason: string };
+    return { code: err.code, reason: err.reason };
+  }
+  throw new Error('expected a refusal');
+}
+
+async function freshPublic(slug: string): Promise<string> {
+  return (await s.client.ensurePublicChannels({ slugs: [slug], kind: 0 })).channels[0]!.id;
+}
+
+const post = async (
+  p: messagesV1.Principal,
+  channelId: string,
+  text: string,
+  more: Partial<messagesV1.NewMessage> = {},
+) => (await s.client.postMessage({ principal: p, message: newMessage(channelId, text, more) })).message!;
+
+describe('posting', () => {
+  it('stores a message with the author snapshot, door, snowflake id and times, and publishes posted', async () => {
+    const before = Date.now();
+    const m = await post(frank, general.id, 'hello from irc');
+    expect(m).toMatchObject({
+      channelId: general.id,
+      authorId: 'guest:frank',
+      authorName: 'frank',
+      authorKind: messagesV1.PrincipalKind.PRINCIPAL_KIND_GUEST,
+      door: 'irc-binary',
+      text: 'hello from irc',
+      edited: false,
+      deleted: false,
+    });
+    const parts = snowflakeParts(m.id);
+    expect(BigInt(m.id) >> 63n).toBe(0n);
+    expect(parts.worker).toBe(s.srv.ids.workerId);
+    expect(Math.abs(parts.ms - before)).toBeLessThan(1_000);
+    expect(m.createdAt!.getTime()).toBe(parts.ms);
+    expect(m.changedAt!.getTime()).toBe(parts.ms);
+    await waitFor(() => events.some((e) => e.ev.message?.id === m.id));
+    const e = events.find((x) => x.ev.message?.id === m.id)!;
+    expect(e.subject).toBe(`${nats.prefix}.chat.${general.id}.posted`);
+    expect(e.ev.kind).toBe(MessageEventKind.MESSAGE_EVENT_KIND_POSTED);
+    expect(e.ev.channel).toEqual({
+      id: general.id,
+      slug: 'general',
+      kind: ChannelKind.CHANNEL_KIND_GROUP,
+      visibility: messagesV1.Visibility.VISIBILITY_PUBLIC,
+    });
+    expect(e.ev.message).toEqual(m);
+  });
+
+  it('stores empty text and attachments (Morelia file fields), keeping absent ones absent', async () => {
+    const m = await post(alice, general.id, '', { attachments: { filePicture: 'pic', emoji: ':)' } });
+    const got = (await s.client.getMessage({ principal: bob, messageId: m.id })).message!;
+    expect(got.text).toBe('');
+    expect(got.attachments).toEqual({ filePicture: 'pic', emoji: ':)' });
+  });
+
+  it('an idempotent retry returns the same id and stores one message', async () => {
+    const ch = await freshPublic('idem');
+    const a = await s.client.postMessage({
+      principal: alice,
+      message: newMessage(ch, 'once', { clientKey: 'inst1:conn7:42' }),
+    });
+    const b = await s.client.postMessage({
+      principal: alice,
+      message: newMessage(ch, 'once', { clientKey: 'inst1:conn7:42' }),
+    });
+    expect(a.duplicate).toBe(false);
+    expect(b.duplicate).toBe(true);
+    expect(b.message!.id).toBe(a.message!.id);
+    // the same key of another author is another message
+    const c = await s.client.postMessage({
+      principal: bob,
+      message: newMessage(ch, 'once', { clientKey: 'inst1:conn7:42' }),
+    });
+    expect(c.message!.id).not.toBe(a.message!.id);
+    // concurrent repeats in one batch
+    const many = await Promise.all(
+      Array.from({ length: 5 }, () =>
+        s.client.postMessage({ principal: carol, message: newMessage(ch, 'x', { clientKey: 'same' }) }),
+      ),
+    );
+    expect(new Set(many.map((r) => r.message!.id)).size).toBe(1);
+    const all = await s.client.listMessages(listReq(alice, ch));
+    expect(all.messages.map((m) => m.text)).toEqual(['once', 'once', 'x']);
+    await waitFor(() => events.filter((e) => e.ev.channel?.id === ch).length === 3);
+  });
+
+  it('posts an ordered batch with ids in order, and per-message refusals', async () => {
+    const ch = await freshPublic('batch');
+    const { channel: priv } = await s.client.createChannel(createReq(bob, ChannelKind.CHANNEL_KIND_GROUP));
+    const msgs = Array.from({ length: 120 }, (_, i) => newMessage(ch, `m${i}`, { clientKey: `b${i}` }));
+    msgs[50] = newMessage(priv!.id, 'not mine', { clientKey: 'b50' });
+    const r = await s.client.postMessages({ principal: alice, messages: msgs });
+    expect(r.results).toHaveLength(120);
+    expect(r.results[50]).toMatchObject({ errorCode: Code.NOT_FOUND, errorReason: 'CHANNEL_NOT_FOUND' });
+    const ids = r.results.filter((x) => x.message).map((x) => BigInt(x.message!.id));
+    expect(ids).toHaveLength(119);
+    for (let i = 1; i < ids.length; i++) expect(ids[i]! > ids[i - 1]!).toBe(true);
+    // a retry of the whole batch returns the same ids
+    const again = await s.client.postMessages({ principal: alice, messages: msgs });
+    expect(again.results.map((x) => x.message?.id)).toEqual(r.results.map((x) => x.message?.id));
+    expect(again.results[0]!.duplicate).toBe(true);
+    expect(
+      await refusal(
+        s.client.postMessages({ principal: alice, messages: Array.from({ length: 1001 }, () => newMessage(ch, 'x')) }),
+      ),
+    ).toMatchObject({
+      code: Code.INVALID_ARGUMENT,
+      reason: 'BATCH_TOO_LARGE',
+    });
+  });
+
+  it('publishes events in id order while batches commit concurrently', async () => {
+    const ch = await freshPublic('order');
+    const users = [alice, bob, carol];
+    await Promise.all(
+      Array.from({ length: 300 }, (_, i) =>
+        s.client.postMessage({ principal: users[i % 3]!, message: newMessage(ch, `o${i}`, { clientKey: `o${i}` }) }),
+      ),
+    );
+    await waitFor(() => events.filter((e) => e.ev.channel?.id === ch).length === 300);
+    const ids = events.filter((e) => e.ev.channel?.id === ch).map((e) => BigInt(e.ev.message!.id));
+    for (let i = 1; i < ids.length; i++) expect(ids[i]! > ids[i - 1]!).toBe(true);
+    expect(s.srv.service.batchStats.batches).toBeGreaterThan(1);
+  });
+
+  it('enforces limits with their own reasons', async () => {
+    expect(
+      await refusal(s.client.postMessage({ principal: alice, message: newMessage(general.id, 'x'.repeat(65_537)) })),
+    ).toMatchObject({
+      code: Code.INVALID_ARGUMENT,
+      reason: 'TEXT_TOO_LARGE',
+    });
+    expect(
+      await refusal(
+        s.client.postMessage({
+          principal: alice,
+          message: newMessage(general.id, 'x', { attachments: { fileVideo: 'v'.repeat(262_145) } }),
+        }),
+      ),
+    ).toMatchObject({ code: Code.INVALID_ARGUMENT, reason: 'ATTACHMENTS_TOO_LARGE' });
+    expect(
+      await refusal(
+        s.client.postMessage({
+          principal: alice,
+          message: newMessage(general.id, 'x', { clientKey: 'k'.repeat(129) }),
+        }),
+      ),
+    ).toMatchObject({
+      reason: 'CLIENT_KEY_TOO_LONG',
+    });
+    expect(
+      await refusal(
+        s.client.postMessage({
+          principal: alice,
+          message: newMessage(general.id, 'x', { tags: Array.from({ length: 17 }, (_, i) => `t${i}`) }),
+        }),
+      ),
+    ).toMatchObject({
+      reason: 'TOO_MANY_TAGS',
+    });
+    expect(
+      await refusal(s.client.postMessage({ principal: alice, message: newMessage(general.id, 'a\u0000b') })),
+    ).toMatchObject({ code: Code.INVALID_ARGUMENT, reason: 'NUL_CHARACTER' });
+    expect(await refusal(s.client.postMessage({ principal: alice, message: newMessage('999999', 'x') }))).toMatchObject(
+      { code: Code.NOT_FOUND },
+    );
+    expect(await refusal(s.client.postMessage({ principal: alice, message: newMessage('nope', 'x') }))).toMatchObject({
+      code: Code.NOT_FOUND,
+    });
+    expect(
+      await refusal(
+        s.client.postMessage({ principal: { ...alice, displayName: '' }, message: newMessage(general.id, 'x') }),
+      ),
+    ).toMatchObject({
+      code: Code.INVALID_ARGUMENT,
+    });
+    expect(
+      await refusal(
+        s.client.postMessage({
+          principal: { ...frank, kind: messagesV1.PrincipalKind.PRINCIPAL_KIND_ACCOUNT },
+          message: newMessage(general.id, 'x'),
+        }),
+      ),
+    ).toMatchObject({
+      code: Code.INVALID_ARGUMENT,
+      reason: 'PRINCIPAL_INVALID',
+    });
+    expect(
+      await refusal(s.client.postMessage({ principal: systemPrincipal('x'), message: newMessage(general.id, 'x') })),
+    ).toMatchObject({
+      code: Code.PERMISSION_DENIED,
+    });
+  });
+
+  it('guests post only where a public channel allows guests', async () => {
+    const { channel } = await s.client.createChannel(
+      createReq(sysop, ChannelKind.CHANNEL_KIND_GROUP, {
+        visibility: messagesV1.Visibility.VISIBILITY_PUBLIC,
+        slug: 'members-only',
+        allowGuests: false,
+      }),
+    );
+    expect(
+      await refusal(s.client.postMessage({ principal: frank, message: newMessage(channel!.id, 'x') })),
+    ).toMatchObject({
+      code: Code.PERMISSION_DENIED,
+      reason: 'GUESTS_NOT_ALLOWED',
+    });
+    // guests still read it
+    expect((await s.client.listMessages(listReq(frank, channel!.id))).messages).toEqual([]);
+    await post(alice, channel!.id, 'accounts welcome');
+  });
+});
+
+describe('edits and deletes', () => {
+  it('only the author edits; the edit keeps files, sets changed time and publishes edited', async () => {
+    const m = await post(alice, general.id, 'tpyo', { attachments: { fileAudio: 'a.ogg' } });
+    expect(
+      await refusal(
+        s.client.editMessage({
+          principal: bob,
+          messageId: m.id,
+          text: 'hack',
+          tags: [],
+          setTags: false,
+          attachments: undefined,
+        }),
+      ),
+    ).toMatchObject({
+      code: Code.PERMISSION_DENIED,
+      reason: 'NOT_AUTHOR',
+    });
+    expect(
+      await refusal(
+        s.client.editMessage({
+          principal: sysop,
+          messageId: m.id,
+          text: 'x',
+          tags: [],
+          setTags: false,
+          attachments: undefined,
+        }),
+      ),
+    ).toMatchObject({
+      code: Code.PERMISSION_DENIED,
+    });
+    const e = (
+      await s.client.editMessage({
+        principal: alice,
+        messageId: m.id,
+        text: 'typo',
+        tags: [],
+        setTags: false,
+        attachments: undefined,
+      })
+    ).message!;
+    expect(e).toMatchObject({
+      id: m.id,
+      text: 'typo',
+      edited: true,
+      deleted: false,
+      attachments: { fileAudio: 'a.ogg' },
+    });
+    expect(e.changedAt!.getTime()).toBeGreaterThan(m.changedAt!.getTime());
+    expect(e.createdAt).toEqual(m.createdAt);
+    await waitFor(() =>
+      events.some((x) => x.subject.endsWith('.edited') && x.ev.message?.id === m.id && x.ev.message.text === 'typo'),
+    );
+    expect(
+      await refusal(
+        s.client.editMessage({
+          principal: alice,
+          messageId: m.id,
+          text: 'x'.repeat(65_537),
+          tags: [],
+          setTags: false,
+          attachments: undefined,
+        }),
+      ),
+    ).toMatchObject({
+      reason: 'TEXT_TOO_LARGE',
+    });
+  });
+
+  it('the author or a sysop deletes (soft); deleted messages leave history and cannot be changed again', async () => {
+    const m1 = await post(bob, general.id, 'secret', { attachments: { filePicture: 'p.png' } });
+    const m2 = await post(bob, general.id, 'spam');
+    expect(await refusal(s.client.deleteMessage({ principal: alice, messageId: m1.id }))).toMatchObject({
+      code: Code.PERMISSION_DENIED,
+    });
+    const d1 = (await s.client.deleteMessage({ principal: bob, messageId: m1.id })).message!;
+    expect(d1).toMatchObject({ deleted: true, edited: true, text: '', attachments: { filePicture: '' } });
+    await s.client.deleteMessage({ principal: sysop, messageId: m2.id });
+    expect(await refusal(s.client.deleteMessage({ principal: bob, messageId: m1.id }))).toMatchObject({
+      code: Code.NOT_FOUND,
+    });
+    expect(
+      await refusal(
+        s.client.editMessage({
+          principal: bob,
+          messageId: m1.id,
+          text: 'x',
+          tags: [],
+          setTags: false,
+          attachments: undefined,
+        }),
+      ),
+    ).toMatchObject({
+      code: Code.NOT_FOUND,
+    });
+    const hist = await s.client.listMessages(listReq(alice, general.id));
+    expect(hist.messages.map((x) => x.id)).not.toContain(m1.id);
+    const withDeleted = await s.client.listMessages(listReq(alice, general.id, { includeDeleted: true }));
+    expect(withDeleted.messages.find((x) => x.id === m1.id)).toMatchObject({ deleted: true });
+    // get still answers with the deleted form
+    expect((await s.client.getMessage({ principal: alice, messageId: m1.id })).message!.deleted).toBe(true);
+    await waitFor(() =>
+      events.some((x) => x.subject === `${nats.prefix}.chat.${general.id}.deleted` && x.ev.message?.id === m2.id),
+    );
+  });
+
+  it('hides messages of unreadable channels as NOT_FOUND', async () => {
+    const { channel } = await s.client.createChannel(
+      createReq(alice, ChannelKind.CHANNEL_KIND_GROUP, { memberIds: [bob.userId] }),
+    );
+    const m = await post(bob, channel!.id, 'between us');
+    expect(await refusal(s.client.getMessage({ principal: carol, messageId: m.id }))).toMatchObject({
+      code: Code.NOT_FOUND,
+      reason: 'MESSAGE_NOT_FOUND',
+    });
+    expect(
+      await refusal(s.client.deleteMessage({ principal: { ...carol, sysop: true }, messageId: m.id })),
+    ).toMatchObject({ code: Code.NOT_FOUND });
+    expect(await refusal(s.client.getMessage({ principal: carol, messageId: 'abc' }))).toMatchObject({
+      code: Code.NOT_FOUND,
+    });
+    expect((await s.client.getMessage({ principal: alice, messageId: m.id })).message!.text).toBe('between us');
+  });
+});
+
+describe('history paging (irc-binary LIST_MESSAGES, ws all_messages)', () => {
+  let ch: string;
+  let ids: string[];
+
+  beforeAll(async () => {
+    ch = await freshPublic('paging');
+    const r = await s.client.postMessages({
+      principal: alice,
+      messages: Array.from({ length: 150 }, (_, i) => newMessage(ch, `m${i}`)),
+    });
+    ids = r.results.map((x) => x.message!.id);
+  });
+
+  const page = async (more: Partial<messagesV1.ListMessagesRequest>) =>
+    (await s.client.listMessages(listReq(alice, ch, more))).messages.map((m) => m.text);
+  const range = (a: number, b: number) => Array.from({ length: b - a + 1 }, (_, i) => `m${a + i}`);
+
+  it('is empty for an empty channel', async () => {
+    const empty = await freshPublic('empty');
+    expect(await s.client.listMessages(listReq(alice, empty))).toEqual({ messages: [], more: false });
+  });
+
+  it('returns the newest 100 ascending without bounds (>100 messages)', async () => {
+    expect(await page({})).toEqual(range(50, 149));
+    expect((await s.client.listMessages(listReq(alice, ch))).more).toBe(true);
+    expect(await page({ limit: 500 })).toEqual(range(50, 149)); // limits above 100 are 100
+    expect(await page({ limit: 3 })).toEqual(range(147, 149));
+  });
+
+  it('after only: the oldest 100 after the id', async () => {
+    expect(await page({ after: ids[9]! })).toEqual(range(10, 109));
+    expect(await page({ after: ids[148]! })).toEqual(['m149']);
+    expect(await page({ after: ids[149]! })).toEqual([]);
+  });
+
+  it('before only: the newest 100 before the id', async () => {
+    expect(await page({ before: ids[120]! })).toEqual(range(20, 119));
+    expect(await page({ before: ids[1]! })).toEqual(['m0']);
+    expect(await page({ before: ids[0]! })).toEqual([]);
+  });
+
+  it('both: strict bounds, newest 100 in the range; X <= Y+1 is empty', async () => {
+    expect(await page({ before: ids[120]!, after: ids[9]! })).toEqual(range(20, 119));
+    expect(await page({ before: ids[2]!, after: ids[0]! })).toEqual(['m1']);
+    expect(await page({ before: ids[1]!, after: ids[1]! })).toEqual([]);
+    expect(await page({ before: ids[1]!, after: ids[0]! })).toEqual([]);
+    expect(await page({ before: ids[0]!, after: ids[5]! })).toEqual([]);
+  });
+
+  it('treats 0 and "" as no bound and rejects non-decimal bounds', async () => {
+    expect(await page({ before: '0', after: '0' })).toEqual(range(50, 149));
+    expect(await refusal(s.client.listMessages(listReq(alice, ch, { before: 'x1' })))).toMatchObject({
+      code: Code.INVALID_ARGUMENT,
+    });
+  });
+
+  it('reads as a guest or without a principal in public channels', async () => {
+    expect((await s.client.listMessages(listReq(frank, ch, { limit: 1 }))).messages.map((m) => m.text)).toEqual([
+      'm149',
+    ]);
+    expect((await s.client.listMessages(listReq(undefined, ch, { limit: 1 }))).messages.map((m) => m.text)).toEqual([
+      'm149',
+    ]);
+  });
+
+  it('slices by index with a creation-time filter (ws all_messages)', async () => {
+    const slice = (more: Partial<messagesV1.SliceMessagesRequest>) =>
+      s.client.sliceMessages({ principal: alice, channelId: ch, createdSince: undefined, limit: 0, ...more });
+    const newest = await slice({});
+    expect(newest.total).toBe('150');
+    expect(newest.start).toBe('50');
+    expect(newest.messages.map((m) => m.text)).toEqual(range(50, 149));
+    const from10 = await slice({ start: 10, limit: 5 });
+    expect(from10.messages.map((m) => m.text)).toEqual(range(10, 14));
+    const past = await slice({ start: 200 });
+    expect(past.messages).toEqual([]);
+    const future = await slice({ createdSince: new Date(Date.now() + 60_000) });
+    expect(future.total).toBe('0');
+  });
+});
+
+describe('changes since and search', () => {
+  it("lists creations, edits and deletes after a time in the principal's channels, paged by (changed_at, id)", async () => {
+    const ch = await freshPublic('changes');
+    const { channel: priv } = await s.client.createChannel(createReq(carol, ChannelKind.CHANNEL_KIND_GROUP));
+    const a = await post(alice, ch, 'a');
+    const b = await post(alice, ch, 'b');
+    await post(carol, priv!.id, 'private');
+    const t = new Date(Date.now() + 1);
+    await waitFor(() => Date.now() > t.getTime() + 1);
+    await s.client.editMessage({
+      principal: alice,
+      messageId: a.id,
+      text: 'a2',
+      tags: [],
+      setTags: false,
+      attachments: undefined,
+    });
+    await s.client.deleteMessage({ principal: alice, messageId: b.id });
+    const c = await post(alice, ch, 'c');
+    const r = await s.client.listChanges({
+      principal: bob,
+      since: t,
+      channelIds: [],
+      pageAfterChangedAt: undefined,
+      pageAfterId: '',
+      limit: 0,
+    });
+    const mine = r.messages.filter((m) => m.channelId === ch);
+    expect(mine.map((m) => [m.id, m.text, m.deleted])).toEqual([
+      [a.id, 'a2', false],
+      [b.id, '', true],
+      [c.id, 'c', false],
+    ]);
+    expect(r.messages.some((m) => m.channelId === priv!.id)).toBe(false);
+    // paging
+    const p1 = await s.client.listChanges({
+      principal: alice,
+      since: t,
+      channelIds: [ch],
+      pageAfterChangedAt: undefined,
+      pageAfterId: '',
+      limit: 2,
+    });
+    expect(p1.more).toBe(true);
+    const last = p1.messages[1]!;
+    const p2 = await s.client.listChanges({
+      principal: alice,
+      since: t,
+      channelIds: [ch],
+      pageAfterChangedAt: last.changedAt,
+      pageAfterId: last.id,
+      limit: 2,
+    });
+    expect([...p1.messages, ...p2.messages].map((m) => m.id)).toEqual([a.id, b.id, c.id]);
+    expect(p2.more).toBe(false);
+    // channels the principal cannot read are NOT_FOUND
+    expect(
+      await refusal(
+        s.client.listChanges({
+          principal: bob,
+          since: t,
+          channelIds: [priv!.id],
+          pageAfterChangedAt: undefined,
+          pageAfterId: '',
+          limit: 0,
+        }),
+      ),
+    ).toMatchObject({
+      code: Code.NOT_FOUND,
+    });
+  });
+
+  it('finds edited text, not deleted messages, only in readable channels', async () => {
+    const ch = await freshPublic('search');
+    const { channel: priv } = await s.client.createChannel(createReq(carol, ChannelKind.CHANNEL_KIND_GROUP));
+    const m1 = await post(alice, ch, 'the quick brown fox');
+    const m2 = await post(bob, ch, 'lazy dog sleeps');
+    await post(carol, priv!.id, 'brown bear in private');
+    const search = (p: messagesV1.Principal, query: string, channelIds: string[] = []) =>
+      s.client.searchMessages({ principal: p, query, channelIds, mailbox: false, before: '', limit: 0 });
+    expect((await search(bob, 'brown')).messages.map((m) => m.id)).toEqual([m1.id]);
+    expect((await search(carol, 'Brown')).messages.map((m) => m.text).sort()).toEqual([
+      'brown bear in private',
+      'the quick brown fox',
+    ]);
+    await s.client.editMessage({
+      principal: alice,
+      messageId: m1.id,
+      text: 'the quick red fox',
+      tags: [],
+      setTags: false,
+      attachments: undefined,
+    });
+    expect((await search(bob, 'brown')).messages).toEqual([]);
+    expect((await search(bob, 'red fox')).messages.map((m) => m.id)).toEqual([m1.id]);
+    expect((await search(bob, '"quick red"')).messages.map((m) => m.id)).toEqual([m1.id]);
+    expect((await search(bob, '"red quick"')).messages).toEqual([]);
+    await s.client.deleteMessage({ principal: bob, messageId: m2.id });
+    expect((await search(bob, 'lazy')).messages).toEqual([]);
+    expect((await search(bob, 'from:ALICE', [ch])).messages.map((m) => m.id)).toEqual([m1.id]);
+    expect((await search(bob, '')).messages).toEqual([]);
+  });
+});
+
+describe('boards', () => {
+  it('keeps subject, tags and reply-to threads; private posts only for author and recipient', async () => {
+    const { channel } = await s.client.createChannel(
+      createReq(sysop, ChannelKind.CHANNEL_KIND_BOARD, {
+        visibility: messagesV1.Visibility.VISIBILITY_PUBLIC,
+        slug: 'bbs',
+        title: 'Main board',
+      }),
+    );
+    const b = channel!.id;
+    const p1 = await post(alice, b, 'Hello, world!', { subject: 'Hello', tags: ['demo', 'introduction'] });
+    const p2 = await post(bob, b, 'welcome', { subject: 'Re: Hello', tags: ['demo'], replyToId: p1.id });
+    const dm = await post(alice, b, 'just for bob', { subject: 'psst', recipientId: bob.userId, isPrivate: true });
+    expect(p2).toMatchObject({ subject: 'Re: Hello', tags: ['demo'], replyToId: p1.id });
+    expect(await refusal(post(alice, b, 'x', { replyToId: '12345' }))).toMatchObject({ reason: 'REPLY_TO_NOT_FOUND' });
+    expect(await refusal(post(alice, b, 'x', { isPrivate: true }))).toMatchObject({
+      reason: 'PRIVATE_NEEDS_RECIPIENT',
+    });
+    expect(await refusal(post(alice, general.id, 'x', { isPrivate: true, recipientId: bob.userId }))).toMatchObject({
+      reason: 'NOT_A_BOARD',
+    });
+    const texts = async (p: messagesV1.Principal, more: Partial<messagesV1.ListMessagesRequest> = {}) =>
+      (await s.client.listMessages(listReq(p, b, more))).messages.map((m) => m.id);
+    expect(await texts(carol)).toEqual([p1.id, p2.id]);
+    expect(await texts(bob)).toEqual([p1.id, p2.id, dm.id]);
+    expect(await texts(bob, { mailbox: true })).toEqual([dm.id]);
+    expect(await texts(carol, { tags: ['introduction'] })).toEqual([p1.id]);
+    expect(await refusal(s.client.getMessage({ principal: carol, messageId: dm.id }))).toMatchObject({
+      code: Code.NOT_FOUND,
+    });
+    expect((await s.client.listTags({ principal: carol, channelId: b })).tags).toEqual(['demo', 'introduction']);
+    const found = await s.client.searchMessages({
+      principal: carol,
+      query: 'tag:introduction hello',
+      channelIds: [b],
+      mailbox: false,
+      before: '',
+      limit: 0,
+    });
+    expect(found.messages.map((m) => m.id)).toEqual([p1.id]);
+    const psst = await s.client.searchMessages({
+      principal: carol,
+      query: 'psst',
+      channelIds: [b],
+      mailbox: false,
+      before: '',
+      limit: 0,
+    });
+    expect(psst.messages).toEqual([]);
+    const edited = await s.client.editMessage({
+      principal: alice,
+      messageId: p1.id,
+      subject: 'Hello!',
+      tags: ['demo'],
+      setTags: true,
+      attachments: undefined,
+    });
+    expect(edited.message).toMatchObject({ subject: 'Hello!', tags: ['demo'], text: 'Hello, world!' });
+  });
+});
+
+describe('oneliners', () => {
+  it('posts (idempotently), lists the newest N oldest first and publishes', async () => {
+    const a = await s.client.postOneliner({ principal: alice, text: '  first!  ', clientKey: 'o1' });
+    const again = await s.client.postOneliner({ principal: alice, text: 'first!', clientKey: 'o1' });
+    expect(again).toMatchObject({ duplicate: true, oneliner: { id: a.oneliner!.id } });
+    await s.client.postOneliner({ principal: frank, text: 'guest was here', clientKey: '' });
+    await s.client.postOneliner({ principal: bob, text: 'third', clientKey: '' });
+    expect((await s.client.listOneliners({ limit: 2 })).oneliners.map((o) => o.text)).toEqual([
+      'guest was here',
+      'third',
+    ]);
+    expect((await s.client.listOneliners({ limit: 0 })).oneliners.map((o) => o.text)).toEqual([
+      'first!',
+      'guest was here',
+      'third',
+    ]);
+    expect(await refusal(s.client.postOneliner({ principal: alice, text: '   ', clientKey: '' }))).toMatchObject({
+      code: Code.INVALID_ARGUMENT,
+    });
+    expect(
+      await refusal(s.client.postOneliner({ principal: alice, text: 'x'.repeat(481), clientKey: '' })),
+    ).toMatchObject({ reason: 'TEXT_TOO_LARGE' });
+    await waitFor(() => oneliners.length === 3);
+    expect(oneliners[0]!.oneliner).toMatchObject({ text: 'first!', authorName: 'alice' });
+  });
+});
+
+describe('test seeding', () => {
+  it('seeds messages with chosen times through the test-only RPC', async () => {
+    const ch = await freshPublic('seeded');
+    const t = new Date('2020-01-02T03:04:05.678Z');
+    const r = await new Promise<messagesV1.SeedMessagesResponse>((resolve, reject) => {
+      const c = new messagesV1.MessageStoreTestingServiceClient(
+        `127.0.0.1:${s.srv.port}`,
+        credentials.createInsecure(),
+      );
+      c.seedMessages(
+        {
+          messages: [
+            {
+              principal: alice,
+              message: newMessage(ch, 'old'),
+              createdAt: t,
+              changedAt: new Date(t.getTime() + 5_000),
+              deleted: false,
+            },
+          ],
+        },
+        (err, res) => {
+          c.close();
+          if (err) reject(err);
+          else resolve(res);
+        },
+      );
+    });
+    const m = r.messages[0]!;
+    expect(m.createdAt).toEqual(t);
+    expect(snowflakeParts(m.id).ms).toBe(t.getTime());
+    expect(m.edited).toBe(true);
+    const hist = await s.client.listMessages(listReq(alice, ch));
+    expect(hist.messages.map((x) => x.text)).toEqual(['old']);
+  });
+
+  it('is not registered without NODE_ENV=test and the flag (UNIMPLEMENTED)', async () => {
+    const prod = await startStore({
+      databaseUrl: db.url,
+      natsUrl: nats.url,
+      prefix: nats.prefix,
+      env: { NODE_ENV: 'production' },
+    });
+    try {
+      const err = await new Promise<{ code: number }>((resolve) => {
+        const c = new messagesV1.MessageStoreTestingServiceClient(
+          `127.0.0.1:${prod.srv.port}`,
+          credentials.createInsecure(),
+        );
+        c.seedMessages({ messages: [] }, (e) => {
+          c.close();
+          resolve(e as { code: number });
+        });
+      });
+      expect(err.code).toBe(status.UNIMPLEMENTED);
+    } finally {
+      await prod.close();
+    }
+  });
+});
+
+describe('msg-client', () => {
+  it('retries only retry-safe calls and maps refusals to AppError codes', async () => {
+    const dead = createMessageStoreClient('127.0.0.1:1', { deadlineMs: 200, budgetMs: 600 });
+    const t0 = Date.now();
+    const e = await refusal(dead.listMessages(listReq(alice, general.id)));
+    expect(e.code).toBe(Code.UNAVAILABLE);
+    expect(Date.now() - t0).toBeLessThan(2_000);
+    dead.close();
+  });
+});

@@ -1,0 +1,209 @@
+import { AppError, Code } from '@hubbub/errors';
+import { createLogger } from '@hubbub/runtime';
+import { TokenBucket } from '../protocol/rate-limit';
+import type { ConnContext, Limits } from './context';
+import { Dispatcher } from './dispatcher';
+import { PushHub } from './push-hub';
+import type { IdentityPort, MessageStorePort, Profile, TokenInfo } from './ports';
+import { TokenCache } from './token-cache';
+
+const log = createLogger({ service: 'test', level: 'silent' });
+const NOW = 1_700_000_000_000;
+const T = NOW / 1000;
+
+const limits: Limits = {
+  maxReplyBytes: 8 << 20,
+  maxMessageBytes: 65536,
+  limitMessages: 100,
+  limitUsers: 100,
+  updateMaxItems: 1000,
+  maxFlowUsers: 1000,
+};
+
+const profile = (id: string): Profile => ({
+  id,
+  username: `u${id}`,
+  displayName: `U${id}`,
+  bio: '',
+  avatar: '',
+  isBot: false,
+  deleted: false,
+  updatedAtMs: NOW,
+});
+
+function fakeIdentity(over: Partial<IdentityPort> = {}): IdentityPort & { verifyCalls: number } {
+  const f = {
+    verifyCalls: 0,
+    register: async () => ({ userId: '1', token: 't', ttlSeconds: 60 }),
+    authenticate: async () => ({ userId: '1', token: 't', ttlSeconds: 60 }),
+    async verifyToken(token: string, userId: string): Promise<TokenInfo> {
+      f.verifyCalls++;
+      if (token !== `tok${userId}`) throw new AppError(Code.UNAUTHENTICATED, 'TOKEN_INVALID', 'no');
+      return { userId, displayName: `U${userId}`, sessionId: 's', expiresAtMs: NOW + 3_600_000 };
+    },
+    getUser: async (id: string) => (id === '404' ? undefined : profile(id)),
+    getUserByName: async () => undefined,
+    getUsers: async (ids: readonly string[]) => new Map(ids.map((i) => [i, profile(i)])),
+    listUsersChangedSince: async () => ({ users: [], more: false }),
+    deleteAccount: async () => undefined,
+    ...over,
+  };
+  return f;
+}
+
+const unused = (): never => {
+  throw new Error('unused');
+};
+const fakeMsg = (over: Partial<MessageStorePort> = {}): MessageStorePort => ({
+  ensurePublicChannels: unused,
+  listVisibleChannels: async () => [],
+  lookupChannel: async () => undefined,
+  createChannel: unused,
+  postMessage: unused,
+  getMessage: async () => undefined,
+  editMessage: unused,
+  deleteMessage: unused,
+  sliceMessages: async () => undefined,
+  listChanges: async () => ({ messages: [], more: false }),
+  ...over,
+});
+
+const conn: ConnContext = {
+  id: 'c1',
+  clientAddress: '127.0.0.1',
+  nextClientKey: () => 'k',
+  setSubscribed: () => undefined,
+  push: () => undefined,
+  subscriptionEnded: () => undefined,
+};
+
+function dispatcher(identity: IdentityPort, msg: MessageStorePort = fakeMsg()): Dispatcher {
+  const clock = { nowMs: () => NOW };
+  return new Dispatcher({
+    identity,
+    msg,
+    hub: new PushHub({ msg, log, clock }),
+    tokens: new TokenCache(10_000),
+    clock,
+    log,
+    limits,
+  });
+}
+
+const bucket = (): TokenBucket => new TokenBucket(0, 0);
+const req = (type: string, user: Record<string, unknown>, data: Record<string, unknown> = {}): string =>
+  JSON.stringify({ type, data: { user: [user], ...data } });
+const errFrame = (detail: string, code: number, status: string): string =>
+  `{"type": "error", "jsonapi": {"version": "1.0", "revision": "17"}, "meta": null, "data": null, "errors": {"detail": "${detail}", "code": ${code}, "status": "${status}", "time": ${T}}}`;
+
+describe('Dispatcher', () => {
+  it('authenticates, then dispatches; caches positive token checks', async () => {
+    const id = fakeIdentity();
+    const d = dispatcher(id);
+    const a = await d.handle(conn, req('ping_pong', { uuid: '7', auth_id: 'tok7' }), bucket());
+    expect([a.code, a.label, a.authenticated]).toEqual([200, 'ping_pong', true]);
+    await d.handle(conn, req('ping_pong', { uuid: '7', auth_id: 'tok7' }), bucket());
+    expect(id.verifyCalls).toBe(1);
+  });
+
+  it('401 "User was not authenticated" for unknown/absent/guest ids, "Authentication User failed" for bad tokens', async () => {
+    const d = dispatcher(fakeIdentity());
+    for (const u of [
+      { uuid: '404', auth_id: 'x' },
+      { auth_id: 'x' },
+      { uuid: 'guest:bob', auth_id: 'x' },
+      { uuid: 'abc' },
+    ]) {
+      expect((await d.handle(conn, req('ping_pong', u), bucket())).text).toBe(
+        errFrame('User was not authenticated', 401, 'Unauthorized'),
+      );
+    }
+    expect((await d.handle(conn, req('all_flow', { uuid: '7', auth_id: 'bad' }), bucket())).text).toBe(
+      errFrame('Authentication User failed', 401, 'Unauthorized'),
+    );
+  });
+
+  it('405 for unknown methods and for register/auth when authenticated; 401 for unknown methods otherwise', async () => {
+    const d = dispatcher(fakeIdentity());
+    const m405 = errFrame('Specified method is invalid for this resource', 405, 'Method Not Allowed');
+    expect((await d.handle(conn, req('nope', { uuid: '7', auth_id: 'tok7' }), bucket())).text).toBe(m405);
+    expect(
+      (await d.handle(conn, req('register_user', { uuid: '7', auth_id: 'tok7', login: 'a', password: 'b' }), bucket()))
+        .text,
+    ).toBe(m405);
+    expect((await d.handle(conn, req('nope', { uuid: '7', auth_id: 'bad' }), bucket())).code).toBe(401);
+  });
+
+  it('503 with type "error" when identity is unreachable while authenticating', async () => {
+    const d = dispatcher(
+      fakeIdentity({
+        verifyToken: async () => {
+          throw new AppError(Code.UNAVAILABLE, 'DOWN', 'down');
+        },
+      }),
+    );
+    const r = await d.handle(conn, req('ping_pong', { uuid: '7', auth_id: 'tok7' }), bucket());
+    expect(r.text).toBe(errFrame('Service temporarily unavailable', 503, 'Service Unavailable'));
+  });
+
+  it('503 with the method type when a backend fails inside a handler', async () => {
+    const d = dispatcher(
+      fakeIdentity(),
+      fakeMsg({
+        listVisibleChannels: async () => {
+          throw new AppError(Code.DEADLINE_EXCEEDED, 'SLOW', 'slow');
+        },
+      }),
+    );
+    const r = await d.handle(conn, req('all_flow', { uuid: '7', auth_id: 'tok7' }), bucket());
+    expect(r.text).toBe(
+      `{"type": "all_flow", "jsonapi": {"version": "1.0", "revision": "17"}, "meta": null, "data": null, "errors": {"detail": "Service temporarily unavailable", "code": 503, "status": "Service Unavailable", "time": ${T}}}`,
+    );
+  });
+
+  it('500 with a correlation id for an unexpected failure; the same id is logged', async () => {
+    const d = dispatcher(
+      fakeIdentity(),
+      fakeMsg({
+        listVisibleChannels: async () => {
+          throw new TypeError('boom');
+        },
+      }),
+    );
+    const r = await d.handle(conn, req('all_flow', { uuid: '7', auth_id: 'tok7' }), bucket());
+    expect(r.code).toBe(500);
+    expect(r.text).toMatch(
+      /^\{"type": "error", "jsonapi": \{"version": "1.0", "revision": "17"\}, "meta": null, "data": null, "errors": \{"detail": "Server got itself in trouble \(ref [0-9a-f]{12}\)", "code": 500, "status": "Internal Server Error", "time": \d+\}\}$/,
+    );
+    expect(r.error).toBe('WSM_ERR_INTERNAL');
+  });
+
+  it('checks the rate before the version, and the version before authentication', async () => {
+    const id = fakeIdentity();
+    const d = dispatcher(id);
+    const b = new TokenBucket(1, 1);
+    const v = JSON.stringify({
+      type: 'ping_pong',
+      jsonapi: { version: '2.0' },
+      data: { user: [{ uuid: '7', auth_id: 'tok7' }] },
+    });
+    expect((await d.handle(conn, v, b)).code).toBe(505);
+    expect((await d.handle(conn, v, b)).text).toBe(errFrame('Request rate limit exceeded', 429, 'Too Many Requests'));
+    expect(id.verifyCalls).toBe(0);
+  });
+
+  it('drops cached tokens on revocation', async () => {
+    const id = fakeIdentity();
+    const tokens = new TokenCache(10_000);
+    tokens.put('tok7', { userId: '7', displayName: 'U7', sessionId: 's1', expiresAtMs: NOW + 1000 }, NOW);
+    expect(tokens.get('tok7', '7', NOW)).toBeDefined();
+    expect(tokens.get('tok7', '8', NOW)).toBeUndefined();
+    expect(tokens.get('tok7', '7', NOW + 1000)).toBeUndefined();
+    tokens.put('tok7', { userId: '7', displayName: 'U7', sessionId: 's1', expiresAtMs: NOW + 5000 }, NOW);
+    tokens.revoke('7', ['s2'], false);
+    expect(tokens.get('tok7', '7', NOW)).toBeDefined();
+    tokens.revoke('7', ['s1'], false);
+    expect(tokens.get('tok7', '7', NOW)).toBeUndefined();
+    void id;
+  });
+});

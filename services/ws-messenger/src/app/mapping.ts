@@ -1,0 +1,110 @@
+/**
+ * Platform records → MTP objects (spec §2.4, §2.9 notation, §3.2). Every time is Unix seconds.
+ */
+import type { FlowOut, MessageOut, UserOut } from '../protocol/frames';
+import type { ChannelInfo, Profile, StoredMessage } from './ports';
+
+export const sec = (ms: number): number => Math.floor(ms / 1000);
+
+export const GUEST_PREFIX = 'guest:';
+export const DELETED_TEXT = 'Message deleted';
+
+/** MTP flow `type` of a channel; undefined = not shown over MTP (boards). */
+export function flowType(c: ChannelInfo): 'group' | 'channel' | 'chat' | undefined {
+  if (c.isPublic) return c.kind === 'channel' ? 'channel' : c.kind === 'group' ? 'group' : undefined;
+  return c.kind === 'group' || c.kind === 'channel' || c.kind === 'chat' ? c.kind : undefined;
+}
+
+export function isMtpVisible(c: ChannelInfo): boolean {
+  return !c.archived && flowType(c) !== undefined;
+}
+
+const orNull = (s: string): string | null => (s === '' ? null : s);
+
+/** "full flow": public channels are groups titled by their name, without an owner (§3.2). */
+export function fullFlow(c: ChannelInfo): FlowOut {
+  return {
+    time: sec(c.createdAtMs),
+    type: flowType(c) ?? null,
+    title: c.isPublic ? c.name : orNull(c.title),
+    info: orNull(c.info),
+    owner: c.isPublic ? null : orNull(c.ownerId),
+    users: c.memberIds.filter((id) => !id.startsWith(GUEST_PREFIX)),
+    uuid: c.id,
+  };
+}
+
+/** "full message" (§2.9): deleted ones in their deleted form, `client_id` null. */
+export function fullMessage(m: StoredMessage): MessageOut {
+  const changed = m.edited || m.deleted;
+  const f = m.files;
+  return {
+    uuid: m.id,
+    text: m.deleted ? DELETED_TEXT : m.text,
+    from_user: m.authorId,
+    time: sec(m.createdAtMs),
+    from_flow: m.channelId,
+    file_picture: m.deleted ? '' : (f?.file_picture ?? null),
+    file_video: m.deleted ? '' : (f?.file_video ?? null),
+    file_audio: m.deleted ? '' : (f?.file_audio ?? null),
+    file_document: m.deleted ? '' : (f?.file_document ?? null),
+    emoji: m.deleted ? '' : (f?.emoji ?? null),
+    edited_time: changed ? sec(m.changedAtMs) : null,
+    edited_status: changed,
+    client_id: null,
+  };
+}
+
+/** "profile" (with login) or "profile-no-login" (§2.9, user_info / get_update). */
+export function profile(p: Profile, withLogin: boolean): UserOut {
+  if (p.deleted) {
+    return {
+      uuid: p.id,
+      login: withLogin ? 'User deleted' : null,
+      username: 'User deleted',
+      bio: 'deleted',
+      avatar: '',
+      is_bot: false,
+    };
+  }
+  return {
+    uuid: p.id,
+    login: withLogin ? p.username : null,
+    username: p.displayName,
+    bio: orNull(p.bio),
+    avatar: orNull(p.avatar),
+    is_bot: p.isBot,
+  };
+}
+
+export function guestProfile(id: string): UserOut {
+  return {
+    uuid: id,
+    login: null,
+    username: `${id.slice(GUEST_PREFIX.length)} (guest)`,
+    bio: null,
+    avatar: null,
+    is_bot: false,
+  };
+}
+
+/** UTF-8 length without allocating. */
+export function utf8Bytes(s: string | undefined): number {
+  if (s === undefined) return 0;
+  let n = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x80) n += 1;
+    else if (c < 0x800) n += 2;
+    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length) {
+      const d = s.charCodeAt(i + 1);
+      if (d >= 0xdc00 && d <= 0xdfff) {
+        n += 4;
+        i++;
+      } else n += 3;
+    } else n += 3;
+  }
+  return n;
+}
+
+export const isDecimalId = (s: string | undefined): s is string => s !== undefined && /^[1-9]\d{0,19}$/.test(s);

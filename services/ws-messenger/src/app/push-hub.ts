@@ -1,0 +1,237 @@
+/**
+ * The push extension (spec §2.8): subscriptions, who may see which change, and the `update` frames.
+ *
+ * Rules:
+ * 1. One subscription per connection, bound to a user and the session that subscribed.
+ * 2. Authorization at delivery time: public channels go to every subscriber; private ones to the
+ *    subscribers who are members now (membership from channel events, else looked up once with the
+ *    door's system principal and cached).
+ * 3. Each update frame is encoded once per event and the same bytes are written to every recipient.
+ * 4. Events of one channel are delivered in arrival order, also while a membership lookup is pending.
+ * 5. A subscription ends with the final 401 frame when its session is revoked or expires.
+ */
+import type { Logger } from '@hubbub/runtime';
+import { encodeEncodedData, encodeEnvelope, encodeFlow, encodeMessage, UPDATE_TYPE } from '../protocol/frames';
+import { Detail } from '../protocol/status';
+import { fullFlow, fullMessage, isMtpVisible, sec } from './mapping';
+import type {
+  ChannelInfo,
+  ChannelKind,
+  Clock,
+  MessageChange,
+  MessageStorePort,
+  StoredMessage,
+  TokenInfo,
+} from './ports';
+
+/** A connection as the hub sees it. */
+export interface PushTarget {
+  readonly id: string;
+  /** Queues an update frame (held while a request is in progress, bounded by the output limit). */
+  push(frame: Buffer): void;
+  /** Called when the subscription ended by token (after the final frame was pushed). */
+  subscriptionEnded(): void;
+}
+
+interface Subscription {
+  readonly target: PushTarget;
+  readonly userId: string;
+  readonly sessionId: string;
+  readonly expiresAtMs: number;
+}
+
+interface ChannelFacts {
+  isPublic: boolean;
+  visible: boolean;
+  members: Set<string>;
+}
+
+export interface PushHubMetrics {
+  framesPushed(n: number): void;
+  subscriptions(n: number): void;
+}
+
+const MAX_CACHED_CHANNELS = 50_000;
+
+export class PushHub {
+  private readonly subs = new Map<PushTarget, Subscription>();
+  private readonly byUser = new Map<string, Set<Subscription>>();
+  private readonly channels = new Map<string, ChannelFacts>();
+  private readonly pending = new Map<string, Promise<void>>();
+
+  constructor(
+    private readonly deps: {
+      msg: MessageStorePort;
+      log: Logger;
+      clock: Clock;
+      metrics?: PushHubMetrics;
+    },
+  ) {}
+
+  get size(): number {
+    return this.subs.size;
+  }
+
+  /** Active before it returns (spec §2.8). Re-subscribing replaces the previous subscription. */
+  subscribe(target: PushTarget, token: TokenInfo): void {
+    this.remove(target);
+    const s: Subscription = {
+      target,
+      userId: token.userId,
+      sessionId: token.sessionId,
+      expiresAtMs: token.expiresAtMs,
+    };
+    this.subs.set(target, s);
+    let set = this.byUser.get(s.userId);
+    if (!set) this.byUser.set(s.userId, (set = new Set()));
+    set.add(s);
+    this.deps.metrics?.subscriptions(this.subs.size);
+  }
+
+  unsubscribe(target: PushTarget): void {
+    this.remove(target);
+  }
+
+  isSubscribed(target: PushTarget): boolean {
+    return this.subs.has(target);
+  }
+
+  /** A message was posted, edited or deleted somewhere. */
+  onMessage(
+    _change: MessageChange,
+    m: StoredMessage,
+    channel: { id: string; isPublic: boolean; kind: ChannelKind },
+  ): void {
+    if (this.subs.size === 0) return;
+    this.inChannelOrder(channel, (facts) => {
+      if (!facts.visible) return;
+      const now = this.deps.clock.nowMs();
+      const T = sec(now);
+      const frame = updateFrame(T, [], [encodeMessage(fullMessage(m))]);
+      this.deliver(facts, frame, now);
+    });
+  }
+
+  /** A channel was created or changed (members included). */
+  onChannel(c: ChannelInfo): void {
+    const facts: ChannelFacts = { isPublic: c.isPublic, visible: isMtpVisible(c), members: new Set(c.memberIds) };
+    this.remember(c.id, facts);
+    if (this.subs.size === 0 || !facts.visible) return;
+    const now = this.deps.clock.nowMs();
+    this.deliver(facts, updateFrame(sec(now), [encodeFlow(fullFlow(c))], []), now);
+  }
+
+  /** identity revoked sessions: their subscriptions end with the final 401 frame. */
+  onSessionsRevoked(userId: string, sessionIds: readonly string[], all: boolean): void {
+    const set = this.byUser.get(userId);
+    if (!set) return;
+    const ids = new Set(sessionIds);
+    for (const s of [...set]) if (all || ids.size === 0 || ids.has(s.sessionId)) this.end(s);
+  }
+
+  /** Ends subscriptions whose token expired (called periodically by the transport). */
+  sweep(nowMs: number): void {
+    for (const s of [...this.subs.values()]) if (s.expiresAtMs <= nowMs) this.end(s);
+  }
+
+  close(): void {
+    this.subs.clear();
+    this.byUser.clear();
+    this.deps.metrics?.subscriptions(0);
+  }
+
+  private deliver(facts: ChannelFacts, frameText: string, nowMs: number): void {
+    const recipients: Subscription[] = [];
+    if (facts.isPublic) {
+      for (const s of this.subs.values()) recipients.push(s);
+    } else {
+      for (const u of facts.members) {
+        const set = this.byUser.get(u);
+        if (set) for (const s of set) recipients.push(s);
+      }
+    }
+    if (recipients.length === 0) return;
+    const frame = Buffer.from(frameText, 'utf8');
+    let n = 0;
+    for (const s of recipients) {
+      if (s.expiresAtMs <= nowMs) {
+        this.end(s);
+        continue;
+      }
+      s.target.push(frame);
+      n++;
+    }
+    this.deps.metrics?.framesPushed(n);
+  }
+
+  private end(s: Subscription): void {
+    if (this.subs.get(s.target) !== s) return;
+    this.remove(s.target);
+    const T = sec(this.deps.clock.nowMs());
+    s.target.push(Buffer.from(encodeEnvelope(UPDATE_TYPE, 'UNAUTHORIZED', Detail.authFailed, 'null', T), 'utf8'));
+    s.target.subscriptionEnded();
+  }
+
+  private remove(target: PushTarget): void {
+    const s = this.subs.get(target);
+    if (!s) return;
+    this.subs.delete(target);
+    const set = this.byUser.get(s.userId);
+    set?.delete(s);
+    if (set && set.size === 0) this.byUser.delete(s.userId);
+    this.deps.metrics?.subscriptions(this.subs.size);
+  }
+
+  private remember(id: string, facts: ChannelFacts): void {
+    if (!this.channels.has(id) && this.channels.size >= MAX_CACHED_CHANNELS) {
+      const oldest = this.channels.keys().next();
+      if (!oldest.done) this.channels.delete(oldest.value);
+    }
+    this.channels.set(id, facts);
+  }
+
+  /** Runs `fn` with the channel's facts, in per-channel arrival order (rule 4). */
+  private inChannelOrder(
+    ref: { id: string; isPublic: boolean; kind: ChannelKind },
+    fn: (f: ChannelFacts) => void,
+  ): void {
+    const id = ref.id;
+    const known = this.channels.get(id);
+    const queued = this.pending.get(id);
+    if (queued === undefined && (known || ref.isPublic)) {
+      // Public channels need no member list: every subscriber may see them.
+      fn(known ?? { isPublic: true, visible: ref.kind === 'group' || ref.kind === 'channel', members: new Set() });
+      return;
+    }
+    const start =
+      queued ??
+      this.deps.msg.lookupChannel(undefined, id).then(
+        (c) => {
+          if (c) this.remember(id, { isPublic: c.isPublic, visible: isMtpVisible(c), members: new Set(c.memberIds) });
+        },
+        (err: unknown) =>
+          this.deps.log.warn(
+            { err, channelId: id, code: 'WSM_ERR_BACKEND_UNAVAILABLE' },
+            'channel lookup for push failed',
+          ),
+      );
+    const next = start.then(() => {
+      const facts = this.channels.get(id);
+      if (facts) fn(facts);
+    });
+    this.pending.set(id, next);
+    void next.finally(() => {
+      if (this.pending.get(id) === next) this.pending.delete(id);
+    });
+  }
+}
+
+function updateFrame(T: number, flows: string[], messages: string[]): string {
+  return encodeEnvelope(
+    UPDATE_TYPE,
+    'OK',
+    undefined,
+    encodeEncodedData({ time: T, user: [], flow: flows, message: messages }),
+    T,
+  );
+}

@@ -1,0 +1,312 @@
+/**
+ * Composition of ws-messenger: adapters (identity, message-store, NATS) → app (dispatcher, push
+ * hub) → transport (HTTP + WebSocket). `start(config)` is what main.ts and the tests call.
+ */
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import type { IncomingMessage } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import type { Duplex } from 'node:stream';
+import { connectNats, drainNats } from '@hubbub/nats';
+import type { NatsConnection } from '@hubbub/nats';
+import { createLogger, createMetricsRegistry, createReadiness } from '@hubbub/runtime';
+import type { Logger, Readiness } from '@hubbub/runtime';
+import type { Registry } from 'prom-client';
+import { WebSocketServer } from 'ws';
+import type WebSocket from 'ws';
+import { createIdentityAdapter } from './adapters/identity-grpc';
+import type { IdentityAdapter } from './adapters/identity-grpc';
+import { createMessageStoreAdapter } from './adapters/message-store-grpc';
+import type { MessageStoreAdapter } from './adapters/message-store-grpc';
+import { createNatsEvents } from './adapters/nats-events';
+import type { Clock, EventsPort } from './app/ports';
+import { Dispatcher } from './app/dispatcher';
+import { PushHub } from './app/push-hub';
+import { TokenCache } from './app/token-cache';
+import type { Config } from './config';
+import { CloseCode, CloseReason, WsmErrorCode } from './protocol/status';
+import { WsConnection } from './transport/connection';
+import { createHttpServer, loadStatic } from './transport/http-server';
+import { createWsmMetrics } from './transport/metrics';
+
+export const SERVICE_NAME = 'ws-messenger';
+
+export interface StartDeps {
+  readonly log?: Logger;
+  readonly clock?: Clock;
+  /** Folder with index.html and static/ (default: the package's public/). */
+  readonly publicDir?: string;
+}
+
+export interface WsmServer {
+  readonly port: number;
+  readonly host: string;
+  readonly instanceId: string;
+  readonly nc: NatsConnection;
+  readonly registry: Registry;
+  readonly readiness: Readiness;
+  /** Open WebSocket connections (for tests and metrics). */
+  connectionCount(): number;
+  subscriptionCount(): number;
+  /** Stops accepting, closes every connection with 1001, drains NATS, closes clients. */
+  close(): Promise<void>;
+}
+
+const systemClock: Clock = { nowMs: () => Date.now() };
+
+/** Package root (dist/src/server.js and src/server.ts both sit two levels below it, or one). */
+function defaultPublicDir(): string {
+  const here = __dirname;
+  return here.includes(`${join('dist', 'src')}`) ? join(here, '..', '..', 'public') : join(here, '..', 'public');
+}
+
+function clientAddress(req: IncomingMessage, trusted: readonly string[]): string {
+  const remote = (req.socket.remoteAddress ?? '').replace(/^::ffff:/, '');
+  if (trusted.length === 0 || !trusted.includes(remote)) return remote;
+  const xff = req.headers['x-forwarded-for'];
+  const first = (Array.isArray(xff) ? xff[0] : xff)?.split(',')[0]?.trim();
+  return first || remote;
+}
+
+export async function start(cfg: Config, deps: StartDeps = {}): Promise<WsmServer> {
+  const log = deps.log ?? createLogger({ service: SERVICE_NAME, level: cfg.logLevel });
+  const clock = deps.clock ?? systemClock;
+  const instanceId = randomBytes(4).toString('hex');
+  const registry = createMetricsRegistry(SERVICE_NAME);
+  const readiness = createReadiness(['identity', 'message-store', 'nats']);
+  const metrics = createWsmMetrics(registry);
+  const files = loadStatic(deps.publicDir ?? defaultPublicDir());
+  const tls =
+    cfg.tlsCertFile && cfg.tlsKeyFile
+      ? { cert: readFileSync(cfg.tlsCertFile), key: readFileSync(cfg.tlsKeyFile) }
+      : undefined;
+
+  const cleanups: (() => Promise<void> | void)[] = [];
+  const runCleanups = async (): Promise<void> => {
+    for (const f of cleanups.splice(0).reverse()) {
+      try {
+        await f();
+      } catch (err) {
+        log.warn({ err }, 'cleanup failed');
+      }
+    }
+  };
+
+  try {
+    const identity: IdentityAdapter = createIdentityAdapter(cfg.identityAddr, cfg.backendTimeoutMs);
+    cleanups.push(() => identity.close());
+    const msg: MessageStoreAdapter = createMessageStoreAdapter(cfg.messageStoreAddr, {
+      deadlineMs: cfg.backendTimeoutMs,
+      channels: 2,
+    });
+    cleanups.push(() => msg.close());
+    const nc = await connectNats({
+      servers: cfg.natsUrl,
+      name: SERVICE_NAME,
+      log,
+      onStatus: (ok) => readiness.set('nats', ok),
+    });
+    cleanups.push(() => drainNats(nc));
+
+    const tokens = new TokenCache(cfg.tokenCacheMs);
+    const hub = new PushHub({ msg, log, clock, metrics });
+    const events: EventsPort = createNatsEvents({ nc, prefix: cfg.natsPrefix, log, client: msg.client });
+    cleanups.push(() => events.close());
+    events.onMessage((change, m, ch) => hub.onMessage(change, m, ch));
+    events.onChannel((c) => hub.onChannel(c));
+    events.onSessionsRevoked((userId, sessionIds, all) => {
+      tokens.revoke(userId, sessionIds, all);
+      hub.onSessionsRevoked(userId, sessionIds, all);
+    });
+    await nc.flush();
+
+    // Public channels exist before the first request (retried in the background while
+    // message-store is not up yet; readiness stays false until then).
+    let stopped = false;
+    let ensured = false;
+    const publicChannels = cfg.publicChannels.filter((c) => c !== '-');
+    const ensure = async (): Promise<void> => {
+      for (let attempt = 1; !stopped && !ensured; attempt++) {
+        try {
+          if (publicChannels.length > 0) await msg.ensurePublicChannels(publicChannels);
+          ensured = true;
+          readiness.set('message-store', true);
+          log.info({ channels: publicChannels }, 'public channels ensured');
+        } catch (err) {
+          if (attempt === 1 || attempt % 10 === 0) {
+            log.warn({ err, code: WsmErrorCode.BackendUnavailable }, 'cannot ensure public channels yet');
+          }
+          await new Promise((r) => setTimeout(r, Math.min(2_000, 100 * attempt)).unref());
+        }
+      }
+    };
+    const ensuring = ensure();
+    await Promise.race([ensuring, new Promise((r) => setTimeout(r, 3_000).unref())]);
+
+    const probe = async (): Promise<void> => {
+      const check = async (name: string, f: () => Promise<void>): Promise<void> => {
+        try {
+          await f();
+          readiness.set(name, name !== 'message-store' || ensured);
+        } catch {
+          readiness.set(name, false);
+        }
+      };
+      await Promise.all([
+        check('identity', () => identity.waitForReady(1_000)),
+        check('message-store', () => msg.client.waitForReady(1_000)),
+      ]);
+    };
+    await probe();
+    const probeTimer = setInterval(() => void probe(), 5_000);
+    probeTimer.unref();
+    cleanups.push(() => clearInterval(probeTimer));
+    cleanups.push(() => {
+      stopped = true;
+    });
+
+    const dispatcher = new Dispatcher({
+      identity,
+      msg,
+      hub,
+      tokens,
+      clock,
+      log,
+      limits: {
+        maxReplyBytes: cfg.maxReplyBytes,
+        maxMessageBytes: cfg.maxMessageBytes,
+        limitMessages: cfg.limitMessages,
+        limitUsers: cfg.limitUsers,
+        updateMaxItems: cfg.updateMaxItems,
+        maxFlowUsers: cfg.maxFlowUsers,
+      },
+    });
+
+    const conns = new Set<WsConnection>();
+    const sockets = new Set<WebSocket>();
+    let connSeq = 0;
+    let accepting = true;
+    const wss = new WebSocketServer({
+      noServer: true,
+      maxPayload: cfg.maxFrameBytes,
+      perMessageDeflate: false,
+      clientTracking: false,
+      handleProtocols: () => false,
+    });
+    const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
+      if (!accepting || conns.size >= cfg.maxConnections) {
+        socket.end('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+        return;
+      }
+      const address = clientAddress(req, cfg.trustedProxies);
+      wss.handleUpgrade(req, socket, head, (ws: WebSocket) => {
+        sockets.add(ws);
+        ws.once('close', () => sockets.delete(ws));
+        const id = (++connSeq).toString(36);
+        const conn = new WsConnection(
+          ws,
+          {
+            id,
+            instanceId,
+            clientAddress: address,
+            ratePerS: cfg.ratePerS,
+            rateBurst: cfg.rateBurst,
+            maxOutbufBytes: cfg.maxOutbufBytes,
+            maxInboxBytes: Math.max(2 * cfg.maxFrameBytes, 1 << 20),
+            nowMs: () => clock.nowMs(),
+          },
+          {
+            dispatcher,
+            log,
+            metrics,
+            onClosed: (c, reason) => {
+              conns.delete(c);
+              hub.unsubscribe(c);
+              metrics.connections(conns.size);
+              log.info({ conn: c.id, reason }, 'connection closed');
+            },
+          },
+        );
+        conns.add(conn);
+        metrics.connections(conns.size);
+        log.info({ conn: id, addr: address }, 'connection opened');
+      });
+    };
+
+    const server = createHttpServer({ tls, files, registry, readiness, onUpgrade });
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(cfg.port, cfg.host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    const port = (server.address() as AddressInfo).port;
+    if (!tls && !['127.0.0.1', '::1', 'localhost'].includes(cfg.host)) {
+      log.warn(
+        { host: cfg.host, code: 'WSM_PLAINTEXT' },
+        'serving plain ws:// on a non-loopback address; passwords and tokens need TLS (WSM_TLS_CERT_FILE or an ingress)',
+      );
+    }
+
+    // One timer for every connection: pings, pong timeouts, the unauthenticated idle limit, token expiry.
+    const tickMs = Math.max(
+      50,
+      Math.min(5_000, Math.floor(Math.min(cfg.pingIntervalMs, cfg.pingTimeoutMs, cfg.unauthIdleTimeoutMs) / 2)),
+    );
+    const tick = setInterval(() => {
+      const now = clock.nowMs();
+      for (const c of conns) {
+        if (c.awaitingPong && now - c.lastPingAtMs >= cfg.pingTimeoutMs) {
+          log.info({ conn: c.id, code: WsmErrorCode.PingTimeout }, 'ping timeout');
+          c.close(CloseCode.PolicyViolation, 'ping timeout', 'ping_timeout', true);
+          continue;
+        }
+        if (!c.authenticatedOnce && now - c.openedAtMs >= cfg.unauthIdleTimeoutMs) {
+          log.info({ conn: c.id, code: WsmErrorCode.AuthTimeout }, 'authentication timeout');
+          c.close(CloseCode.PolicyViolation, CloseReason.authTimeout, 'auth_timeout');
+          continue;
+        }
+        if (!c.awaitingPong && now - c.lastPingAtMs >= cfg.pingIntervalMs) c.ping(now);
+      }
+      hub.sweep(now);
+    }, tickMs);
+    tick.unref();
+
+    let closing: Promise<void> | undefined;
+    const close = (): Promise<void> =>
+      (closing ??= (async () => {
+        accepting = false;
+        clearInterval(tick);
+        const serverClosed = new Promise<void>((r) => server.close(() => r()));
+        for (const c of [...conns]) c.close(CloseCode.GoingAway, 'server shutting down', 'shutdown');
+        const end = Date.now() + 3_000;
+        // Give clients a moment to answer the close handshake, then drop the rest.
+        while (sockets.size > 0 && Date.now() < end) await new Promise((r) => setTimeout(r, 10));
+        for (const ws of sockets) ws.terminate();
+        server.closeAllConnections();
+        await serverClosed;
+        wss.close();
+        hub.close();
+        await runCleanups();
+        await ensuring;
+      })());
+
+    log.info({ port, host: cfg.host, instance: instanceId }, 'listening');
+    return {
+      port,
+      host: cfg.host,
+      instanceId,
+      nc,
+      registry,
+      readiness,
+      connectionCount: () => conns.size,
+      subscriptionCount: () => hub.size,
+      close,
+    };
+  } catch (e) {
+    await runCleanups();
+    throw e;
+  }
+}

@@ -1,0 +1,245 @@
+/**
+ * One WebSocket connection: pumps frames into the dispatcher strictly one after another, writes
+ * replies in request order, holds pushed updates while a request is in progress (spec §2.8), and
+ * bounds everything it buffers (spec §3.1, §5).
+ *
+ * Rules:
+ * 1. One request at a time; the reply is written before any update frame caused while it ran.
+ * 2. Outgoing frames written in the same tick are coalesced into one socket write (cork/uncork).
+ * 3. Input: above `maxInboxBytes` queued, the socket is paused (TCP backpressure) until drained.
+ * 4. Output: more than `maxOutbufBytes` queued (held updates + socket buffer) closes the connection
+ *    1008 `slow consumer`; nothing else is affected.
+ */
+import type { Socket } from 'node:net';
+import type { Logger } from '@hubbub/runtime';
+import type WebSocket from 'ws';
+import type { ConnContext } from '../app/context';
+import type { Dispatcher } from '../app/dispatcher';
+import { ConnectionMachine } from '../protocol/machine';
+import { TokenBucket } from '../protocol/rate-limit';
+import { decodeUtf8 } from '../protocol/request';
+import { CloseCode, CloseReason, WsmErrorCode } from '../protocol/status';
+import type { WsmMetrics } from './metrics';
+
+export interface ConnectionOptions {
+  readonly id: string;
+  readonly instanceId: string;
+  readonly clientAddress: string;
+  readonly ratePerS: number;
+  readonly rateBurst: number;
+  readonly maxOutbufBytes: number;
+  readonly maxInboxBytes: number;
+  readonly nowMs: () => number;
+}
+
+export interface ConnectionHooks {
+  readonly dispatcher: Dispatcher;
+  readonly log: Logger;
+  readonly metrics: WsmMetrics;
+  /** The connection ended (any reason): leave the hub, forget it. */
+  readonly onClosed: (c: WsConnection, reason: string) => void;
+}
+
+export class WsConnection implements ConnContext {
+  readonly id: string;
+  readonly clientAddress: string;
+  readonly openedAtMs: number;
+  readonly machine = new ConnectionMachine();
+  authenticatedOnce = false;
+  lastPingAtMs: number;
+  awaitingPong = false;
+
+  private readonly bucket: TokenBucket;
+  private readonly inbox: { data: Buffer; isBinary: boolean }[] = [];
+  private inboxBytes = 0;
+  private paused = false;
+  private busy = false;
+  private held: Buffer[] = [];
+  private heldBytes = 0;
+  private out: (Buffer | string)[] = [];
+  private flushScheduled = false;
+  private seq = 0;
+  private closed = false;
+
+  constructor(
+    private readonly ws: WebSocket,
+    private readonly o: ConnectionOptions,
+    private readonly h: ConnectionHooks,
+  ) {
+    this.id = o.id;
+    this.clientAddress = o.clientAddress;
+    this.openedAtMs = o.nowMs();
+    this.lastPingAtMs = this.openedAtMs;
+    this.bucket = new TokenBucket(o.ratePerS, o.rateBurst);
+    ws.on('message', (data: Buffer | ArrayBuffer | Buffer[], isBinary: boolean) =>
+      this.onMessage(toBuffer(data), isBinary),
+    );
+    ws.on('pong', () => {
+      this.awaitingPong = false;
+    });
+    ws.on('close', (code: number) => this.finish(closeReason(code)));
+    ws.on('error', (err: Error & { code?: string }) => {
+      const code = err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH' ? WsmErrorCode.FrameTooLarge : err.code;
+      h.log.warn({ conn: this.id, code, err: err.message }, 'websocket error');
+    });
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  nextClientKey(): string {
+    return `${this.o.instanceId}.${this.id}.${++this.seq}`;
+  }
+
+  /** PushTarget: an update frame for this connection. */
+  push(frame: Buffer): void {
+    if (this.closed) return;
+    if (this.busy) {
+      this.held.push(frame);
+      this.heldBytes += frame.length;
+      this.checkOutbuf();
+      return;
+    }
+    this.write(frame);
+  }
+
+  /** PushTarget: the subscription ended with the final 401 frame. */
+  subscriptionEnded(): void {
+    this.machine.apply('token_ended');
+  }
+
+  setSubscribed(userId: string | undefined): void {
+    if (userId === undefined) this.machine.apply('unsubscribe');
+    else this.machine.apply('subscribe', userId);
+  }
+
+  ping(nowMs: number): void {
+    if (this.closed) return;
+    this.awaitingPong = true;
+    this.lastPingAtMs = nowMs;
+    try {
+      this.ws.ping();
+    } catch {
+      /* the socket is closing */
+    }
+  }
+
+  /** Closes with a WebSocket close code; `hard` drops the socket without the closing handshake. */
+  close(code: number, reason: string, metricReason: string, hard = false): void {
+    if (this.closed) return;
+    this.finish(metricReason);
+    if (hard) this.ws.terminate();
+    else this.ws.close(code, reason);
+  }
+
+  private onMessage(data: Buffer, isBinary: boolean): void {
+    if (this.closed) return;
+    this.inbox.push({ data, isBinary });
+    this.inboxBytes += data.length;
+    if (this.inboxBytes > this.o.maxInboxBytes && !this.paused) {
+      this.paused = true;
+      this.ws.pause();
+    }
+    if (!this.busy) void this.pump();
+  }
+
+  private async pump(): Promise<void> {
+    this.busy = true;
+    try {
+      while (this.inbox.length > 0 && !this.closed) {
+        const item = this.inbox.shift()!;
+        this.inboxBytes -= item.data.length;
+        const text = item.isBinary ? decodeUtf8(item.data) : item.data.toString('utf8');
+        const r = await this.h.dispatcher.handle(this, text, this.bucket);
+        if (r.authenticated) this.authenticatedOnce = true;
+        if (this.closed) break;
+        this.h.metrics.request(r.label, r.code);
+        // Per-request lines only at debug (spec §3.9); never the frame itself (it may carry secrets).
+        if (this.h.log.isLevelEnabled('debug')) {
+          this.h.log.debug({ conn: this.id, type: r.label, status: r.code, code: r.error }, 'request');
+        }
+        this.write(r.text);
+        // Updates that arrived while the request ran follow its reply (spec §2.8).
+        if (this.held.length > 0) {
+          const held = this.held;
+          this.held = [];
+          this.heldBytes = 0;
+          for (const f of held) this.write(f);
+        }
+        if (this.paused && this.inboxBytes <= this.o.maxInboxBytes / 2) {
+          this.paused = false;
+          this.ws.resume();
+        }
+      }
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  private write(data: Buffer | string): void {
+    if (this.closed) return;
+    this.out.push(data);
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      queueMicrotask(() => this.flush());
+    }
+  }
+
+  private flush(): void {
+    this.flushScheduled = false;
+    if (this.closed) {
+      this.out = [];
+      return;
+    }
+    const frames = this.out;
+    this.out = [];
+    const socket = (this.ws as unknown as { _socket?: Socket })._socket;
+    socket?.cork();
+    try {
+      for (const f of frames) this.ws.send(f, { binary: false });
+    } finally {
+      socket?.uncork();
+    }
+    this.checkOutbuf();
+  }
+
+  private checkOutbuf(): void {
+    if (this.ws.bufferedAmount + this.heldBytes > this.o.maxOutbufBytes) {
+      this.h.log.warn({ conn: this.id, code: WsmErrorCode.SlowConsumer }, 'slow consumer closed');
+      this.held = [];
+      this.heldBytes = 0;
+      this.close(CloseCode.PolicyViolation, CloseReason.slowConsumer, 'slow_consumer');
+    }
+  }
+
+  private finish(reason: string): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.h.metrics.closed(reason);
+    this.machine.apply('close');
+    this.inbox.length = 0;
+    this.held = [];
+    this.h.onClosed(this, reason);
+  }
+}
+
+function closeReason(code: number): string {
+  switch (code) {
+    case 1009:
+      return 'frame_too_large';
+    case 1002:
+    case 1007:
+      return 'protocol_error';
+    case 1006:
+      return 'abnormal';
+    default:
+      return 'peer_close';
+  }
+}
+
+function toBuffer(data: Buffer | ArrayBuffer | Buffer[]): Buffer {
+  if (Buffer.isBuffer(data)) return data;
+  if (Array.isArray(data)) return Buffer.concat(data);
+  return Buffer.from(data);
+}

@@ -1,0 +1,452 @@
+/**
+ * Transport, limits and malformed input (spec §2.1, §2.6, §2.10, §3.1, §3.8, §5; acceptance #30,
+ * #34, #35 and §7.2 R1–R5, R20–R25, R27–R29, R32): every malformed request gets its exact reply and
+ * the connection keeps working.
+ */
+import { readFileSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
+import { createServer } from 'node:net';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import WebSocket from 'ws';
+import { waitFor } from '@hubbub/testing';
+import { auth, makeUser } from './helpers/fixtures';
+import type { U } from './helpers/fixtures';
+import { frameText, MtpClient, mtp } from './helpers/mtp-client';
+import type { Frame } from './helpers/mtp-client';
+import { startStack } from './helpers/stack';
+import type { Stack } from './helpers/stack';
+import type { WsmServer } from '../../src/server';
+
+let s: Stack;
+let w: WsmServer;
+let U1: U;
+let url: string;
+const clients: MtpClient[] = [];
+
+beforeAll(async () => {
+  s = await startStack();
+  w = await s.wsm();
+  url = `ws://127.0.0.1:${w.port}/ws`;
+  U1 = await makeUser(s, 'login');
+}, 60_000);
+afterAll(async () => {
+  await Promise.all(clients.map((c) => c.close()));
+  await s?.close();
+});
+
+async function connect(u = url): Promise<MtpClient> {
+  const c = await MtpClient.connect(u);
+  clients.push(c);
+  return c;
+}
+
+function http(
+  port: number,
+  path: string,
+  method = 'GET',
+  headers: Record<string, string> = {},
+): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: string }> {
+  return new Promise((ok, fail) => {
+    const req = httpRequest({ host: '127.0.0.1', port, path, method, headers }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => (body += d));
+      res.on('end', () => ok({ status: res.statusCode ?? 0, headers: res.headers, body }));
+    });
+    req.on('error', fail);
+    req.end();
+  });
+}
+
+const V = { version: '1.0', revision: '17' };
+const error415 = (detail: string, t: number): string =>
+  frameText('error', 'null', detail, 415, 'Unsupported Media Type', t);
+const NOT_JSON = '1 validation error for Request\n__root__\n  Invalid JSON (type=value_error.json)';
+
+describe('HTTP surface (§3.8, #35)', () => {
+  const CSP =
+    "default-src 'self'; connect-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
+
+  it('serves the browser client with the security headers', async () => {
+    const r = await http(w.port, '/');
+    expect(r.status).toBe(200);
+    expect(r.headers['content-type']).toBe('text/html; charset=utf-8');
+    expect(r.headers['content-security-policy']).toBe(CSP);
+    expect(r.headers['x-content-type-options']).toBe('nosniff');
+    expect(r.headers['referrer-policy']).toBe('no-referrer');
+    expect(r.body).toBe(readFileSync(join(__dirname, '../../public/index.html'), 'utf8'));
+    const js = await http(w.port, '/static/app.js');
+    expect([js.status, js.headers['content-type'], js.headers['content-security-policy']]).toEqual([
+      200,
+      'text/javascript; charset=utf-8',
+      CSP,
+    ]);
+    expect((await http(w.port, '/static/style.css')).headers['content-type']).toBe('text/css; charset=utf-8');
+    expect((await http(w.port, '/', 'HEAD')).status).toBe(200);
+  });
+
+  it('404 for unknown paths, 405 for other methods, 426 for a plain GET /ws', async () => {
+    expect((await http(w.port, '/static/nope.js')).status).toBe(404);
+    expect((await http(w.port, '/static/../package.json')).status).toBe(404);
+    expect((await http(w.port, '/elsewhere')).status).toBe(404);
+    expect((await http(w.port, '/', 'POST')).status).toBe(405);
+    expect((await http(w.port, '/ws')).status).toBe(426);
+  });
+
+  it('/healthz, /readyz and /metrics on the same port', async () => {
+    expect((await http(w.port, '/healthz')).status).toBe(200);
+    await waitFor(async () => (await http(w.port, '/readyz')).status === 200, 10_000, 'readyz 200');
+    const m = await http(w.port, '/metrics');
+    expect(m.status).toBe(200);
+    for (const name of [
+      'wsm_requests_total',
+      'wsm_connections_open',
+      'wsm_subscriptions_open',
+      'wsm_push_frames_total',
+      'wsm_connections_closed_total',
+    ]) {
+      expect(m.body).toContain(name);
+    }
+  });
+
+  it('upgrade on /ws is accepted without subprotocol or compression; on another path → 403', async () => {
+    const headers = await new Promise<Record<string, string | string[] | undefined>>((ok, fail) => {
+      const req = httpRequest({
+        host: '127.0.0.1',
+        port: w.port,
+        path: '/ws',
+        headers: {
+          connection: 'Upgrade',
+          upgrade: 'websocket',
+          'sec-websocket-version': '13',
+          'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==',
+          'sec-websocket-protocol': 'mtp, chat',
+          'sec-websocket-extensions': 'permessage-deflate; client_max_window_bits',
+        },
+      });
+      req.on('upgrade', (res, socket) => {
+        socket.destroy();
+        ok({ status: String(res.statusCode), ...res.headers });
+      });
+      req.on('error', fail);
+      req.end();
+    });
+    expect(headers['status']).toBe('101');
+    expect(headers['sec-websocket-accept']).toBe('s3pPLMBiTxaQ9kYGzzhZRbK+xOo=');
+    expect(headers['sec-websocket-protocol']).toBeUndefined();
+    expect(headers['sec-websocket-extensions']).toBeUndefined();
+    const status = await new Promise<number>((ok) => {
+      const bad = new WebSocket(`ws://127.0.0.1:${w.port}/no-ws`);
+      bad.on('unexpected-response', (_req, res) => {
+        ok(res.statusCode ?? 0);
+        res.resume();
+        bad.terminate();
+      });
+      bad.on('error', () => undefined);
+    });
+    expect(status).toBe(403);
+  });
+});
+
+describe('malformed requests get their reply and the connection keeps working (§2.10, §5)', () => {
+  const cases: [string, string | Buffer, string, boolean?][] = [
+    ['#35 text hello error!', 'hello error!', NOT_JSON],
+    ['R28 truncated JSON', '[', NOT_JSON],
+    ['R28 NaN literal', '{"type": NaN}', NOT_JSON],
+    [
+      '#30 a JSON string',
+      '"hello"',
+      '1 validation error for Request\n__root__\n  Request expected dict not str (type=type_error)',
+    ],
+    [
+      'a JSON array',
+      '[1, 2]',
+      '1 validation error for Request\n__root__\n  Request expected dict not list (type=type_error)',
+    ],
+    [
+      'JSON null',
+      'null',
+      '1 validation error for Request\n__root__\n  Request expected dict not NoneType (type=type_error)',
+    ],
+    [
+      'R1 ping_pong without data',
+      JSON.stringify({ type: 'ping_pong', jsonapi: V }),
+      '1 validation error for Request\ndata\n  field required (type=value_error.missing)',
+    ],
+    [
+      'R2 data.user empty',
+      JSON.stringify({ type: 'ping_pong', jsonapi: V, data: { user: [] } }),
+      '1 validation error for Request\ndata -> user\n  ensure this value has at least 1 items (type=value_error.list.min_items; limit_value=1)',
+    ],
+    [
+      'missing data.user',
+      JSON.stringify({ type: 'ping_pong', data: {} }),
+      '1 validation error for Request\ndata -> user\n  field required (type=value_error.missing)',
+    ],
+    [
+      'R3 send_message without flow and message',
+      JSON.stringify({ type: 'send_message', jsonapi: V, data: { user: [{ uuid: '1' }] } }),
+      '2 validation errors for Request\ndata -> flow\n  field required (type=value_error.missing)\ndata -> message\n  field required (type=value_error.missing)',
+    ],
+    [
+      'R4 delete_message with message [{}]',
+      JSON.stringify({ type: 'delete_message', data: { user: [{ uuid: '1' }], message: [{}] } }),
+      '1 validation error for Request\ndata -> message -> 0 -> uuid\n  field required (type=value_error.missing)',
+    ],
+    [
+      'type missing',
+      JSON.stringify({ data: { user: [{}] } }),
+      '1 validation error for Request\ntype\n  field required (type=value_error.missing)',
+    ],
+    [
+      'type null',
+      JSON.stringify({ type: null, data: { user: [{}] } }),
+      '1 validation error for Request\ntype\n  none is not an allowed value (type=type_error.none.not_allowed)',
+    ],
+    [
+      'type a list',
+      JSON.stringify({ type: [], data: { user: [{}] } }),
+      '1 validation error for Request\ntype\n  str type expected (type=type_error.str)',
+    ],
+    [
+      'jsonapi {}',
+      JSON.stringify({ type: 'ping_pong', jsonapi: {}, data: { user: [{}] } }),
+      '1 validation error for Request\njsonapi -> version\n  field required (type=value_error.missing)',
+    ],
+    [
+      'data 5',
+      JSON.stringify({ type: 'ping_pong', data: 5 }),
+      '1 validation error for Request\ndata\n  value is not a valid dict (type=type_error.dict)',
+    ],
+    [
+      'user a dict',
+      JSON.stringify({ type: 'ping_pong', data: { user: {} } }),
+      '1 validation error for Request\ndata -> user\n  value is not a valid list (type=type_error.list)',
+    ],
+    [
+      'user [5]',
+      JSON.stringify({ type: 'ping_pong', data: { user: [5] } }),
+      '1 validation error for Request\ndata -> user -> 0\n  value is not a valid dict (type=type_error.dict)',
+    ],
+    [
+      'time abc',
+      JSON.stringify({ type: 'ping_pong', data: { time: 'abc', user: [{}] } }),
+      '1 validation error for Request\ndata -> time\n  value is not a valid integer (type=type_error.integer)',
+    ],
+    [
+      'is_bot maybe',
+      JSON.stringify({ type: 'ping_pong', data: { user: [{ is_bot: 'maybe' }] } }),
+      '1 validation error for Request\ndata -> user -> 0 -> is_bot\n  value could not be parsed to a boolean (type=type_error.bool)',
+    ],
+    [
+      'email nope',
+      JSON.stringify({ type: 'ping_pong', data: { user: [{ email: 'nope' }] } }),
+      '1 validation error for Request\ndata -> user -> 0 -> email\n  value is not a valid email address (type=value_error.email)',
+    ],
+    [
+      'R20 file_picture [300]',
+      JSON.stringify({
+        type: 'send_message',
+        data: { user: [{ uuid: '1' }], flow: [{ uuid: '1' }], message: [{ file_picture: [300] }] },
+      }),
+      '1 validation error for Request\ndata -> message -> 0 -> file_picture\n  byte type expected (type=type_error.bytes)',
+    ],
+    [
+      'R20 file_picture ["a"]',
+      JSON.stringify({
+        type: 'send_message',
+        data: { user: [{ uuid: '1' }], flow: [{ uuid: '1' }], message: [{ file_picture: ['a'] }] },
+      }),
+      '1 validation error for Request\ndata -> message -> 0 -> file_picture\n  byte type expected (type=type_error.bytes)',
+    ],
+    [
+      'no type and data 5',
+      JSON.stringify({ data: 5 }),
+      '2 validation errors for Request\ntype\n  field required (type=value_error.missing)\ndata\n  value is not a valid dict (type=type_error.dict)',
+    ],
+    ['binary frame with invalid UTF-8', Buffer.from([0x7b, 0xff, 0xfe, 0x7d]), NOT_JSON, true],
+  ];
+
+  // (one row argument: jest would take a 4th declared parameter for a `done` callback)
+  it.each(cases.map((row) => [row[0], row] as const))('%s', async (_name, [, payload, detail, binary]) => {
+    const c = await connect();
+    c.send(payload, { binary: binary ?? false });
+    const raw = await c.nextRaw();
+    const t = (JSON.parse(raw) as Frame).errors.time;
+    expect(raw).toBe(error415(detail, t));
+    const p = await c.req(mtp('ping_pong', auth(U1)));
+    expect(p.errors.code).toBe(200);
+    expect(c.closed).toBeUndefined();
+  });
+
+  it('R27 a valid ping_pong with errors.code "a" → 415 errors -> code', async () => {
+    const c = await connect();
+    const raw = await c.reqRaw({ ...(mtp('ping_pong', auth(U1)) as object), errors: { code: 'a' } });
+    const t = (JSON.parse(raw) as Frame).errors.time;
+    expect(raw).toBe(
+      error415(
+        '1 validation error for Request\nerrors -> code\n  value is not a valid integer (type=type_error.integer)',
+        t,
+      ),
+    );
+  });
+
+  it('old method names (auth, ping-pong) are accepted; unknown names → 405 / 401; versions checked numerically', async () => {
+    const c = await connect();
+    expect((await c.req(mtp('ping-pong', auth(U1)))).type).toBe('ping-pong');
+    const a = await c.req({
+      type: 'auth',
+      jsonapi: null,
+      data: { user: [{ login: U1.login, password: U1.password }] },
+    });
+    expect([a.type, a.errors.code]).toEqual(['auth', 200]);
+    for (const [version, code] of [
+      ['1.0', 200],
+      ['1.9', 200],
+      ['1.10', 200],
+      ['2.0', 505],
+      ['0.1', 505],
+    ] as const) {
+      const f = await c.req({ type: 'ping_pong', jsonapi: { version }, data: { user: [auth(U1)] } });
+      expect([version, f.errors.code, f.type]).toEqual([version, code, code === 200 ? 'ping_pong' : 'error']);
+    }
+    const nul = await c.req({ type: 'ping_pong', jsonapi: null, data: { user: [auth(U1)] } });
+    expect(nul.errors.code).toBe(200);
+    expect((await c.req(mtp('PING_PONG', auth(U1)))).errors.code).toBe(405);
+    expect((await c.req(mtp('get_updates', { uuid: '1' }))).errors.code).toBe(401);
+  });
+
+  it('R23 a binary frame with a valid request gets a text reply', async () => {
+    const c = await connect();
+    let wasBinary: boolean | undefined;
+    c.ws.once('message', (_d, isBinary: boolean) => (wasBinary = isBinary));
+    c.send(Buffer.from(JSON.stringify(mtp('ping_pong', auth(U1)))), { binary: true });
+    expect((await c.next()).errors.code).toBe(200);
+    expect(wasBinary).toBe(false);
+  });
+
+  it('R25 200 malformed requests in a row are answered in order, then 200 OK; others unaffected', async () => {
+    const c = await connect();
+    const other = await connect();
+    for (let i = 0; i < 200; i++)
+      c.send(i % 2 ? `garbage ${i}` : JSON.stringify({ type: 'ping_pong', data: { time: `x${i}`, user: [{}] } }));
+    c.send(mtp('ping_pong', auth(U1)));
+    expect((await other.req(mtp('ping_pong', auth(U1)))).errors.code).toBe(200);
+    for (let i = 0; i < 200; i++) {
+      const f = await c.next();
+      expect(f.errors.code).toBe(415);
+      expect(f.errors.detail.includes('Invalid JSON')).toBe(i % 2 === 1);
+    }
+    expect((await c.next()).errors.code).toBe(200);
+  });
+
+  it('R24 a 1 048 577-byte message closes with 1009; a 1 048 576-byte valid request is handled', async () => {
+    const c = await connect();
+    const base = JSON.stringify(mtp('ping_pong', auth(U1)));
+    const exact = base.slice(0, -1) + ', "pad": "' + 'x'.repeat(1_048_576 - base.length - 11) + '"}';
+    expect(Buffer.byteLength(exact)).toBe(1_048_576);
+    expect((await c.req(JSON.parse(exact))).errors.code).toBe(200);
+    c.send(exact.slice(0, -2) + 'xx"}');
+    await waitFor(() => c.closed !== undefined, 5_000, 'close');
+    expect(c.closed!.code).toBe(1009);
+    expect(c.unread()).toEqual([]);
+    // other connections are unaffected
+    const d = await connect();
+    expect((await d.req(mtp('ping_pong', auth(U1)))).errors.code).toBe(200);
+  });
+
+  it('invalid UTF-8 inside a text frame fails the connection with 1007 (RFC 6455)', async () => {
+    const c = await connect();
+    c.ws.send(Buffer.from([0x22, 0xff, 0x22]), { binary: false });
+    await waitFor(() => c.closed !== undefined, 5_000, 'close');
+    expect(c.closed!.code).toBe(1007);
+  });
+});
+
+describe('limits and failures (§3.1, §5)', () => {
+  it('R32 WSM_RATE_PER_S=5, burst 5: 20 pipelined ping_pongs → 5 × 200, the rest 429; connection open', async () => {
+    const limited = await s.wsm({ WSM_RATE_PER_S: '5', WSM_RATE_BURST: '5' });
+    const c = await connect(`ws://127.0.0.1:${limited.port}/ws`);
+    for (let i = 0; i < 20; i++) c.send(mtp('ping_pong', auth(U1)));
+    const frames: string[] = [];
+    for (let i = 0; i < 20; i++) frames.push(await c.nextRaw());
+    const codes = frames.map((f) => (JSON.parse(f) as Frame).errors.code);
+    expect(codes.slice(0, 5)).toEqual([200, 200, 200, 200, 200]);
+    expect(codes.filter((x) => x === 429).length).toBeGreaterThanOrEqual(13);
+    const limitedFrame = frames.find((f) => f.includes('"code": 429'))!;
+    const t = (JSON.parse(limitedFrame) as Frame).errors.time;
+    expect(limitedFrame).toBe(frameText('error', 'null', 'Request rate limit exceeded', 429, 'Too Many Requests', t));
+    expect(c.closed).toBeUndefined();
+  });
+
+  it('R29 identity unreachable → 503 Service temporarily unavailable, type error; connection open', async () => {
+    const dead = await new Promise<number>((ok) => {
+      const srv = createServer();
+      srv.listen(0, '127.0.0.1', () => {
+        const port = (srv.address() as AddressInfo).port;
+        srv.close(() => ok(port));
+      });
+    });
+    const down = await s.wsm({ IDENTITY_ADDR: `127.0.0.1:${dead}`, WSM_BACKEND_TIMEOUT_MS: '300' });
+    const c = await connect(`ws://127.0.0.1:${down.port}/ws`);
+    const raw = await c.reqRaw(mtp('ping_pong', auth(U1)));
+    const t = (JSON.parse(raw) as Frame).errors.time;
+    expect(raw).toBe(frameText('error', 'null', 'Service temporarily unavailable', 503, 'Service Unavailable', t));
+    const r = await c.req(mtp('register_user', { login: 'someone', password: 'password' }));
+    expect([r.type, r.errors.code, r.errors.detail]).toEqual(['register_user', 503, 'Service temporarily unavailable']);
+    expect(c.closed).toBeUndefined();
+    expect((await http(down.port, '/readyz')).status).toBe(503);
+  });
+
+  it('WSM_MAX_CONNECTIONS: an upgrade over the limit gets HTTP 503', async () => {
+    const one = await s.wsm({ WSM_MAX_CONNECTIONS: '1' });
+    await connect(`ws://127.0.0.1:${one.port}/ws`);
+    const status = await new Promise<number>((ok) => {
+      const ws = new WebSocket(`ws://127.0.0.1:${one.port}/ws`);
+      ws.on('unexpected-response', (_req, res) => {
+        ok(res.statusCode ?? 0);
+        res.resume();
+        ws.terminate();
+      });
+      ws.on('error', () => undefined);
+    });
+    expect(status).toBe(503);
+  });
+
+  it('a never-authenticated connection is closed 1008 authentication timeout; an authenticated one stays', async () => {
+    const short = await s.wsm({ WSM_UNAUTH_IDLE_TIMEOUT_MS: '400' });
+    const idle = await connect(`ws://127.0.0.1:${short.port}/ws`);
+    const active = await connect(`ws://127.0.0.1:${short.port}/ws`);
+    expect((await active.req(mtp('ping_pong', auth(U1)))).errors.code).toBe(200);
+    await waitFor(() => idle.closed !== undefined, 5_000, 'idle close');
+    expect(idle.closed).toEqual({ code: 1008, reason: 'authentication timeout' });
+    expect(active.closed).toBeUndefined();
+  });
+
+  it('answers pings; a client that does not answer server pings is closed', async () => {
+    const fast = await s.wsm({ WSM_PING_INTERVAL_MS: '200', WSM_PING_TIMEOUT_MS: '200' });
+    const alive = await connect(`ws://127.0.0.1:${fast.port}/ws`);
+    let pings = 0;
+    alive.ws.on('ping', () => pings++);
+    const ws = new WebSocket(`ws://127.0.0.1:${fast.port}/ws`, { autoPong: false });
+    const closed = new Promise<number>((ok) => ws.on('close', (code: number) => ok(code)));
+    ws.on('error', () => undefined);
+    expect(await closed).toBe(1006);
+    await waitFor(() => pings >= 2, 5_000, 'pings');
+    expect(alive.closed).toBeUndefined();
+    // client pings are answered by the WebSocket layer
+    const pong = new Promise<void>((ok) => alive.ws.once('pong', () => ok()));
+    alive.ws.ping();
+    await pong;
+  });
+
+  it('close() sends 1001 to every connection', async () => {
+    const temp = await s.wsm();
+    const a = await connect(`ws://127.0.0.1:${temp.port}/ws`);
+    const b = await connect(`ws://127.0.0.1:${temp.port}/ws`);
+    await temp.close();
+    await waitFor(() => a.closed !== undefined && b.closed !== undefined, 5_000, 'close');
+    expect([a.closed!.code, b.closed!.code]).toEqual([1001, 1001]);
+  });
+});

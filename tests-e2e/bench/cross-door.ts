@@ -1,0 +1,91 @@
+/**
+ * Cross-door latency benchmark (issue #7): post from dum-dum at a fixed rate, receive on a Morelia
+ * push subscriber and on another dum-dum client; print p50/p99/max end-to-end latency per receiver.
+ * Target: p50 < 2 ms, p99 < 10 ms at 1,000 posts/s.
+ *
+ *   pnpm build && DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres NATS_URL=nats://127.0.0.1:4222 \
+ *     node tests-e2e/dist/bench/cross-door.js [--rate 1000] [--seconds 10]
+ */
+import { DumDumClient } from '../clients/dumdum';
+import { MoreliaClient } from '../clients/morelia';
+import { startE2eEnv } from '../harness/env';
+
+function arg(name: string, def: number): number {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? Number(process.argv[i + 1]) : def;
+}
+
+function pct(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
+}
+
+async function main(): Promise<void> {
+  const rate = arg('rate', 1000);
+  const seconds = arg('seconds', 10);
+  const env = await startE2eEnv({ env: { LOG_LEVEL: 'warn' } });
+  try {
+    const morelia = await MoreliaClient.connect(env.stack.ports.ws);
+    await morelia.register('bench_push', 'correct horse battery');
+    await morelia.subscribe();
+    const sender = await DumDumClient.connect(env.stack.ports.irc, 'bench_sender');
+    const receiver = await DumDumClient.connect(env.stack.ports.irc, 'bench_recv');
+    const sentAt = new Map<string, number>();
+    const lat = { ws: [] as number[], irc: [] as number[] };
+    receiver.onMessage = (m) => {
+      const t = sentAt.get(m.content);
+      if (t !== undefined) lat.irc.push(performance.now() - t);
+    };
+    morelia.onPush = (m) => {
+      const t = m.text === null ? undefined : sentAt.get(m.text);
+      if (t !== undefined && !m.edited_status) lat.ws.push(performance.now() - t);
+    };
+    // Warm-up.
+    for (let i = 0; i < 50; i++) sender.send('general', `warm-${i}`);
+    await new Promise((r) => setTimeout(r, 1_000));
+
+    const total = rate * seconds;
+    const start = performance.now();
+    let sent = 0;
+    await new Promise<void>((resolve) => {
+      const timer = setInterval(() => {
+        const due = Math.min(total, Math.floor(((performance.now() - start) / 1000) * rate));
+        while (sent < due) {
+          const text = `m${sent}`;
+          sentAt.set(text, performance.now());
+          sender.send('general', text);
+          sent++;
+        }
+        if (sent >= total) {
+          clearInterval(timer);
+          resolve();
+        }
+      }, 1);
+    });
+    const deadline = Date.now() + 10_000;
+    while ((lat.ws.length < total || lat.irc.length < total) && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const cores = (await import('node:os')).cpus();
+    console.log(`cross-door latency: dum-dum post → Morelia push and → dum-dum, ${rate} posts/s for ${seconds} s`);
+    console.log(
+      `machine: ${cores.length} × ${cores[0]?.model ?? '?'}; load avg ${(await import('node:os'))
+        .loadavg()
+        .map((x) => x.toFixed(2))
+        .join(' ')}`,
+    );
+    for (const [name, xs] of Object.entries(lat)) {
+      const s = [...xs].sort((a, b) => a - b);
+      console.log(
+        `${name.padEnd(4)} received ${s.length}/${total}  p50 ${pct(s, 50).toFixed(2)} ms  p90 ${pct(s, 90).toFixed(2)} ms  p99 ${pct(s, 99).toFixed(2)} ms  max ${(s[s.length - 1] ?? NaN).toFixed(2)} ms`,
+      );
+    }
+    await Promise.all([morelia.close(), sender.close(), receiver.close()]);
+  } finally {
+    await env.destroy();
+  }
+}
+
+main().catch((e: unknown) => {
+  console.error(e);
+  process.exit(1);
+});

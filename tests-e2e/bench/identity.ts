@@ -1,0 +1,408 @@
+/**
+ * identity benchmark (issue #3 "Done when"): starts identity as a child process (production KDF
+ * cost unless told otherwise) against a fresh database on the local PostgreSQL and a fresh NATS
+ * prefix, then measures
+ *
+ *   1. password login (Authenticate) latency, sequential, and login throughput with 4 in flight;
+ *   2. VerifyToken latency unloaded (one call at a time);
+ *   3. VerifyToken throughput, saturated (workers × concurrency), with p50/p99;
+ *   4. VerifyToken at paced rates up to 10,000/s (the target load) with p50/p99 (latency from the scheduled
+ *      send time, so queueing delay is counted);
+ *   5. VerifyToken with the token cache off (every call reads PostgreSQL), saturated.
+ *
+ * The load runs in worker threads with their own gRPC connections. Numbers are printed, never asserted.
+ *
+ *   npx tsc -b tests-e2e && node tests-e2e/dist/bench/identity.js
+ *
+ * Env: DATABASE_URL (admin URL; unset = PGlite in a temp folder), NATS_URL, BENCH_SECONDS (default 10),
+ * BENCH_WORKERS (default 2), BENCH_CONCURRENCY (in-flight calls per worker, default 32),
+ * BENCH_RATE (paced calls/s, comma-separated, default 2000,5000,10000), BENCH_SCRYPT_LOG_N (default: the service default, 15),
+ * BENCH_CLIENT (`h2` default: raw HTTP/2 with pre-encoded gRPC frames, so the generator costs less CPU than
+ * the server; `grpc`: the grpc-js client). Phase 2 always uses the grpc-js client.
+ */
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { connect as h2connect } from 'node:http2';
+import type { ClientHttp2Session } from 'node:http2';
+import { createInterface } from 'node:readline';
+import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
+import { createClient } from '@hubbub/grpc';
+import { identityV1 } from '@hubbub/proto';
+import { createTestDatabase, createTestNats } from '@hubbub/testing';
+
+const SECONDS = Number(process.env['BENCH_SECONDS'] ?? 10);
+const WORKERS = Number(process.env['BENCH_WORKERS'] ?? 2);
+const CONCURRENCY = Number(process.env['BENCH_CONCURRENCY'] ?? 32);
+const RATES = (process.env['BENCH_RATE'] ?? '2000,5000,10000').split(',').map(Number);
+const LOG_N = process.env['BENCH_SCRYPT_LOG_N'];
+const CLIENT: 'grpc' | 'h2' = process.env['BENCH_CLIENT'] === 'grpc' ? 'grpc' : 'h2';
+
+interface Job {
+  readonly addr: string;
+  /** `grpc`: the @hubbub/grpc client (grpc-js); `h2`: raw HTTP/2 with pre-encoded gRPC frames (a cheaper generator). */
+  readonly client: 'grpc' | 'h2';
+  readonly mode: 'closed' | 'paced';
+  readonly concurrency: number;
+  readonly rate: number;
+  readonly seconds: number;
+  readonly tokens: readonly string[];
+}
+
+interface JobResult {
+  readonly ok: number;
+  readonly errors: number;
+  readonly latUs: Float64Array;
+  readonly elapsedMs: number;
+}
+
+function pct(sorted: Float64Array | number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
+
+function summary(latUs: Float64Array | number[]): string {
+  const s = Float64Array.from(latUs).sort();
+  const ms = (us: number): string => (us / 1000).toFixed(3);
+  return `p50 ${ms(pct(s, 50))} ms  p99 ${ms(pct(s, 99))} ms  p99.9 ${ms(pct(s, 99.9))} ms  max ${ms(s[s.length - 1] ?? NaN)} ms`;
+}
+
+// ------------------------------------------------------------------ worker
+
+/** Paced mode: at most this many calls in flight per worker; more are counted as errors (overload). */
+const MAX_INFLIGHT_PACED = 1_000;
+const VERIFY_PATH = '/hubbub.identity.v1.IdentityService/VerifyToken';
+
+/** One gRPC unary call over a raw HTTP/2 stream; true when grpc-status is 0. */
+function rawCall(session: ClientHttp2Session, body: Buffer): Promise<boolean> {
+  return new Promise((resolve) => {
+    const req = session.request({
+      ':method': 'POST',
+      ':path': VERIFY_PATH,
+      'content-type': 'application/grpc',
+      te: 'trailers',
+    });
+    let status: string | undefined;
+    req.on('response', (h) => {
+      if (h['grpc-status'] !== undefined) status = String(h['grpc-status']);
+    });
+    req.on('trailers', (t) => {
+      status = String(t['grpc-status']);
+    });
+    req.on('data', () => undefined);
+    req.on('end', () => resolve(status === '0'));
+    req.on('error', () => resolve(false));
+    req.end(body);
+  });
+}
+
+async function runJob(job: Job): Promise<JobResult> {
+  const client = createClient(identityV1.IdentityServiceService, job.addr, { deadlineMs: 10_000 });
+  await client.waitForReady(5_000);
+  const sessions = job.client === 'h2' ? [h2connect(`http://${job.addr}`), h2connect(`http://${job.addr}`)] : [];
+  for (const se of sessions) se.on('error', () => undefined);
+  const bodies = job.tokens.map((token) => {
+    const msg = Buffer.from(
+      identityV1.VerifyTokenRequest.encode({ token, expectedUserId: '', requiredScope: '' }).finish(),
+    );
+    const prefix = Buffer.alloc(5);
+    prefix.writeUInt32BE(msg.length, 1);
+    return Buffer.concat([prefix, msg]);
+  });
+  const lat: number[] = [];
+  let ok = 0;
+  let errors = 0;
+  let i = 0;
+  const call = async (scheduledAt?: number): Promise<void> => {
+    const k = i++;
+    const t0 = scheduledAt ?? performance.now();
+    if (job.client === 'h2') {
+      if (await rawCall(sessions[k % sessions.length]!, bodies[k % bodies.length]!)) ok++;
+      else errors++;
+    } else {
+      try {
+        await client.verifyToken({ token: job.tokens[k % job.tokens.length]!, expectedUserId: '', requiredScope: '' });
+        ok++;
+      } catch {
+        errors++;
+      }
+    }
+    lat.push((performance.now() - t0) * 1000);
+  };
+  const start = performance.now();
+  const end = start + job.seconds * 1000;
+  if (job.mode === 'closed') {
+    await Promise.all(
+      Array.from({ length: job.concurrency }, async () => {
+        while (performance.now() < end) await call();
+      }),
+    );
+  } else {
+    const intervalMs = 1000 / job.rate;
+    const inflight = new Set<Promise<void>>();
+    let next = start;
+    while (next < end) {
+      const now = performance.now();
+      while (next <= now && next < end) {
+        if (inflight.size >= MAX_INFLIGHT_PACED) {
+          // The server (or this generator) cannot keep up: count the call as failed instead of queueing forever.
+          errors++;
+        } else {
+          const p = call(next).finally(() => inflight.delete(p));
+          inflight.add(p);
+        }
+        next += intervalMs;
+      }
+      // A 1 ms tick, not a busy loop: the generator must not steal the server's CPU.
+      await new Promise((r) => setTimeout(r, 1));
+    }
+    await Promise.all(inflight);
+  }
+  const elapsedMs = performance.now() - start;
+  client.close();
+  for (const se of sessions) se.close();
+  return { ok, errors, latUs: Float64Array.from(lat), elapsedMs };
+}
+
+if (!isMainThread) {
+  void runJob(workerData as Job).then((r) => parentPort!.postMessage(r));
+}
+
+async function runWorkers(
+  job: Omit<Job, 'concurrency' | 'rate'> & { concurrency: number; rate: number },
+  workers: number,
+): Promise<{
+  perSec: number;
+  errors: number;
+  lat: Float64Array;
+}> {
+  const results = await Promise.all(
+    Array.from(
+      { length: workers },
+      () =>
+        new Promise<JobResult>((resolve, reject) => {
+          const w = new Worker(__filename, { workerData: { ...job, rate: job.rate / workers } satisfies Job });
+          w.once('message', (m: JobResult) => {
+            resolve(m);
+            void w.terminate();
+          });
+          w.once('error', reject);
+        }),
+    ),
+  );
+  const total = results.reduce((a, r) => a + r.ok, 0);
+  const secs = Math.max(...results.map((r) => r.elapsedMs)) / 1000;
+  const all = new Float64Array(results.reduce((a, r) => a + r.latUs.length, 0));
+  let off = 0;
+  for (const r of results) {
+    all.set(r.latUs, off);
+    off += r.latUs.length;
+  }
+  return { perSec: total / secs, errors: results.reduce((a, r) => a + r.errors, 0), lat: all };
+}
+
+// ------------------------------------------------------------------ main
+
+async function startIdentity(env: Record<string, string>): Promise<{ child: ChildProcess; port: number }> {
+  const main = join(__dirname, '..', '..', '..', 'services', 'identity', 'dist', 'src', 'main.js');
+  const child = spawn(process.execPath, [main], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const port = await new Promise<number>((resolve, reject) => {
+    const rl = createInterface({ input: child.stdout });
+    const t = setTimeout(() => reject(new Error('identity did not log ready within 60 s')), 60_000);
+    rl.on('line', (line) => {
+      try {
+        const j = JSON.parse(line) as { msg?: string; port?: number; level?: string };
+        if (j.msg === 'ready' && typeof j.port === 'number') {
+          clearTimeout(t);
+          resolve(j.port);
+        } else if (j.level === 'error' || j.level === 'fatal') process.stderr.write(line + '\n');
+      } catch {
+        /* not JSON */
+      }
+    });
+    child.once('exit', (code) => reject(new Error(`identity exited with ${code}`)));
+  });
+  return { child, port };
+}
+
+async function freePort(): Promise<number> {
+  const { createServer } = await import('node:net');
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const port = (srv.address() as { port: number }).port;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** Server-side handler time of VerifyToken from identity's own histogram (transport excluded). */
+async function handlerShares(metricsPort: number): Promise<string> {
+  const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+  const buckets = new Map<string, number>();
+  let count = 0;
+  for (const line of text.split('\n')) {
+    if (!line.includes('method="verifyToken"') || !line.includes('code="OK"')) continue;
+    const m = /_bucket\{.*le="([^"]+)".*\} (\d+)/.exec(line);
+    if (m) buckets.set(m[1]!, (buckets.get(m[1]!) ?? 0) + Number(m[2]));
+    const c = /_count\{.*\} (\d+)/.exec(line);
+    if (c) count += Number(c[1]);
+  }
+  const share = (le: string): string => (((buckets.get(le) ?? 0) / Math.max(1, count)) * 100).toFixed(2) + '%';
+  return `n=${count}: <=0.5 ms ${share('0.0005')}, <=1 ms ${share('0.001')}, <=2.5 ms ${share('0.0025')}`;
+}
+
+async function stop(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null) return;
+  await new Promise<void>((resolve) => {
+    child.once('exit', () => resolve());
+    child.kill('SIGTERM');
+  });
+}
+
+async function main(): Promise<void> {
+  const usePg = process.env['DATABASE_URL'] !== undefined && process.env['DATABASE_URL'] !== '';
+  const db = usePg ? await createTestDatabase() : undefined;
+  const dataDir = usePg ? undefined : mkdtempSync(join(tmpdir(), 'identity-bench-'));
+  const nats = createTestNats({ NATS_URL: process.env['NATS_URL'] ?? 'nats://127.0.0.1:4222' });
+  const baseEnv: Record<string, string> = {
+    IDENTITY_PORT: '0',
+    IDENTITY_METRICS_PORT: '0',
+    NATS_PREFIX: nats.prefix,
+    NATS_URL: nats.url,
+    LOG_LEVEL: 'info',
+    ...(db ? { DATABASE_URL: db.url } : { DATABASE_URL: '', DATA_DIR: dataDir! }),
+    ...(LOG_N ? { IDENTITY_SCRYPT_LOG_N: LOG_N } : {}),
+  };
+  const children: ChildProcess[] = [];
+  try {
+    const metricsPort = await freePort();
+    const { child, port } = await startIdentity({ ...baseEnv, IDENTITY_METRICS_PORT: String(metricsPort) });
+    children.push(child);
+    const addr = `127.0.0.1:${port}`;
+    const client = createClient(identityV1.IdentityServiceService, addr, { deadlineMs: 30_000 });
+    console.log(
+      `identity benchmark: ${db ? 'PostgreSQL ' + db.name : 'PGlite ' + dataDir}, NATS prefix ${nats.prefix}, ` +
+        `scrypt logN ${LOG_N ?? '15 (default)'}, ${WORKERS} workers, ${SECONDS}s per phase`,
+    );
+
+    const password = 'bench password ' + randomBytes(4).toString('hex');
+    await client.register({
+      username: 'bench',
+      password,
+      displayName: '',
+      email: '',
+      bio: '',
+      avatar: '',
+      isBot: false,
+      clientAddress: '127.0.0.1',
+      sshPublicKey: '',
+      createSession: false,
+      sessionTtlSeconds: 0,
+    });
+
+    // 1. password logins
+    const loginLat: number[] = [];
+    const tokens: string[] = [];
+    for (let i = 0; i < 30; i++) {
+      const t0 = performance.now();
+      const r = await client.authenticate({
+        username: 'bench',
+        password,
+        clientAddress: '127.0.0.1',
+        sessionTtlSeconds: 0,
+      });
+      loginLat.push((performance.now() - t0) * 1000);
+      tokens.push(r.session!.token);
+    }
+    console.log(
+      `password login (Authenticate), sequential, n=30:  ${summary(loginLat)}  mean ${(loginLat.reduce((a, b) => a + b, 0) / 30 / 1000).toFixed(1)} ms`,
+    );
+    const t0 = performance.now();
+    let n = 0;
+    await Promise.all(
+      Array.from({ length: 4 }, async () => {
+        for (let i = 0; i < 5; i++) {
+          await client.authenticate({ username: 'bench', password, clientAddress: '127.0.0.1', sessionTtlSeconds: 0 });
+          n++;
+        }
+      }),
+    );
+    console.log(
+      `password login throughput, 4 in flight: ${(n / ((performance.now() - t0) / 1000)).toFixed(1)} logins/s`,
+    );
+
+    // 2. unloaded VerifyToken latency
+    const seq = await runWorkers(
+      { addr, client: 'grpc', mode: 'closed', concurrency: 1, rate: 0, seconds: Math.min(3, SECONDS), tokens },
+      1,
+    );
+    console.log(
+      `VerifyToken, 1 in flight:            ${seq.perSec.toFixed(0)}/s  ${summary(seq.lat)}  errors ${seq.errors}`,
+    );
+
+    // 3. saturated throughput
+    const sat = await runWorkers(
+      { addr, client: CLIENT, mode: 'closed', concurrency: CONCURRENCY, rate: 0, seconds: SECONDS, tokens },
+      WORKERS,
+    );
+    console.log(
+      `VerifyToken, saturated (${CLIENT} client, ${WORKERS}x${CONCURRENCY} in flight): ${sat.perSec.toFixed(0)}/s  ${summary(sat.lat)}  errors ${sat.errors}`,
+    );
+
+    // 4. paced at the target load
+    for (const rate of RATES) {
+      const paced = await runWorkers(
+        { addr, client: CLIENT, mode: 'paced', concurrency: 0, rate, seconds: SECONDS, tokens },
+        WORKERS,
+      );
+      console.log(
+        `VerifyToken, paced at ${rate}/s (${CLIENT} client): ${paced.perSec.toFixed(0)}/s  ${summary(paced.lat)}  errors ${paced.errors}`,
+      );
+    }
+    console.log(
+      `VerifyToken handler time inside identity (all phases above, transport excluded): ${await handlerShares(metricsPort)}`,
+    );
+    client.close();
+    await stop(child);
+
+    // 5. cache off: every verification reads the database
+    const nocache = await startIdentity({ ...baseEnv, IDENTITY_TOKEN_CACHE_SIZE: '0' });
+    children.push(nocache.child);
+    const cold = await runWorkers(
+      {
+        addr: `127.0.0.1:${nocache.port}`,
+        client: CLIENT,
+        mode: 'closed',
+        concurrency: CONCURRENCY,
+        rate: 0,
+        seconds: Math.min(5, SECONDS),
+        tokens,
+      },
+      WORKERS,
+    );
+    console.log(
+      `VerifyToken, cache off, saturated (${WORKERS}x${CONCURRENCY}): ${cold.perSec.toFixed(0)}/s  ${summary(cold.lat)}  errors ${cold.errors}`,
+    );
+    await stop(nocache.child);
+  } finally {
+    for (const c of children) await stop(c);
+    await nats.cleanup().catch(() => undefined);
+    if (db) await db.drop();
+    if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+if (isMainThread) {
+  main().catch((e: unknown) => {
+    console.error(e);
+    process.exit(1);
+  });
+}

@@ -1,0 +1,417 @@
+/**
+ * message-store benchmark (issue #4 "Done when"): starts message-store as a child process against a fresh
+ * database on the local PostgreSQL (fsync on) and a fresh NATS prefix, then measures
+ *
+ *   1. single posts: 64 concurrent gRPC clients for a fixed time → posts/s, post latency p50/p99,
+ *      post→NATS-event latency p50/p99;
+ *   2. ordered batches: 8 concurrent callers, 100 posts per PostMessages call → posts/s, call latency,
+ *      post→event latency;
+ *   3. paced 1,000 posts/s → post latency and post→event latency p50/p99.
+ *
+ * The load runs in worker threads (each with its own gRPC connections) so the generator is not the
+ * bottleneck; the main thread only subscribes to the events and prints. Timings are printed, never asserted.
+ *
+ *   npx tsc -b tests-e2e && node tests-e2e/dist/bench/message-store.js
+ *
+ * Env: DATABASE_URL (admin URL, default postgres://postgres@127.0.0.1:5432/postgres), NATS_URL (default
+ * nats://127.0.0.1:4222), BENCH_SECONDS (default 10 per phase), BENCH_WORKERS (default 2),
+ * BENCH_CHANNELS_PER_WORKER (gRPC connections per worker, default 1), BENCH_CLIENT (lean = HTTP/2 gRPC client, default;
+ * msg-client = the doors' grpc-js client), BENCH_PHASES (single,batch,paced), BENCH_STORE_NODE_ARGS.
+ */
+import { spawn } from 'node:child_process';
+import http2 from 'node:http2';
+import type { ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { availableParallelism, loadavg } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { Worker, isMainThread, parentPort } from 'node:worker_threads';
+import { Client } from 'pg';
+import { connectNats } from '@hubbub/nats';
+import { createLogger } from '@hubbub/runtime';
+import { createMessageStoreClient, newMessage as newMessageOf, principal } from '@hubbub/msg-client';
+import { messagesV1 } from '@hubbub/proto';
+
+const ADMIN_URL = process.env['DATABASE_URL'] ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+const NATS_URL = process.env['NATS_URL'] ?? 'nats://127.0.0.1:4222';
+const SECONDS = Number(process.env['BENCH_SECONDS'] ?? 10);
+const WORKERS = Number(process.env['BENCH_WORKERS'] ?? 2);
+const CHANNELS_PER_WORKER = Number(process.env['BENCH_CHANNELS_PER_WORKER'] ?? 1);
+const CLIENT: 'lean' | 'msg-client' = process.env['BENCH_CLIENT'] === 'msg-client' ? 'msg-client' : 'lean';
+
+/** Wall-clock microseconds, comparable across threads of this process. */
+const nowUs = (): number => (performance.timeOrigin + performance.now()) * 1000;
+
+interface Job {
+  readonly addr: string;
+  readonly mode: 'single' | 'batch' | 'paced';
+  readonly concurrency: number;
+  readonly seconds: number;
+  readonly channelIds: readonly string[];
+  readonly userBase: number;
+  /** paced: posts per second for this worker. */
+  readonly rate: number;
+  readonly grpcChannels: number;
+  readonly tag: string;
+  readonly client: 'lean' | 'msg-client';
+}
+
+interface JobResult {
+  readonly posts: number;
+  readonly errors: number;
+  readonly latUs: number[];
+  readonly elapsedMs: number;
+}
+
+function newMessage(channelId: string, text: string, clientKey: string): messagesV1.NewMessage {
+  return newMessageOf({ channelId, text, clientKey });
+}
+
+/** The two calls the load needs, over either client. */
+interface PostClient {
+  postOne(p: messagesV1.Principal, m: messagesV1.NewMessage): Promise<void>;
+  /** Returns the number of posts stored. */
+  postBatch(p: messagesV1.Principal, ms: messagesV1.NewMessage[]): Promise<number>;
+  close(): void;
+}
+
+/**
+ * A lean gRPC client straight on node:http2 (unary calls, identity encoding): the load generator must not
+ * be the bottleneck, and grpc-js's client costs several times the server's work per call here. It speaks
+ * standard gRPC, so the server path measured is exactly the one doors use.
+ */
+function leanClient(addr: string, connections: number): PostClient {
+  const sessions = Array.from({ length: connections }, () => http2.connect(`http://${addr}`));
+  for (const s of sessions) s.on('error', () => undefined);
+  let next = 0;
+  const def = messagesV1.MessageStoreServiceService;
+  const call = (path: string, body: Uint8Array): Promise<Buffer> =>
+    new Promise((resolve, reject) => {
+      const frame = Buffer.allocUnsafe(5 + body.length);
+      frame[0] = 0;
+      frame.writeUInt32BE(body.length, 1);
+      frame.set(body, 5);
+      const req = sessions[next++ % sessions.length]!.request({
+        ':method': 'POST',
+        ':path': path,
+        'content-type': 'application/grpc',
+        te: 'trailers',
+        'grpc-timeout': '10S',
+      });
+      const chunks: Buffer[] = [];
+      let status = '';
+      let message = '';
+      req.on('response', (h) => {
+        if (h['grpc-status'] !== undefined) status = String(h['grpc-status']);
+      });
+      req.on('trailers', (t) => {
+        status = String(t['grpc-status'] ?? status);
+        message = String(t['grpc-message'] ?? '');
+      });
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () =>
+        status === '0' ? resolve(Buffer.concat(chunks).subarray(5)) : reject(new Error(`grpc ${status} ${message}`)),
+      );
+      req.on('error', reject);
+      req.end(frame);
+    });
+  return {
+    postOne: async (principal, message) => {
+      await call(def.postMessage.path, messagesV1.PostMessageRequest.encode({ principal, message }).finish());
+    },
+    postBatch: async (principal, messages) => {
+      const res = messagesV1.PostMessagesResponse.decode(
+        await call(def.postMessages.path, messagesV1.PostMessagesRequest.encode({ principal, messages }).finish()),
+      );
+      return res.results.filter((r) => r.message).length;
+    },
+    close: () => {
+      for (const s of sessions) s.close();
+    },
+  };
+}
+
+/** The doors' client (@hubbub/msg-client on grpc-js), for comparison: BENCH_CLIENT=msg-client. */
+async function msgClient(addr: string, connections: number): Promise<PostClient> {
+  const client = createMessageStoreClient(addr, { channels: connections, deadlineMs: 10_000 });
+  await client.waitForReady(5_000);
+  return {
+    postOne: async (principal, message) => void (await client.postMessage({ principal, message })),
+    postBatch: async (principal, messages) =>
+      (await client.postMessages({ principal, messages })).results.filter((r) => r.message).length,
+    close: () => client.close(),
+  };
+}
+
+async function runJob(job: Job): Promise<JobResult> {
+  const client =
+    job.client === 'msg-client' ? await msgClient(job.addr, job.grpcChannels) : leanClient(job.addr, job.grpcChannels);
+  const latUs: number[] = [];
+  let posts = 0;
+  let errors = 0;
+  let seq = 0;
+  const t0 = performance.now();
+  const end = t0 + job.seconds * 1000;
+  const loops: Promise<void>[] = [];
+  const interval = job.mode === 'paced' ? (1000 * job.concurrency) / job.rate : 0;
+  for (let c = 0; c < job.concurrency; c++) {
+    const uid = String(job.userBase + c);
+    const p = principal({ userId: uid, displayName: `user${uid}`, door: 'bench' });
+    const channelId = job.channelIds[c % job.channelIds.length]!;
+    loops.push(
+      (async () => {
+        let next = performance.now() + (interval * c) / job.concurrency;
+        while (performance.now() < end) {
+          if (job.mode === 'paced') {
+            const wait = next - performance.now();
+            if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+            next += interval;
+          }
+          const start = nowUs();
+          try {
+            if (job.mode === 'batch') {
+              const msgs = Array.from({ length: 100 }, () =>
+                newMessage(channelId, `${start}`, `${job.tag}-${uid}-${seq++}`),
+              );
+              const stored = await client.postBatch(p, msgs); // not `posts += await …` (lost updates)
+              posts += stored;
+            } else {
+              await client.postOne(p, newMessage(channelId, `${start}`, `${job.tag}-${uid}-${seq++}`));
+              posts++;
+            }
+            latUs.push(nowUs() - start);
+          } catch {
+            errors++;
+          }
+        }
+      })(),
+    );
+  }
+  await Promise.all(loops);
+  const elapsedMs = performance.now() - t0;
+  client.close();
+  return { posts, errors, latUs, elapsedMs };
+}
+
+if (!isMainThread) {
+  // Long-lived worker: one job at a time, so module loading and JIT stay outside the timed phases.
+  parentPort!.on('message', (job: Job) => {
+    void runJob(job).then(
+      (r) => parentPort!.postMessage(r),
+      (e: unknown) => parentPort!.postMessage({ error: String(e) }),
+    );
+  });
+}
+
+function pct(xs: number[], p: number): number {
+  if (xs.length === 0) return NaN;
+  const s = Float64Array.from(xs).sort();
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
+}
+
+const ms = (us: number): string => (us / 1000).toFixed(2);
+
+let workers: Worker[] = [];
+
+async function runPhase(
+  base: Omit<Job, 'userBase' | 'concurrency' | 'rate'>,
+  total: { concurrency: number; rate: number },
+): Promise<JobResult> {
+  if (workers.length === 0) workers = Array.from({ length: WORKERS }, () => new Worker(__filename));
+  const per = Math.ceil(total.concurrency / WORKERS);
+  const results = await Promise.all(
+    workers.map((wk, w) => {
+      const job: Job = { ...base, concurrency: per, userBase: 10_000 + w * 1_000, rate: total.rate / WORKERS };
+      return new Promise<JobResult>((resolve, reject) => {
+        wk.once('message', (m: JobResult | { error: string }) =>
+          'error' in m ? reject(new Error(m.error)) : resolve(m),
+        );
+        wk.once('error', reject);
+        wk.postMessage(job);
+      });
+    }),
+  );
+  return {
+    posts: results.reduce((a, r) => a + r.posts, 0),
+    errors: results.reduce((a, r) => a + r.errors, 0),
+    latUs: results.flatMap((r) => r.latUs),
+    elapsedMs: Math.max(...results.map((r) => r.elapsedMs)),
+  };
+}
+
+async function startStore(env: Record<string, string>): Promise<{ child: ChildProcess; port: number }> {
+  const main = join(__dirname, '../../../services/message-store/dist/src/main.js');
+  const extra = (process.env['BENCH_STORE_NODE_ARGS'] ?? '').split(' ').filter((x) => x !== '');
+  const child = spawn(process.execPath, [...extra, main], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const rl = createInterface({ input: child.stdout });
+  const port = await new Promise<number>((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error('message-store did not log ready in 30 s')), 30_000);
+    child.once('exit', (code) => reject(new Error(`message-store exited with ${code}`)));
+    rl.on('line', (line) => {
+      try {
+        const o = JSON.parse(line) as { msg?: string; port?: number; level?: string };
+        if (o.msg === 'ready') {
+          clearTimeout(t);
+          resolve(o.port!);
+        } else if (o.level === 'error' || o.level === 'fatal') process.stderr.write(line + '\n');
+      } catch {
+        /* not JSON */
+      }
+    });
+  });
+  return { child, port };
+}
+
+/** CPU seconds used so far by a process (Linux /proc; NaN elsewhere). */
+function procCpuS(pid: number | undefined): number {
+  try {
+    const f = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const parts = f.slice(f.lastIndexOf(')') + 2).split(' ');
+    return (Number(parts[11]) + Number(parts[12])) / 100;
+  } catch {
+    return NaN;
+  }
+}
+
+let lastBatch = { n: 0, sum: 0, ms: 0 };
+/** Batches and mean batch size since the previous call, from message-store's /metrics. */
+async function batchStats(metricsPort: number): Promise<string> {
+  try {
+    const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+    const num = (re: RegExp): number => Number(re.exec(text)?.[1] ?? 0);
+    const n = num(/^hubbub_msg_batch_size_count\{[^}]*\} (\S+)/m);
+    const sum = num(/^hubbub_msg_batch_size_sum\{[^}]*\} (\S+)/m);
+    const ms = num(/^hubbub_msg_batch_commit_ms_sum\{[^}]*\} (\S+)/m);
+    const d = { n: n - lastBatch.n, sum: sum - lastBatch.sum, ms: ms - lastBatch.ms };
+    lastBatch = { n, sum, ms };
+    return `${d.n} batches, mean ${(d.sum / Math.max(1, d.n)).toFixed(1)} posts/batch, mean commit ${(d.ms / Math.max(1, d.n)).toFixed(2)} ms`;
+  } catch (e) {
+    return `metrics unavailable (${String(e)})`;
+  }
+}
+
+async function main(): Promise<void> {
+  const dbName = 'hubbub_bench_' + randomBytes(4).toString('hex');
+  const prefix = 'bench' + randomBytes(4).toString('hex');
+  const admin = new Client({ connectionString: ADMIN_URL });
+  await admin.connect();
+  const settings: Record<string, string> = {};
+  for (const k of ['fsync', 'synchronous_commit', 'wal_sync_method', 'server_version']) {
+    settings[k] = String((await admin.query(`SHOW ${k}`)).rows[0]?.[k]);
+  }
+  await admin.query(`CREATE DATABASE ${dbName}`);
+  const u = new URL(ADMIN_URL);
+  u.pathname = '/' + dbName;
+  console.log(`# message-store benchmark  ${new Date().toISOString()}`);
+  console.log(
+    `postgres ${settings['server_version']}: fsync=${settings['fsync']} synchronous_commit=${settings['synchronous_commit']} wal_sync_method=${settings['wal_sync_method']}`,
+  );
+  console.log(
+    `client=${CLIENT} workers=${WORKERS} grpc connections/worker=${CHANNELS_PER_WORKER} seconds/phase=${SECONDS}`,
+  );
+
+  const metricsPort = 20_000 + Math.floor(Math.random() * 30_000);
+  const { child, port } = await startStore({
+    DATABASE_URL: u.toString(),
+    NATS_URL,
+    NATS_PREFIX: prefix,
+    MESSAGE_STORE_PORT: '0',
+    MESSAGE_STORE_METRICS_PORT: String(metricsPort),
+    LOG_LEVEL: 'info',
+    NODE_ENV: 'production',
+  });
+  const addr = `127.0.0.1:${port}`;
+  const nc = await connectNats({
+    servers: NATS_URL,
+    name: 'bench',
+    log: createLogger({ service: 'bench', level: 'warn' }),
+  });
+  const eventLat: number[] = [];
+  let events = 0;
+  let recording = false;
+  const sub = nc.subscribe(`${prefix}.chat.>`, {
+    callback: (_e, msg) => {
+      const at = nowUs();
+      events++;
+      if (!recording) return;
+      // proto3 JSON of MessageEvent; only the text (the send time) is needed here.
+      const ev = msg.json<{ message?: { text?: string } }>();
+      const sent = Number(ev.message?.text);
+      if (Number.isFinite(sent)) eventLat.push(at - sent);
+    },
+  });
+  try {
+    const client = createMessageStoreClient(addr);
+    const { channels } = await client.ensurePublicChannels({
+      slugs: ['bench-a', 'bench-b', 'bench-c', 'bench-d', 'bench-e', 'bench-f', 'bench-g', 'bench-h'],
+      kind: 0,
+    });
+    client.close();
+    const channelIds = channels.map((c) => c.id);
+    const base = { addr, channelIds, grpcChannels: CHANNELS_PER_WORKER, client: CLIENT };
+
+    // warm-up (JIT, connections, memberships)
+    await runPhase({ ...base, mode: 'single', seconds: 2, tag: 'warm' }, { concurrency: 64, rate: 0 });
+
+    const only = process.env['BENCH_PHASES']?.split(',');
+    const phases = (
+      [
+        { name: 'single posts, 64 concurrent clients', mode: 'single', concurrency: 64, rate: 0 },
+        { name: 'ordered batches, 8 callers x 100 posts', mode: 'batch', concurrency: 8, rate: 0 },
+        { name: 'paced 1,000 posts/s (latency)', mode: 'paced', concurrency: 16, rate: 1_000 },
+      ] as const
+    ).filter((ph) => !only || only.includes(ph.mode));
+    for (const ph of phases) {
+      eventLat.length = 0;
+      recording = true;
+      const cpu0 = process.cpuUsage();
+      const srv0 = procCpuS(child.pid);
+      const load0 = loadavg()[0]!;
+      const r = await runPhase({ ...base, mode: ph.mode, seconds: SECONDS, tag: ph.mode }, ph);
+      const cpu = process.cpuUsage(cpu0);
+      const srvCpu = procCpuS(child.pid) - srv0;
+      await new Promise((res) => setTimeout(res, 300)); // late events
+      recording = false;
+      const rate = (r.posts / r.elapsedMs) * 1000;
+      console.log(`\n## ${ph.name}`);
+      console.log(
+        `posts: ${r.posts} in ${(r.elapsedMs / 1000).toFixed(1)} s = ${Math.round(rate)} posts/s  (errors ${r.errors})`,
+      );
+      console.log(
+        `${ph.mode === 'batch' ? 'call (100 posts)' : 'post'} latency: p50 ${ms(pct(r.latUs, 50))} ms  p99 ${ms(pct(r.latUs, 99))} ms  max ${ms(pct(r.latUs, 100))} ms`,
+      );
+      console.log(
+        `post→NATS event latency: p50 ${ms(pct(eventLat, 50))} ms  p99 ${ms(pct(eventLat, 99))} ms  (${eventLat.length} events)`,
+      );
+      console.log(
+        `server: ${await batchStats(metricsPort)}; CPU ${((srvCpu / r.elapsedMs) * 100_000).toFixed(0)}% of a core = ${((srvCpu * 1e6) / Math.max(1, r.posts)).toFixed(0)} us/post`,
+      );
+      console.log(
+        `machine load average (1 min) before/after: ${load0.toFixed(2)} / ${loadavg()[0]!.toFixed(2)} on ${availableParallelism()} cores`,
+      );
+      console.log(
+        `load generator CPU: ${(((cpu.user + cpu.system) / 1000 / r.elapsedMs) * 100).toFixed(0)}% of one core (all threads)`,
+      );
+    }
+    console.log(`\nevents received in total: ${events}`);
+  } finally {
+    sub.unsubscribe();
+    await Promise.all(workers.map((w) => w.terminate()));
+    await nc.close();
+    child.kill('SIGTERM');
+    await new Promise((r) => child.once('exit', r));
+    await admin.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
+    await admin.end();
+  }
+}
+
+if (isMainThread) {
+  main().catch((e: unknown) => {
+    console.error(e);
+    process.exit(1);
+  });
+}

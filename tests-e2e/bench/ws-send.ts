@@ -1,0 +1,256 @@
+/**
+ * ws-messenger send_message benchmark (spec ws-messenger.md §8): closed-loop WebSocket clients at
+ * K = 1, 4, 16, 64, every reply only after PostgreSQL committed the message; then an idle run of
+ * N authenticated, subscribed sockets and the RSS of the ws-messenger process.
+ *
+ *   npx tsc -b tests-e2e && DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres \
+ *     NATS_URL=nats://127.0.0.1:4222 node tests-e2e/dist/bench/ws-send.js \
+ *     [--seconds 20] [--max 3000] [--k 1,4,16,64] [--idle 10000] [--idle-seconds 60]
+ *
+ * Prints numbers; never asserts timings. Checks correctness: zero non-200 replies, zero dropped
+ * connections, every replied message present in message-store's PostgreSQL database.
+ */
+import { cpus, totalmem } from 'node:os';
+import { readFileSync } from 'node:fs';
+import { Client } from 'pg';
+import { resolve } from 'node:path';
+import { startE2eEnv } from '../harness/env';
+import { ServiceProcess, freePort, repoRoot } from '../harness/proc';
+import { closeAll, openClient, Pipelined } from './ws/client';
+import type { WsBenchClient } from './ws/client';
+
+function arg(name: string, def: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 && process.argv[i + 1] !== undefined ? process.argv[i + 1]! : def;
+}
+
+const JSONAPI = { version: '1.0', revision: '17' };
+
+function pct(sorted: Float64Array, p: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
+
+/** CPU seconds (user + system) a process has used so far. */
+function cpuSeconds(pid: number | undefined): number {
+  if (pid === undefined) return NaN;
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+function rssMb(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const m = /VmRSS:\s+(\d+) kB/.exec(status);
+  return m ? Number(m[1]) / 1024 : NaN;
+}
+
+interface User {
+  uuid: string;
+  auth_id: string;
+}
+
+async function register(c: WsBenchClient, login: string): Promise<User> {
+  const r = await c.request({
+    type: 'register_user',
+    jsonapi: JSONAPI,
+    data: { user: [{ login, password: 'bench-password-1', username: login }] },
+  });
+  if (r.errors.code !== 201) throw new Error(`register ${login}: ${r.errors.code} ${r.errors.detail}`);
+  const u = r.data.user[0];
+  return { uuid: u.uuid, auth_id: u.auth_id };
+}
+
+async function runK(
+  url: string,
+  k: number,
+  seconds: number,
+  maxPerConn: number,
+  runId: string,
+): Promise<{ ids: string[]; line: string; failures: number; dropped: number }> {
+  const setup = await openClient(url);
+  const users: User[] = [];
+  for (let i = 0; i < k; i++) users.push(await register(setup, `b${runId}k${k}u${i}`));
+  const flow = await setup.request({
+    type: 'add_flow',
+    jsonapi: JSONAPI,
+    data: { user: [users[0]], flow: [{ type: 'group', title: `bench ${k}`, users: users.map((u) => u.uuid) }] },
+  });
+  if (flow.errors.code !== 200) throw new Error(`add_flow: ${flow.errors.detail}`);
+  const flowId = flow.data.flow[0].uuid as string;
+  for (let i = 0; i < 50; i++) {
+    const r = await setup.request({
+      type: 'send_message',
+      jsonapi: JSONAPI,
+      data: { user: [users[i % k]], flow: [{ uuid: flowId }], message: [{ text: `seed message ${i}`, client_id: i }] },
+    });
+    if (r.errors.code !== 200) throw new Error(`seed: ${r.errors.detail}`);
+  }
+  await setup.close();
+
+  const conns = await Promise.all(users.map(() => openClient(url)));
+  const text = 'the quick brown fox jumps over the lazy dog, again and again!'; // 60 bytes
+  const latencies = new Float64Array(k * maxPerConn);
+  let n = 0;
+  let failures = 0;
+  const ids: string[] = [];
+  const start = performance.now();
+  const end = start + seconds * 1000;
+  await Promise.all(
+    conns.map(async (c, i) => {
+      const u = users[i]!;
+      const p = new Pipelined(c);
+      for (let j = 0; j < maxPerConn && performance.now() < end && !c.closed; j++) {
+        const t0 = performance.now();
+        const r = await p.request(
+          `{"type": "send_message", "jsonapi": {"version": "1.0", "revision": "17"}, "data": {"user": [{"uuid": "${u.uuid}", "auth_id": "${u.auth_id}"}], "flow": [{"uuid": "${flowId}"}], "message": [{"text": "${text}", "client_id": ${j + 1}}]}}`,
+        );
+        latencies[n++] = performance.now() - t0;
+        const code = /"code": (\d+)/.exec(r)?.[1];
+        if (code !== '200') {
+          failures++;
+          continue;
+        }
+        const id = /"message": \[\{"uuid": "(\d+)"/.exec(r)?.[1];
+        if (id) ids.push(id);
+      }
+    }),
+  );
+  const elapsed = (performance.now() - start) / 1000;
+  const dropped = conns.filter((c) => c.closed).length;
+  await closeAll(conns);
+  const lat = latencies.slice(0, n).sort();
+  const line =
+    `K=${String(k).padStart(2)}  ${String(n).padStart(6)} replies in ${elapsed.toFixed(1)} s  ` +
+    `${(n / elapsed).toFixed(0).padStart(6)} msg/s  p50 ${pct(lat, 50).toFixed(2)} ms  p90 ${pct(lat, 90).toFixed(2)} ms  ` +
+    `p99 ${pct(lat, 99).toFixed(2)} ms  max ${pct(lat, 100).toFixed(2)} ms  non-200 ${failures}  dropped ${dropped}`;
+  return { ids, line, failures, dropped };
+}
+
+async function idleRun(url: string, count: number, idleSeconds: number, pid: number): Promise<string> {
+  const setup = await openClient(url);
+  const runId = Date.now().toString(36);
+  const users: User[] = [];
+  for (let i = 0; i < 20; i++) users.push(await register(setup, `idle${runId}${i}`));
+  await setup.close();
+  const before = rssMb(pid);
+  const conns: WsBenchClient[] = [];
+  const t0 = performance.now();
+  const batch = 200;
+  for (let i = 0; i < count; i += batch) {
+    const opened = await Promise.all(
+      Array.from({ length: Math.min(batch, count - i) }, async (_, j) => {
+        const c = await openClient(url);
+        const u = users[(i + j) % users.length]!;
+        const ping = await c.request({ type: 'ping_pong', jsonapi: JSONAPI, data: { user: [u] } });
+        const sub = await c.request({ type: 'subscribe', jsonapi: JSONAPI, data: { user: [u] } });
+        if (ping.errors.code !== 200 || sub.errors.code !== 200) throw new Error('idle client setup failed');
+        return c;
+      }),
+    );
+    conns.push(...opened);
+  }
+  const openSeconds = (performance.now() - t0) / 1000;
+  const afterOpen = rssMb(pid);
+  let peak = afterOpen;
+  const until = Date.now() + idleSeconds * 1000;
+  while (Date.now() < until) {
+    await new Promise((r) => setTimeout(r, 1000));
+    peak = Math.max(peak, rssMb(pid));
+  }
+  const afterIdle = rssMb(pid);
+  const dropped = conns.filter((c) => c.closed).length;
+  await closeAll(conns);
+  return (
+    `idle: ${count} sockets (ping_pong + subscribe each) opened in ${openSeconds.toFixed(1)} s, idle ${idleSeconds} s; ` +
+    `ws-messenger RSS ${before.toFixed(0)} MB before, ${afterOpen.toFixed(0)} MB after opening, ` +
+    `${afterIdle.toFixed(0)} MB after idling (peak ${peak.toFixed(0)} MB); dropped ${dropped}`
+  );
+}
+
+async function main(): Promise<void> {
+  const seconds = Number(arg('seconds', '20'));
+  const maxPerConn = Number(arg('max', '3000'));
+  const ks = arg('k', '1,4,16,64')
+    .split(',')
+    .map(Number)
+    .filter((x) => x > 0);
+  const idle = Number(arg('idle', '10000'));
+  const idleSeconds = Number(arg('idle-seconds', '60'));
+
+  const env = await startE2eEnv({
+    doors: [],
+    env: {
+      LOG_LEVEL: 'info',
+      IDENTITY_REGISTRATIONS_PER_HOUR: '1000000',
+      WSM_RATE_PER_S: '0',
+      WSM_PUBLIC_CHANNELS: 'general',
+    },
+  });
+  // `--wsm-node-args "--cpu-prof --cpu-prof-dir=/tmp/prof"` runs ws-messenger with extra node flags.
+  const wsmNodeArgs = arg('wsm-node-args', '').split(' ').filter(Boolean);
+  const ws = new ServiceProcess(
+    'ws-messenger',
+    process.execPath,
+    [...wsmNodeArgs, resolve(repoRoot(), 'services/ws-messenger/dist/src/main.js')],
+    {
+      NODE_ENV: 'production',
+      LOG_LEVEL: 'info',
+      NATS_URL: env.nats.url,
+      NATS_PREFIX: env.nats.prefix,
+      IDENTITY_ADDR: env.stack.identityAddr,
+      MESSAGE_STORE_ADDR: env.stack.messageStoreAddr,
+      WSM_HOST: '127.0.0.1',
+      WSM_PORT: String(await freePort()),
+      WSM_RATE_PER_S: '0',
+      WSM_PUBLIC_CHANNELS: 'general',
+    },
+  );
+  await ws.start();
+  try {
+    const url = `ws://127.0.0.1:${ws.env['WSM_PORT']!}/ws`;
+    const pid = ws.pid!;
+    const dbUrl = env.stack.messageStore.env['DATABASE_URL']!;
+    const pg = new Client({ connectionString: dbUrl });
+    await pg.connect();
+    const fsync = (await pg.query<{ fsync: string }>('SHOW fsync')).rows[0]!.fsync;
+    const sync = (await pg.query<{ synchronous_commit: string }>('SHOW synchronous_commit')).rows[0]!
+      .synchronous_commit;
+    const cpu = cpus();
+    console.log(
+      `machine: ${cpu.length} cores, ${cpu[0]?.model ?? '?'}, ${(totalmem() / 2 ** 30).toFixed(1)} GiB; ` +
+        `PostgreSQL fsync=${fsync} synchronous_commit=${sync}; ${seconds} s or ${maxPerConn} requests per connection`,
+    );
+    const runId = Date.now().toString(36);
+    const pids = { ws: pid, store: env.stack.messageStore.pid, identity: env.stack.identity.pid };
+    for (const k of ks) {
+      const cpu0 = { ws: cpuSeconds(pids.ws), store: cpuSeconds(pids.store), identity: cpuSeconds(pids.identity) };
+      const r = await runK(url, k, seconds, maxPerConn, runId);
+      const per = (name: keyof typeof pids): string =>
+        (((cpuSeconds(pids[name]) - cpu0[name]) * 1e6) / Math.max(1, r.ids.length)).toFixed(0);
+      let present = 0;
+      for (let i = 0; i < r.ids.length; i += 5000) {
+        const q = await pg.query<{ n: string }>('SELECT count(*) AS n FROM messages WHERE id = ANY($1::bigint[])', [
+          r.ids.slice(i, i + 5000),
+        ]);
+        present += Number(q.rows[0]!.n);
+      }
+      console.log(
+        `${r.line}  in PostgreSQL ${present}/${r.ids.length}  ` +
+          `CPU µs/msg: ws-messenger ${per('ws')}, message-store ${per('store')}, identity ${per('identity')}`,
+      );
+    }
+    await pg.end();
+    if (idle > 0) console.log(await idleRun(url, idle, idleSeconds, pid));
+  } finally {
+    await ws.stop();
+    await env.destroy();
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (e: unknown) => {
+    console.error(e);
+    process.exit(1);
+  },
+);
