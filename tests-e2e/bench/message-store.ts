@@ -122,7 +122,10 @@ function leanClient(addr: string, connections: number): PostClient {
     },
     postBatch: async (principal, messages) => {
       const res = messagesV1.PostMessagesResponse.decode(
-        await call(def.postMessages.path, messagesV1.PostMessagesRequest.encode({ principal, messages }).finish()),
+        await call(
+          def.postMessages.path,
+          messagesV1.PostMessagesRequest.encode({ principal, messages, principals: [] }).finish(),
+        ),
       );
       return res.results.filter((r) => r.message).length;
     },
@@ -139,7 +142,7 @@ async function msgClient(addr: string, connections: number): Promise<PostClient>
   return {
     postOne: async (principal, message) => void (await client.postMessage({ principal, message })),
     postBatch: async (principal, messages) =>
-      (await client.postMessages({ principal, messages })).results.filter((r) => r.message).length,
+      (await client.postMessages({ principals: [], principal, messages })).results.filter((r) => r.message).length,
     close: () => client.close(),
   };
 }

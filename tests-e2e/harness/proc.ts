@@ -50,7 +50,9 @@ export class ServiceProcess {
   ) {}
 
   static node(name: string, main: string, env: Record<string, string>): ServiceProcess {
-    return new ServiceProcess(name, process.execPath, [resolve(repoRoot(), main)], env);
+    // Profiling hook for benchmarks, e.g. E2E_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof".
+    const flags = (process.env['E2E_NODE_ARGS'] ?? '').split(' ').filter((f) => f !== '');
+    return new ServiceProcess(name, process.execPath, [...flags, resolve(repoRoot(), main)], env);
   }
 
   get running(): boolean {
@@ -65,7 +67,11 @@ export class ServiceProcess {
     if (this.running) return Promise.resolve();
     const child = spawn(this.cmd, this.args as string[], {
       cwd: repoRoot(),
-      env: { PATH: process.env['PATH'] ?? '', HOME: process.env['HOME'] ?? '/tmp', ...this.env },
+      env: {
+        PATH: process.env['PATH'] ?? '',
+        HOME: process.env['HOME'] ?? '/tmp',
+        ...this.env,
+      },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     this.child = child;

@@ -19,6 +19,9 @@
  *   in every channel seen are fetched from history and delivered as `posted` events.
  * - `historyFetcher(client, principal)` → the `fetchHistory` function for `subscribeChat`, backed by
  *   `listMessages` (use a `system:<door>` principal to gap-fill private channels too).
+ * - `new PostCoalescer(client, { maxBatch?, maxInFlight?, callOptions? })`: `post(principal, msg)` and
+ *   `postMany(principal, msgs)` → `PostResult`s; the posts of all of a door's connections in one event-loop
+ *   turn go out as one `postMessages` call with one principal per message.
  * - `principal({ userId, displayName, guest?, sysop?, door })`, `systemPrincipal(door)`: Principal builders.
  * - `snowflakeParts(id)`: `{ ms, worker, seq }` of a message id (the dum-dum-irc layout).
  */
@@ -34,3 +37,5 @@ export { DEFAULT_DEDUPE_CAPACITY, DEFAULT_MAX_GAP_PAGES, eventKey, subscribeChat
 export type { ChatSubscription, HistoryFetcher, SubscribeChatOptions } from './subscribe';
 export { historyFetcher, newMessage, principal, snowflakeParts, systemPrincipal } from './helpers';
 export { LruSet } from './lru-set';
+export { DEFAULT_COALESCE_MAX_BATCH, DEFAULT_COALESCE_MAX_IN_FLIGHT, PostCoalescer } from './coalescer';
+export type { PostCoalescerOptions } from './coalescer';

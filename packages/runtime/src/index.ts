@@ -21,3 +21,5 @@ export type { Lifecycle } from './lifecycle/lifecycle';
 export { createMetricsRegistry, createReadiness, handleOpsRequest, startOpsServer } from './health/ops-server';
 export type { OpsServer, Readiness } from './health/ops-server';
 export { foldName } from './names';
+export { Batcher, BatcherClosedError } from './batcher';
+export type { BatcherOptions } from './batcher';

@@ -1,7 +1,7 @@
 /** MessageStorePort over hubbub.messages.v1 through @hubbub/msg-client (retries only retry-safe calls). */
 import { isAppError } from '@hubbub/errors';
 import type { Code } from '@hubbub/errors';
-import { newMessage, principal, systemPrincipal } from '@hubbub/msg-client';
+import { PostCoalescer, newMessage, principal, systemPrincipal } from '@hubbub/msg-client';
 import type { MessageStoreClient } from '@hubbub/msg-client';
 import { messagesV1 } from '@hubbub/proto';
 import { BackendUnavailableError } from '../app/ports';
@@ -35,6 +35,8 @@ function unavailable(e: unknown): never {
 export function messageStoreAdapter(client: MessageStoreClient, backendTimeoutMs: number): MessageStorePort {
   const opts = { deadlineMs: backendTimeoutMs, budgetMs: backendTimeoutMs };
   const system = systemPrincipal(DOOR);
+  // The ordered batches of all connections in one event-loop turn share one PostMessages call.
+  const coalescer = new PostCoalescer(client, { callOptions: opts });
   return {
     async ensurePublicChannels(names) {
       const r = await client.ensurePublicChannels({
@@ -73,16 +75,13 @@ export function messageStoreAdapter(client: MessageStoreClient, backendTimeoutMs
               guest: true,
               door: DOOR,
             });
-      const r = await client
-        .postMessages(
-          {
-            principal: p,
-            messages: posts.map((x) => newMessage({ channelId: x.channelId, text: x.content, clientKey: x.clientKey })),
-          },
-          opts,
+      const results = await coalescer
+        .postMany(
+          p,
+          posts.map((x) => newMessage({ channelId: x.channelId, text: x.content, clientKey: x.clientKey })),
         )
         .catch(unavailable);
-      return r.results.map((res): PostOutcome =>
+      return results.map((res): PostOutcome =>
         res.message && res.errorCode === 0
           ? { ok: true, message: toStored(res.message) }
           : { ok: false, reason: res.errorReason || `code ${res.errorCode}` },

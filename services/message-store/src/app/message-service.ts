@@ -9,12 +9,12 @@
  */
 import { AppError, Code, errors, isAppError } from '@hubbub/errors';
 import { messagesV1, subjects } from '@hubbub/proto';
+import { Batcher } from '@hubbub/runtime';
 import type { Logger } from '@hubbub/runtime';
 import type { OutboxEntry, OutboxRow, ChannelRow, InsertablePost, Repo, StoredOutboxRow } from '../store/repo';
 import type { Queryable } from '../store/sql';
 import { channelToProto } from '../store/repo';
 import { pgCode } from '../store/sql';
-import { Batcher } from './batcher';
 import type { OutboxPublisher } from './outbox-publisher';
 import {
   MAX_HISTORY_LIMIT,
@@ -265,13 +265,19 @@ export class MessageService {
   }
 
   async postMessages(req: messagesV1.PostMessagesRequest): Promise<messagesV1.PostMessagesResponse> {
-    const p = checkPrincipal(req.principal, 'poster');
     if (req.messages.length > this.o.limits.maxBatchMessages)
       throw errors.invalidArgument('BATCH_TOO_LARGE', `at most ${this.o.limits.maxBatchMessages} messages per call`);
+    // One author's ordered stream, or a door's coalesced posts with one principal per message.
+    const perMessage = req.principals.length > 0;
+    if (perMessage && req.principals.length !== req.messages.length)
+      throw errors.invalidArgument('PRINCIPALS_MISMATCH', 'principals must have one entry per message');
+    const shared = perMessage ? undefined : checkPrincipal(req.principal, 'poster');
     const results = new Array<messagesV1.PostResult>(req.messages.length);
     const ok: { i: number; prepared: PreparedPost }[] = [];
     for (let i = 0; i < req.messages.length; i++) {
       try {
+        // A bad principal refuses only its own message.
+        const p = shared ?? checkPrincipal(req.principals[i], 'poster');
         ok.push({ i, prepared: await this.preparePost(p, req.messages[i]) });
       } catch (e) {
         const err = AppError.from(e);

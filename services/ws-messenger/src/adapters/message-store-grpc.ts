@@ -1,6 +1,6 @@
 /** MessageStorePort over hubbub.messages.v1 through @hubbub/msg-client (retries only where safe). */
-import { Code } from '@hubbub/errors';
-import { createMessageStoreClient, principal, systemPrincipal } from '@hubbub/msg-client';
+import { AppError, Code } from '@hubbub/errors';
+import { PostCoalescer, createMessageStoreClient, principal, systemPrincipal } from '@hubbub/msg-client';
 import type { MessageStoreClient } from '@hubbub/msg-client';
 import { messagesV1 } from '@hubbub/proto';
 import type { Actor, ChannelInfo, ChannelKind, Files, MessageStorePort, StoredMessage } from '../app/ports';
@@ -100,6 +100,8 @@ export function createMessageStoreAdapter(
   });
   const P = (a: Actor): messagesV1.Principal => principal({ userId: a.userId, displayName: a.displayName, door: DOOR });
   const SYSTEM = systemPrincipal(DOOR);
+  // The send_message posts of all connections in one event-loop turn share one PostMessages call.
+  const coalescer = new PostCoalescer(client);
   const orUndefined = async <T>(p: Promise<T>): Promise<T | undefined> => {
     try {
       return await p;
@@ -155,18 +157,17 @@ export function createMessageStoreAdapter(
     },
     async postMessage(actor, m) {
       const attachments = toAttachments(m.files);
-      const res = await client.postMessage(
-        messagesV1.PostMessageRequest.fromPartial({
-          principal: P(actor),
-          message: {
-            channelId: m.channelId,
-            text: m.text,
-            kind: messagesV1.MessageKind.MESSAGE_KIND_NORMAL,
-            clientKey: m.clientKey,
-            ...(attachments ? { attachments } : {}),
-          },
+      const res = await coalescer.post(
+        P(actor),
+        messagesV1.NewMessage.fromPartial({
+          channelId: m.channelId,
+          text: m.text,
+          kind: messagesV1.MessageKind.MESSAGE_KIND_NORMAL,
+          clientKey: m.clientKey,
+          ...(attachments ? { attachments } : {}),
         }),
       );
+      if (res.errorCode !== 0) throw new AppError(res.errorCode as Code, res.errorReason, res.errorMessage);
       if (!res.message) throw new Error('message-store returned no message');
       return toMessage(res.message);
     },

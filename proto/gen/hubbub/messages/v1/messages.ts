@@ -612,6 +612,11 @@ export interface PostMessagesRequest {
   /** One ordered batch (irc-binary's pipelined frames): ids are assigned in this order and committed together. */
   principal: Principal | undefined;
   messages: NewMessage[];
+  /**
+   * Optional: one principal per message (a door coalescing the posts of many connections into one call).
+   * When set it has exactly as many entries as `messages` and `principal` is ignored.
+   */
+  principals: Principal[];
 }
 
 /** The outcome of one message of a batch. */
@@ -4731,7 +4736,7 @@ export const PostMessageResponse: MessageFns<PostMessageResponse> = {
 };
 
 function createBasePostMessagesRequest(): PostMessagesRequest {
-  return { principal: undefined, messages: [] };
+  return { principal: undefined, messages: [], principals: [] };
 }
 
 export const PostMessagesRequest: MessageFns<PostMessagesRequest> = {
@@ -4741,6 +4746,9 @@ export const PostMessagesRequest: MessageFns<PostMessagesRequest> = {
     }
     for (const v of message.messages) {
       NewMessage.encode(v!, writer.uint32(18).fork()).join();
+    }
+    for (const v of message.principals) {
+      Principal.encode(v!, writer.uint32(26).fork()).join();
     }
     return writer;
   },
@@ -4774,6 +4782,14 @@ export const PostMessagesRequest: MessageFns<PostMessagesRequest> = {
             message.messages.push(NewMessage.decode(reader, reader.uint32()));
             continue;
           }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.principals.push(Principal.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -4792,6 +4808,9 @@ export const PostMessagesRequest: MessageFns<PostMessagesRequest> = {
       messages: globalThis.Array.isArray(object?.messages)
         ? object.messages.map((e: any) => NewMessage.fromJSON(e))
         : [],
+      principals: globalThis.Array.isArray(object?.principals)
+        ? object.principals.map((e: any) => Principal.fromJSON(e))
+        : [],
     };
   },
 
@@ -4802,6 +4821,9 @@ export const PostMessagesRequest: MessageFns<PostMessagesRequest> = {
     }
     if (message.messages?.length) {
       obj.messages = message.messages.map((e) => NewMessage.toJSON(e));
+    }
+    if (message.principals?.length) {
+      obj.principals = message.principals.map((e) => Principal.toJSON(e));
     }
     return obj;
   },
@@ -4815,6 +4837,7 @@ export const PostMessagesRequest: MessageFns<PostMessagesRequest> = {
       ? Principal.fromPartial(object.principal)
       : undefined;
     message.messages = object.messages?.map((e) => NewMessage.fromPartial(e)) || [];
+    message.principals = object.principals?.map((e) => Principal.fromPartial(e)) || [];
     return message;
   },
 };

@@ -68,6 +68,24 @@ describe('Batcher', () => {
     expect(batches.every((bt) => bt.length <= 3)).toBe(true);
   });
 
+  it('cuts a batch at a submission boundary so a group that fits is never split', async () => {
+    const batches: string[][] = [];
+    const b = new Batcher<string, string>({
+      windowMs: 50,
+      maxItems: 4,
+      run: async (xs) => {
+        batches.push([...xs]);
+        return xs;
+      },
+    });
+    const ps = [b.submitMany(['a1', 'a2']), b.submit('x'), b.submitMany(['b1', 'b2', 'b3']), b.submit('y')];
+    await Promise.all(ps);
+    expect(batches).toEqual([
+      ['a1', 'a2', 'x'],
+      ['b1', 'b2', 'b3', 'y'],
+    ]);
+  });
+
   it('rejects every item of a failed batch and keeps serving later ones', async () => {
     let fail = true;
     const b = new Batcher<number, number>({

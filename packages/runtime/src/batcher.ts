@@ -8,7 +8,8 @@
  * 2. When idle, the first submission waits at most `windowMs` (0 = the next turn of the event loop) for
  *    company; a batch of `maxItems` goes at once. Submissions arriving while all slots are busy form the
  *    next batch, which starts the moment a slot frees.
- * 3. `submitMany` items stay consecutive and in order (they may span two batches, still in order).
+ * 3. `submitMany` items stay consecutive and in order, in one batch when they fit (≤ `maxItems`); only a
+ *    larger group spans consecutive batches, still in order.
  * 4. If `run` throws, every item of that batch is rejected with the error; later batches still run.
  * 5. After `close()`, submissions are refused; `close()` resolves when everything queued has run.
  */
@@ -23,6 +24,8 @@ export interface BatcherOptions<T, R> {
 
 interface Pending<T, R> {
   readonly item: T;
+  /** Last item of its submission (a batch is cut only after such an item, when it can be). */
+  readonly last: boolean;
   readonly resolve: (r: R) => void;
   readonly reject: (e: unknown) => void;
 }
@@ -51,14 +54,17 @@ export class Batcher<T, R> {
   submit(item: T): Promise<R> {
     return new Promise<R>((resolve, reject) => {
       if (this.closed) return reject(new BatcherClosedError('batcher closed'));
-      this.queue.push({ item, resolve, reject });
+      this.queue.push({ item, last: true, resolve, reject });
       this.schedule();
     });
   }
 
   submitMany(items: readonly T[]): Promise<R[]> {
     if (this.closed) return Promise.reject(new BatcherClosedError('batcher closed'));
-    const ps = items.map((item) => new Promise<R>((resolve, reject) => this.queue.push({ item, resolve, reject })));
+    const n = items.length;
+    const ps = items.map(
+      (item, i) => new Promise<R>((resolve, reject) => this.queue.push({ item, last: i === n - 1, resolve, reject })),
+    );
     this.schedule();
     return Promise.all(ps);
   }
@@ -109,7 +115,7 @@ export class Batcher<T, R> {
   /** Starts as many batches as there are free slots; each finished batch starts the next. */
   private flush(): void {
     while (this.running < this.slots && this.queue.length > 0) {
-      const batch = this.queue.splice(0, this.o.maxItems);
+      const batch = this.queue.splice(0, this.cut());
       this.running++;
       void this.runBatch(batch).finally(() => {
         this.running--;
@@ -121,6 +127,15 @@ export class Batcher<T, R> {
         }
       });
     }
+  }
+
+  /** Items of the next batch: up to maxItems, ending at a submission boundary when one exists (rule 3). */
+  private cut(): number {
+    const q = this.queue;
+    const max = Math.min(q.length, this.o.maxItems);
+    if (max === q.length || q[max - 1]!.last) return max;
+    for (let j = max - 1; j > 0; j--) if (q[j - 1]!.last) return j;
+    return max;
   }
 
   private async runBatch(batch: Pending<T, R>[]): Promise<void> {

@@ -1,0 +1,82 @@
+/**
+ * Coalesced posts: PostMessages with one principal per message (a door gathering the posts of many
+ * connections), driven through @hubbub/msg-client's PostCoalescer against real PostgreSQL and NATS.
+ */
+import { Code } from '@hubbub/errors';
+import { messagesV1 } from '@hubbub/proto';
+import { PostCoalescer } from '@hubbub/msg-client';
+import { createTestDatabase, createTestNats } from '@hubbub/testing';
+import type { TestDatabase, TestNats } from '@hubbub/testing';
+import { alice, bob, carol, createReq, frank, listReq, newMessage, startStore } from './harness';
+import type { Started } from './harness';
+
+let db: TestDatabase;
+let nats: TestNats;
+let s: Started;
+let general: string;
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  nats = createTestNats();
+  s = await startStore({ databaseUrl: db.url, natsUrl: nats.url, prefix: nats.prefix });
+  general = (await s.client.ensurePublicChannels({ slugs: ['general'], kind: 0 })).channels[0]!.id;
+});
+
+afterAll(async () => {
+  await s?.close();
+  await nats?.cleanup();
+  await db?.drop();
+});
+
+describe('coalesced posts (one principal per message)', () => {
+  it('sends the posts of one event-loop turn as one call, each with its own author and outcome', async () => {
+    const group = (
+      await s.client.createChannel(createReq(alice, messagesV1.ChannelKind.CHANNEL_KIND_GROUP, { memberIds: ['1002'] }))
+    ).channel!.id;
+    const co = new PostCoalescer(s.client);
+    const before = co.stats.batches;
+    const rs = await Promise.all([
+      co.post(alice, newMessage(general, 'from alice', { clientKey: 'co-a1' })),
+      co.postMany(bob, [
+        newMessage(group, 'bob 1', { clientKey: 'co-b1' }),
+        newMessage(group, 'bob 2', { clientKey: 'co-b2' }),
+      ]),
+      // carol is not a member of the private group: only her post is refused.
+      co.post(carol, newMessage(group, 'carol intrudes', { clientKey: 'co-c1' })),
+      co.post(frank, newMessage(general, 'guest hello', { clientKey: 'co-f1' })),
+    ]);
+    expect(co.stats.batches - before).toBe(1);
+    const [a, [b1, b2], c, f] = rs;
+    expect(a.message?.authorId).toBe('1001');
+    expect(a.message?.authorName).toBe('alice');
+    expect(b1!.message?.authorId).toBe('1002');
+    expect(b2!.message?.text).toBe('bob 2');
+    expect(BigInt(b2!.message!.id) > BigInt(b1!.message!.id)).toBe(true);
+    expect(c.message).toBeUndefined();
+    expect(c.errorCode).not.toBe(0);
+    expect([Code.NOT_FOUND, Code.PERMISSION_DENIED]).toContain(c.errorCode);
+    expect(f.message?.authorId).toBe('guest:frank');
+    // Every stored post is in history, the refused one is not.
+    const hist = await s.client.listMessages(listReq(alice, group));
+    expect(hist.messages.map((m) => m.text)).toEqual(['bob 1', 'bob 2']);
+    // A retry of the same coalesced posts returns the first messages (idempotent by author + client key).
+    const again = await co.post(alice, newMessage(general, 'from alice', { clientKey: 'co-a1' }));
+    expect(again.duplicate).toBe(true);
+    expect(again.message?.id).toBe(a.message?.id);
+    await co.close();
+  });
+
+  it('refuses a malformed principal for its own message only, and a length mismatch for the call', async () => {
+    const r = await s.client.postMessages({
+      principal: undefined,
+      principals: [alice, { ...alice, userId: '' }],
+      messages: [newMessage(general, 'ok', { clientKey: 'pm-1' }), newMessage(general, 'no author')],
+    });
+    expect(r.results[0]!.errorCode).toBe(0);
+    expect(r.results[1]!.errorCode).toBe(Code.INVALID_ARGUMENT);
+    expect(r.results[1]!.errorReason).toBe('PRINCIPAL_REQUIRED');
+    await expect(
+      s.client.postMessages({ principal: undefined, principals: [alice], messages: [] }),
+    ).rejects.toMatchObject({ code: Code.INVALID_ARGUMENT, reason: 'PRINCIPALS_MISMATCH' });
+  });
+});
