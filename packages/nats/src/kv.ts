@@ -3,15 +3,30 @@
  * refreshes a held key only if nobody else changed it (compare-and-set on the revision), `release`
  * deletes only our own revision. Entries expire with the bucket's TTL unless renewed.
  */
+import { jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
+import { nanos } from '@nats-io/nats-core';
 import type { KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/nats-core';
 
 export type { KV };
 
+/**
+ * Opens (creating if missing) a KV bucket whose entries live `ttlMs`. An existing bucket created with another
+ * TTL (an older release) is updated to this one, since `Kvm.create` would silently keep the old value.
+ */
 export async function openKv(nc: NatsConnection, bucket: string, ttlMs: number): Promise<KV> {
-  const kvm = new Kvm(nc);
-  return kvm.create(bucket, { ttl: ttlMs, history: 1 });
+  const kv = await new Kvm(nc).create(bucket, { ttl: ttlMs, history: 1 });
+  if ((await kv.status()).ttl !== ttlMs) {
+    const jsm = await jetstreamManager(nc);
+    const name = `KV_${bucket}`;
+    const info = await jsm.streams.info(name);
+    const maxAge = nanos(ttlMs);
+    // The duplicates window may not exceed the max age (KV buckets use the TTL for both when it is short).
+    const dup = Math.min(info.config.duplicate_window ?? maxAge, maxAge);
+    await jsm.streams.update(name, { ...info.config, max_age: maxAge, duplicate_window: dup });
+  }
+  return kv;
 }
 
 /** Atomically creates `key`; returns its revision, or undefined when someone holds it. */

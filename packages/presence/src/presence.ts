@@ -24,9 +24,9 @@ import type { KV, NatsConnection } from '@hubbub/nats';
 import { subjects } from '@hubbub/proto';
 
 /** Bucket max age: an entry not renewed within this time disappears. Every door uses the same. */
-export const DEFAULT_PRESENCE_TTL_MS = 60_000;
+export const DEFAULT_PRESENCE_TTL_MS = 30_000;
 /** How often a holder should renew (a third of the TTL). */
-export const DEFAULT_PRESENCE_RENEW_MS = 20_000;
+export const DEFAULT_PRESENCE_RENEW_MS = 10_000;
 /** Longest folded nick (bytes of UTF-8) accepted as a key. */
 export const MAX_NICK_BYTES = 64;
 

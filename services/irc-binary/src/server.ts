@@ -111,18 +111,17 @@ export async function start(config: Config, deps: StartDeps = {}): Promise<IrcBi
     }
     const store = deps.store ?? messageStoreAdapter(msgClient!, config.backendTimeoutMs);
     const identity = deps.identity ?? identityAdapter(idClient!, config.backendTimeoutMs);
-    const presence =
-      deps.presence ??
-      presenceAdapter(
-        await Presence.open({
-          nc: nc!,
-          prefix: config.natsPrefix,
-          names: identityNameAuthority(idClient!, config.backendTimeoutMs),
-          log,
-        }),
-        config.presenceTtlMs,
+    let presence = deps.presence;
+    if (!presence) {
+      const p = await Presence.open({
+        nc: nc!,
+        prefix: config.natsPrefix,
+        names: identityNameAuthority(idClient!, config.backendTimeoutMs),
         log,
-      );
+      });
+      // The shared bucket's max age bounds every lease: renew often enough for the shorter of the two.
+      presence = presenceAdapter(p, Math.min(config.presenceTtlMs, p.ttlMs), log);
+    }
     const events = deps.events ?? natsEventSource({ nc: nc!, prefix: config.natsPrefix, log });
 
     const secureContext =

@@ -81,6 +81,15 @@ describe('@hubbub/nats', () => {
     expect(await claim(kv1, 'alice', 'next')).toBeDefined();
   });
 
+  it('brings the TTL of an existing bucket to the one asked for (older releases used another)', async () => {
+    const old = await openKv(nc, `${tn.prefix}_ttl`, 60_000);
+    expect((await old.status()).ttl).toBe(60_000);
+    const now = await openKv(nc2, `${tn.prefix}_ttl`, 30_000);
+    expect((await now.status()).ttl).toBe(30_000);
+    await now.put('k', 'v'); // still usable after the update
+    expect((await now.get('k'))?.string()).toBe('v');
+  });
+
   it('registers with the NATS services framework so $SRV.PING finds it', async () => {
     const svc = await registerNatsService(nc, { name: `svc-${tn.prefix}`, version: '0.1.0', description: 'test' });
     const r = await nc2.request(`$SRV.PING.svc-${tn.prefix}`, '', { timeout: 2_000 });
