@@ -16,13 +16,13 @@ import type { MessageStoreClient, MsgCallOptions } from './client';
 export interface PostCoalescerOptions {
   /** Messages per call; default 256 (message-store accepts up to its MESSAGE_STORE_MAX_BATCH_MESSAGES). */
   readonly maxBatch?: number;
-  /** Calls in flight at once; default 4. */
+  /** Calls in flight at once; default 2 (what arrives meanwhile forms the next, larger call). */
   readonly maxInFlight?: number;
   readonly callOptions?: MsgCallOptions;
 }
 
 export const DEFAULT_COALESCE_MAX_BATCH = 256;
-export const DEFAULT_COALESCE_MAX_IN_FLIGHT = 4;
+export const DEFAULT_COALESCE_MAX_IN_FLIGHT = 2;
 
 interface Item {
   readonly principal: messagesV1.Principal;

@@ -18,6 +18,7 @@ describe('config (spec §3.9)', () => {
       ratePerS: 50,
       rateBurst: 100,
       maxConnections: 20_000,
+      maxConnectionsPerIp: 0,
       pingIntervalMs: 20_000,
       pingTimeoutMs: 20_000,
       unauthIdleTimeoutMs: 300_000,

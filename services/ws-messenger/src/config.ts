@@ -100,6 +100,12 @@ export const configSchema = {
     default: DEFAULT_MAX_CONNECTIONS,
     min: 1,
   }),
+  maxConnectionsPerIp: int({
+    env: 'WSM_MAX_CONNECTIONS_PER_IP',
+    doc: 'connections per client address (X-Forwarded-For only from WSM_TRUSTED_PROXIES); HTTP 429 above; 0 = off',
+    default: 0,
+    min: 0,
+  }),
   pingIntervalMs: int({
     env: 'WSM_PING_INTERVAL_MS',
     doc: 'WebSocket ping interval',

@@ -77,6 +77,7 @@ export const WsmErrorCode = {
   SlowConsumer: 'WSM_ERR_SLOW_CONSUMER',
   AuthTimeout: 'WSM_ERR_AUTH_TIMEOUT',
   PingTimeout: 'WSM_ERR_PING_TIMEOUT',
+  TooManyConnections: 'WSM_ERR_TOO_MANY_CONNECTIONS',
 } as const;
 export type WsmErrorCode = (typeof WsmErrorCode)[keyof typeof WsmErrorCode];
 

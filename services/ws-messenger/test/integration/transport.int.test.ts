@@ -414,6 +414,30 @@ describe('limits and failures (§3.1, §5)', () => {
     expect(status).toBe(503);
   });
 
+  it('WSM_MAX_CONNECTIONS_PER_IP: one address over its share gets HTTP 429; a closed slot is given back', async () => {
+    const two = await s.wsm({ WSM_MAX_CONNECTIONS_PER_IP: '2' });
+    const url = `ws://127.0.0.1:${two.port}/ws`;
+    const refusedStatus = (): Promise<number> =>
+      new Promise<number>((ok) => {
+        const ws = new WebSocket(url);
+        ws.on('unexpected-response', (_req, res) => {
+          ok(res.statusCode ?? 0);
+          res.resume();
+          ws.terminate();
+        });
+        ws.on('error', () => undefined);
+      });
+    const a = await connect(url);
+    const b = await connect(url);
+    expect(await refusedStatus()).toBe(429);
+    // the two admitted connections keep working
+    expect((await b.req(mtp('ping_pong', auth(U1)))).errors.code).toBe(200);
+    a.ws.close();
+    await waitFor(() => a.closed !== undefined, 5_000, 'close');
+    const c = await connect(url);
+    expect((await c.req(mtp('ping_pong', auth(U1)))).errors.code).toBe(200);
+  });
+
   it('a never-authenticated connection is closed 1008 authentication timeout; an authenticated one stays', async () => {
     const short = await s.wsm({ WSM_UNAUTH_IDLE_TIMEOUT_MS: '400' });
     const idle = await connect(`ws://127.0.0.1:${short.port}/ws`);
