@@ -1,7 +1,8 @@
 /**
  * NATS subjects are part of the contract (HOUSE-STYLE §3.3): declared here, next to the payload
  * types in gen/, and documented in docs/operations.md. Every subject starts with the configurable
- * prefix (default `hubbub`); payloads are the proto3 JSON form of the named message.
+ * prefix (default `hubbub`); event payloads are the proto3 JSON form of the named message (the one RPC subject,
+ * `rpc.messages.post`, carries binary protobuf: it is the hot path of every post).
  *
  * WIRE-STABLE: subjects are used by running services and operators' scripts; never rename.
  */
@@ -42,6 +43,13 @@ export function subjects(prefix: string) {
     userAll: `${p}.identity.user.>`,
     /** `<p>.identity.session.revoked`, payload hubbub.identity.v1.SessionRevokedEvent. */
     sessionRevoked: `${p}.identity.session.revoked`,
+    /**
+     * `<p>.rpc.messages.post`: request/reply, queue group `message-store` (NATS services framework endpoint
+     * `post-messages`). Request: binary hubbub.messages.v1.PostMessagesRequest; reply: binary
+     * PostMessagesResponse, or a services-framework error (`Nats-Service-Error-Code` = gRPC canonical code,
+     * `Nats-Service-Error` = `REASON: message`). The doors' hot path for posts (docs/adr/0003).
+     */
+    rpcPostMessages: `${p}.rpc.messages.post`,
     /** KV bucket names (bucket names allow [A-Za-z0-9_-]). */
     buckets: {
       presence: `${p}_presence`,

@@ -4,7 +4,8 @@
  * by every other door exactly once, in id order, with the same id everywhere; Morelia edits and
  * deletes reach the poller and history; a dum-dum reconnect catches up with LIST_MESSAGES(after).
  */
-import { messagesV1 } from '@hubbub/proto';
+import { connect } from '@nats-io/transport-node';
+import { messagesV1, subjects } from '@hubbub/proto';
 import { waitFor } from '@hubbub/testing';
 import { DumDumClient } from '../clients/dumdum';
 import { MoreliaClient } from '../clients/morelia';
@@ -116,6 +117,24 @@ describe('one conversation across doors', () => {
       }),
     );
     expect(hist.messages.map((m) => m.id)).toEqual(sortedIds);
+  });
+
+  it("carried the doors' posts over NATS request/reply (nats micro stats of message-store)", async () => {
+    const nc = await connect({ servers: env.nats.url });
+    try {
+      const subject = subjects(env.nats.prefix).rpcPostMessages;
+      let served = -1;
+      // Every message-store on this NATS answers; ours is the one whose endpoint has our prefix.
+      for await (const m of await nc.requestMany('$SRV.STATS.message-store', '', { maxWait: 1_000 })) {
+        const st = JSON.parse(m.string()) as { endpoints?: { subject: string; num_requests: number }[] };
+        const ep = st.endpoints?.find((e) => e.subject === subject);
+        if (ep) served = ep.num_requests;
+      }
+      // dum-dum and both Morelia clients posted PER_DOOR each; coalescing may merge calls.
+      expect(served).toBeGreaterThan(0);
+    } finally {
+      await nc.close();
+    }
   });
 
   it('shows a Morelia edit and delete to the poller, to push subscribers and in history', async () => {

@@ -12,6 +12,7 @@
 import { Batcher } from '@hubbub/runtime';
 import type { messagesV1 } from '@hubbub/proto';
 import type { MessageStoreClient, MsgCallOptions } from './client';
+import type { PostSender } from './nats-post';
 
 export interface PostCoalescerOptions {
   /** Messages per call; default 256 (message-store accepts up to its MESSAGE_STORE_MAX_BATCH_MESSAGES). */
@@ -19,6 +20,8 @@ export interface PostCoalescerOptions {
   /** Calls in flight at once; default 2 (what arrives meanwhile forms the next, larger call). */
   readonly maxInFlight?: number;
   readonly callOptions?: MsgCallOptions;
+  /** How a call is sent; default the gRPC client's postMessages (doors pass natsPostSender). */
+  readonly send?: PostSender;
 }
 
 export const DEFAULT_COALESCE_MAX_BATCH = 256;
@@ -33,12 +36,13 @@ export class PostCoalescer {
   private readonly batcher: Batcher<Item, messagesV1.PostResult>;
 
   constructor(client: MessageStoreClient, o: PostCoalescerOptions = {}) {
+    const send: PostSender = o.send ?? ((req, opts) => client.postMessages(req, opts));
     this.batcher = new Batcher<Item, messagesV1.PostResult>({
       windowMs: 0,
       maxItems: Math.max(1, o.maxBatch ?? DEFAULT_COALESCE_MAX_BATCH),
       maxInFlight: Math.max(1, o.maxInFlight ?? DEFAULT_COALESCE_MAX_IN_FLIGHT),
       run: async (items) => {
-        const res = await client.postMessages(
+        const res = await send(
           {
             principal: undefined,
             principals: items.map((i) => i.principal),

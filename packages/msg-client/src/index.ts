@@ -22,6 +22,8 @@
  * - `new PostCoalescer(client, { maxBatch?, maxInFlight?, callOptions? })`: `post(principal, msg)` and
  *   `postMany(principal, msgs)` → `PostResult`s; the posts of all of a door's connections in one event-loop
  *   turn go out as one `postMessages` call with one principal per message.
+ * - `natsPostSender({ nc, prefix, grpc, deadlineMs?, log? })` → a `send` for PostCoalescer: PostMessages over
+ *   NATS request/reply (`<prefix>.rpc.messages.post`), falling back to gRPC whenever NATS cannot carry the call.
  * - `principal({ userId, displayName, guest?, sysop?, door })`, `systemPrincipal(door)`: Principal builders.
  * - `snowflakeParts(id)`: `{ ms, worker, seq }` of a message id (the dum-dum-irc layout).
  */
@@ -39,3 +41,5 @@ export { historyFetcher, newMessage, principal, snowflakeParts, systemPrincipal 
 export { LruSet } from './lru-set';
 export { DEFAULT_COALESCE_MAX_BATCH, DEFAULT_COALESCE_MAX_IN_FLIGHT, PostCoalescer } from './coalescer';
 export type { PostCoalescerOptions } from './coalescer';
+export { natsPostSender } from './nats-post';
+export type { NatsPostOptions, NatsPostSender, PostSender } from './nats-post';

@@ -7,7 +7,7 @@
  */
 import type { AddressInfo } from 'node:net';
 import { createClient } from '@hubbub/grpc';
-import { createMessageStoreClient } from '@hubbub/msg-client';
+import { createMessageStoreClient, natsPostSender } from '@hubbub/msg-client';
 import type { MessageStoreClient } from '@hubbub/msg-client';
 import { connectNats, drainNats } from '@hubbub/nats';
 import type { NatsConnection } from '@hubbub/nats';
@@ -109,7 +109,14 @@ export async function start(config: Config, deps: StartDeps = {}): Promise<IrcBi
       const c = idClient;
       cleanups.push({ name: 'identity client', fn: () => c.close() });
     }
-    const store = deps.store ?? messageStoreAdapter(msgClient!, config.backendTimeoutMs);
+    let store = deps.store;
+    if (!store) {
+      const sender = nc
+        ? natsPostSender({ nc, prefix: config.natsPrefix, grpc: msgClient!, deadlineMs: config.backendTimeoutMs, log })
+        : undefined;
+      if (sender) cleanups.push({ name: 'nats post sender', fn: async () => sender.close() });
+      store = messageStoreAdapter(msgClient!, config.backendTimeoutMs, sender);
+    }
     const identity = deps.identity ?? identityAdapter(idClient!, config.backendTimeoutMs);
     let presence = deps.presence;
     if (!presence) {

@@ -85,6 +85,12 @@ export const schema = {
     default: DEFAULT_MAX_BATCH_MESSAGES,
     min: 1,
   }),
+  natsPostMaxInFlight: int({
+    env: 'MESSAGE_STORE_NATS_POST_MAX_IN_FLIGHT',
+    doc: 'PostMessages calls over NATS (subject <prefix>.rpc.messages.post) handled at once; more are refused with RESOURCE_EXHAUSTED (doors then use gRPC); 0 = do not serve posts on NATS',
+    default: 1_024,
+    min: 0,
+  }),
   maxOnelinerBytes: int({
     env: 'MESSAGE_STORE_MAX_ONELINER_BYTES',
     doc: 'max UTF-8 bytes of a oneliner',

@@ -13,6 +13,7 @@ import { createLogger, createMetricsRegistry, createReadiness, startOpsServer } 
 import type { Logger, OpsServer } from '@hubbub/runtime';
 import { Counter, Gauge, Histogram } from 'prom-client';
 import { messageStoreGrpc, testSeedEnabled, testingGrpc } from './api/grpc-api';
+import { addPostEndpoint } from './api/nats-api';
 import { MessageService } from './app/message-service';
 import { OutboxPublisher } from './app/outbox-publisher';
 import { SnowflakeGenerator } from './app/snowflake';
@@ -75,6 +76,12 @@ export async function start(cfg: Config, deps: StartDeps = {}): Promise<MessageS
     registers: [registry],
   });
   mWorker.set(-1);
+  const mNatsPosts = new Counter({
+    name: 'hubbub_msg_nats_post_calls_total',
+    help: 'PostMessages calls served on NATS, by result (ok, error, refused)',
+    labelNames: ['result'],
+    registers: [registry],
+  });
 
   const cleanups: { name: string; fn: () => Promise<unknown> }[] = [];
   const undo = async (): Promise<void> => {
@@ -191,10 +198,18 @@ export async function start(cfg: Config, deps: StartDeps = {}): Promise<MessageS
     const natsSvc: Service = await registerNatsService(nc, {
       name: SERVICE_NAME,
       version: SERVICE_VERSION,
-      description: 'channels, membership and messages of hubbub (gRPC hubbub.messages.v1)',
+      description: 'channels, membership and messages of hubbub (gRPC hubbub.messages.v1; posts also on NATS)',
       metadata: { grpc_port: String(grpc.port), worker_id: String(ids.workerId ?? '') },
     });
     cleanups.push({ name: 'nats service', fn: () => natsSvc.stop() });
+    if (cfg.natsPostMaxInFlight > 0)
+      addPostEndpoint(natsSvc, service, {
+        subject: subjects(cfg.natsPrefix).rpcPostMessages,
+        log,
+        maxInFlight: cfg.natsPostMaxInFlight,
+        maxReplyBytes: () => nc.info?.max_payload ?? 1024 * 1024,
+        onCall: (result) => mNatsPosts.inc({ result }),
+      });
 
     let closing: Promise<void> | undefined;
     return {

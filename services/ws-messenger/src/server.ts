@@ -96,11 +96,6 @@ export async function start(cfg: Config, deps: StartDeps = {}): Promise<WsmServe
   try {
     const identity: IdentityAdapter = createIdentityAdapter(cfg.identityAddr, cfg.backendTimeoutMs);
     cleanups.push(() => identity.close());
-    const msg: MessageStoreAdapter = createMessageStoreAdapter(cfg.messageStoreAddr, {
-      deadlineMs: cfg.backendTimeoutMs,
-      channels: 2,
-    });
-    cleanups.push(() => msg.close());
     const nc = await connectNats({
       servers: cfg.natsUrl,
       name: SERVICE_NAME,
@@ -108,6 +103,12 @@ export async function start(cfg: Config, deps: StartDeps = {}): Promise<WsmServe
       onStatus: (ok) => readiness.set('nats', ok),
     });
     cleanups.push(() => drainNats(nc));
+    const msg: MessageStoreAdapter = createMessageStoreAdapter(cfg.messageStoreAddr, {
+      deadlineMs: cfg.backendTimeoutMs,
+      channels: 2,
+      nats: { nc, prefix: cfg.natsPrefix, log },
+    });
+    cleanups.push(() => msg.close());
 
     const tokens = new TokenCache(cfg.tokenCacheMs);
     const hub = new PushHub({ msg, log, clock, metrics });

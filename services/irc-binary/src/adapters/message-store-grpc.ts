@@ -2,7 +2,7 @@
 import { isAppError } from '@hubbub/errors';
 import type { Code } from '@hubbub/errors';
 import { PostCoalescer, newMessage, principal, systemPrincipal } from '@hubbub/msg-client';
-import type { MessageStoreClient } from '@hubbub/msg-client';
+import type { MessageStoreClient, PostSender } from '@hubbub/msg-client';
 import { messagesV1 } from '@hubbub/proto';
 import { BackendUnavailableError } from '../app/ports';
 import type { Author, ChannelInfo, MessageStorePort, PostOutcome, PostRequest, StoredMessage } from '../app/ports';
@@ -32,11 +32,19 @@ function unavailable(e: unknown): never {
   throw e;
 }
 
-export function messageStoreAdapter(client: MessageStoreClient, backendTimeoutMs: number): MessageStorePort {
+/**
+ * `send`: how a coalesced PostMessages call travels (natsPostSender for NATS request/reply with gRPC as the
+ * fallback, docs/adr/0003); default gRPC.
+ */
+export function messageStoreAdapter(
+  client: MessageStoreClient,
+  backendTimeoutMs: number,
+  send?: PostSender,
+): MessageStorePort {
   const opts = { deadlineMs: backendTimeoutMs, budgetMs: backendTimeoutMs };
   const system = systemPrincipal(DOOR);
   // The ordered batches of all connections in one event-loop turn share one PostMessages call.
-  const coalescer = new PostCoalescer(client, { callOptions: opts });
+  const coalescer = new PostCoalescer(client, { callOptions: opts, ...(send ? { send } : {}) });
   return {
     async ensurePublicChannels(names) {
       const r = await client.ensurePublicChannels({

@@ -4,10 +4,11 @@
  */
 import { Code } from '@hubbub/errors';
 import { messagesV1 } from '@hubbub/proto';
-import { PostCoalescer } from '@hubbub/msg-client';
+import { PostCoalescer, natsPostSender } from '@hubbub/msg-client';
+import { subjects } from '@hubbub/proto';
 import { createTestDatabase, createTestNats } from '@hubbub/testing';
 import type { TestDatabase, TestNats } from '@hubbub/testing';
-import { alice, bob, carol, createReq, frank, listReq, newMessage, startStore } from './harness';
+import { alice, bob, carol, createReq, frank, listReq, natsClient, newMessage, startStore } from './harness';
 import type { Started } from './harness';
 
 let db: TestDatabase;
@@ -78,5 +79,75 @@ describe('coalesced posts (one principal per message)', () => {
     await expect(
       s.client.postMessages({ principal: undefined, principals: [alice], messages: [] }),
     ).rejects.toMatchObject({ code: Code.INVALID_ARGUMENT, reason: 'PRINCIPALS_MISMATCH' });
+  });
+});
+
+describe('posts over NATS request/reply (docs/adr/0003)', () => {
+  it('answers coalesced posts on NATS after the commit, with per-message outcomes', async () => {
+    const nc = await natsClient(nats.url);
+    const send = natsPostSender({ nc, prefix: nats.prefix, grpc: s.client });
+    const co = new PostCoalescer(s.client, { send });
+    const [a, c] = await Promise.all([
+      co.post(alice, newMessage(general, 'over nats', { clientKey: 'nats-a1' })),
+      co.post({ ...alice, userId: '' }, newMessage(general, 'nobody')),
+    ]);
+    expect(send.stats).toEqual({ nats: 1, grpc: 0 });
+    expect(a.message?.text).toBe('over nats');
+    expect(c.errorCode).toBe(Code.INVALID_ARGUMENT);
+    // committed before the answer: history has it
+    const hist = await s.client.listMessages(listReq(alice, general));
+    expect(hist.messages.map((m) => m.id)).toContain(a.message!.id);
+    // a whole-call refusal by message-store arrives as its AppError, not as a fallback
+    await expect(send({ principal: undefined, principals: [alice], messages: [] })).rejects.toMatchObject({
+      code: Code.INVALID_ARGUMENT,
+      reason: 'PRINCIPALS_MISMATCH',
+    });
+    expect(send.stats.grpc).toBe(0);
+    await co.close();
+    send.close();
+    await nc.close();
+  });
+
+  it('refuses undecodable bytes with INVALID_ARGUMENT and keeps serving', async () => {
+    const nc = await natsClient(nats.url);
+    const r = await nc.request(subjects(nats.prefix).rpcPostMessages, new Uint8Array([0xff, 0xff, 0xff, 0x0f, 1]), {
+      timeout: 5_000,
+    });
+    expect(r.headers?.get('Nats-Service-Error-Code')).toBe(String(Code.INVALID_ARGUMENT));
+    expect(r.headers?.get('Nats-Service-Error')).toMatch(/^BAD_REQUEST: /);
+    const send = natsPostSender({ nc, prefix: nats.prefix, grpc: s.client });
+    const ok = await send({
+      principal: alice,
+      principals: [],
+      messages: [newMessage(general, 'still served', { clientKey: 'nats-after-bad' })],
+    });
+    expect(ok.results[0]!.message?.text).toBe('still served');
+    expect(send.stats.nats).toBe(1);
+    send.close();
+    await nc.close();
+  });
+
+  it('falls back to gRPC when nobody listens on NATS or the connection is closed', async () => {
+    const nc = await natsClient(nats.url);
+    // A prefix no message-store serves: NATS answers "no responders" at once.
+    const lonely = natsPostSender({ nc, prefix: `${nats.prefix}x`, grpc: s.client });
+    const r = await lonely({
+      principal: bob,
+      principals: [],
+      messages: [newMessage(general, 'via grpc', { clientKey: 'fb-1' })],
+    });
+    expect(r.results[0]!.message?.text).toBe('via grpc');
+    expect(lonely.stats).toEqual({ nats: 0, grpc: 1 });
+    lonely.close();
+    const send = natsPostSender({ nc, prefix: nats.prefix, grpc: s.client });
+    await nc.close();
+    const r2 = await send({
+      principal: bob,
+      principals: [],
+      messages: [newMessage(general, 'nats closed', { clientKey: 'fb-2' })],
+    });
+    expect(r2.results[0]!.message?.text).toBe('nats closed');
+    expect(send.stats).toEqual({ nats: 0, grpc: 1 });
+    send.close();
   });
 });

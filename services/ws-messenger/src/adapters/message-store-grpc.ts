@@ -1,6 +1,14 @@
 /** MessageStorePort over hubbub.messages.v1 through @hubbub/msg-client (retries only where safe). */
 import { AppError, Code } from '@hubbub/errors';
-import { PostCoalescer, createMessageStoreClient, principal, systemPrincipal } from '@hubbub/msg-client';
+import {
+  PostCoalescer,
+  createMessageStoreClient,
+  natsPostSender,
+  principal,
+  systemPrincipal,
+} from '@hubbub/msg-client';
+import type { NatsConnection } from '@hubbub/nats';
+import type { Logger } from '@hubbub/runtime';
 import type { MessageStoreClient } from '@hubbub/msg-client';
 import { messagesV1 } from '@hubbub/proto';
 import type { Actor, ChannelInfo, ChannelKind, Files, MessageStorePort, StoredMessage } from '../app/ports';
@@ -91,7 +99,12 @@ export interface MessageStoreAdapter extends MessageStorePort {
 
 export function createMessageStoreAdapter(
   address: string,
-  o: { deadlineMs: number; channels?: number },
+  o: {
+    deadlineMs: number;
+    channels?: number;
+    /** Posts go over NATS request/reply when given (gRPC stays the fallback; docs/adr/0003). */
+    nats?: { nc: NatsConnection; prefix: string; log?: Logger };
+  },
 ): MessageStoreAdapter {
   const client = createMessageStoreClient(address, {
     deadlineMs: o.deadlineMs,
@@ -101,7 +114,8 @@ export function createMessageStoreAdapter(
   const P = (a: Actor): messagesV1.Principal => principal({ userId: a.userId, displayName: a.displayName, door: DOOR });
   const SYSTEM = systemPrincipal(DOOR);
   // The send_message posts of all connections in one event-loop turn share one PostMessages call.
-  const coalescer = new PostCoalescer(client);
+  const sender = o.nats ? natsPostSender({ ...o.nats, grpc: client, deadlineMs: o.deadlineMs }) : undefined;
+  const coalescer = new PostCoalescer(client, sender ? { send: sender } : {});
   const orUndefined = async <T>(p: Promise<T>): Promise<T | undefined> => {
     try {
       return await p;
@@ -112,7 +126,10 @@ export function createMessageStoreAdapter(
   };
   return {
     client,
-    close: () => client.close(),
+    close: () => {
+      sender?.close();
+      client.close();
+    },
     async ensurePublicChannels(names) {
       const res = await client.ensurePublicChannels(
         messagesV1.EnsurePublicChannelsRequest.fromPartial({ slugs: [...names], kind: K.CHANNEL_KIND_GROUP }),
