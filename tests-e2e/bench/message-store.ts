@@ -16,7 +16,8 @@
  * Env: DATABASE_URL (admin URL, default postgres://postgres@127.0.0.1:5432/postgres), NATS_URL (default
  * nats://127.0.0.1:4222), BENCH_SECONDS (default 10 per phase), BENCH_WORKERS (default 2),
  * BENCH_CHANNELS_PER_WORKER (gRPC connections per worker, default 1), BENCH_CLIENT (lean = HTTP/2 gRPC client, default;
- * msg-client = the doors' grpc-js client), BENCH_PHASES (single,batch,paced), BENCH_STORE_NODE_ARGS.
+ * msg-client = the doors' grpc-js client; nats = PostMessages over NATS request/reply, the doors' path of
+ * docs/adr/0003), BENCH_PHASES (single,batch,paced), BENCH_STORE_NODE_ARGS.
  */
 import { spawn } from 'node:child_process';
 import http2 from 'node:http2';
@@ -31,14 +32,21 @@ import { Client } from 'pg';
 import { connectNats } from '@hubbub/nats';
 import { createLogger } from '@hubbub/runtime';
 import { createMessageStoreClient, newMessage as newMessageOf, principal } from '@hubbub/msg-client';
-import { messagesV1 } from '@hubbub/proto';
+import { messagesV1, subjects } from '@hubbub/proto';
+import { connect } from '@nats-io/transport-node';
 
 const ADMIN_URL = process.env['DATABASE_URL'] ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const NATS_URL = process.env['NATS_URL'] ?? 'nats://127.0.0.1:4222';
 const SECONDS = Number(process.env['BENCH_SECONDS'] ?? 10);
 const WORKERS = Number(process.env['BENCH_WORKERS'] ?? 2);
 const CHANNELS_PER_WORKER = Number(process.env['BENCH_CHANNELS_PER_WORKER'] ?? 1);
-const CLIENT: 'lean' | 'msg-client' = process.env['BENCH_CLIENT'] === 'msg-client' ? 'msg-client' : 'lean';
+type ClientKind = 'lean' | 'msg-client' | 'nats';
+const CLIENT: ClientKind =
+  process.env['BENCH_CLIENT'] === 'msg-client'
+    ? 'msg-client'
+    : process.env['BENCH_CLIENT'] === 'nats'
+      ? 'nats'
+      : 'lean';
 
 /** Wall-clock microseconds, comparable across threads of this process. */
 const nowUs = (): number => (performance.timeOrigin + performance.now()) * 1000;
@@ -54,7 +62,10 @@ interface Job {
   readonly rate: number;
   readonly grpcChannels: number;
   readonly tag: string;
-  readonly client: 'lean' | 'msg-client';
+  readonly client: ClientKind;
+  /** nats client: server and subject prefix. */
+  readonly natsUrl: string;
+  readonly prefix: string;
 }
 
 interface JobResult {
@@ -135,6 +146,27 @@ function leanClient(addr: string, connections: number): PostClient {
   };
 }
 
+/** PostMessages over NATS request/reply (the doors' hot path, docs/adr/0003): BENCH_CLIENT=nats. */
+async function natsClient(url: string, prefix: string): Promise<PostClient> {
+  const nc = await connect({ servers: url });
+  const subject = subjects(prefix).rpcPostMessages;
+  const call = async (req: messagesV1.PostMessagesRequest): Promise<messagesV1.PostMessagesResponse> => {
+    const r = await nc.request(subject, messagesV1.PostMessagesRequest.encode(req).finish(), { timeout: 10_000 });
+    const code = r.headers?.get('Nats-Service-Error-Code');
+    if (code) throw new Error(`${code} ${r.headers?.get('Nats-Service-Error') ?? ''}`);
+    return messagesV1.PostMessagesResponse.decode(r.data);
+  };
+  return {
+    postOne: async (principal, message) => {
+      const res = await call({ principal, principals: [], messages: [message] });
+      if (res.results[0]?.errorCode) throw new Error(res.results[0].errorReason);
+    },
+    postBatch: async (principal, messages) =>
+      (await call({ principal, principals: [], messages })).results.filter((r) => r.message).length,
+    close: () => void nc.close(),
+  };
+}
+
 /** The doors' client (@hubbub/msg-client on grpc-js), for comparison: BENCH_CLIENT=msg-client. */
 async function msgClient(addr: string, connections: number): Promise<PostClient> {
   const client = createMessageStoreClient(addr, { channels: connections, deadlineMs: 10_000 });
@@ -149,7 +181,11 @@ async function msgClient(addr: string, connections: number): Promise<PostClient>
 
 async function runJob(job: Job): Promise<JobResult> {
   const client =
-    job.client === 'msg-client' ? await msgClient(job.addr, job.grpcChannels) : leanClient(job.addr, job.grpcChannels);
+    job.client === 'msg-client'
+      ? await msgClient(job.addr, job.grpcChannels)
+      : job.client === 'nats'
+        ? await natsClient(job.natsUrl, job.prefix)
+        : leanClient(job.addr, job.grpcChannels);
   const latUs: number[] = [];
   let posts = 0;
   let errors = 0;
@@ -355,7 +391,7 @@ async function main(): Promise<void> {
     });
     client.close();
     const channelIds = channels.map((c) => c.id);
-    const base = { addr, channelIds, grpcChannels: CHANNELS_PER_WORKER, client: CLIENT };
+    const base = { addr, channelIds, grpcChannels: CHANNELS_PER_WORKER, client: CLIENT, natsUrl: NATS_URL, prefix };
 
     // warm-up (JIT, connections, memberships)
     await runPhase({ ...base, mode: 'single', seconds: 2, tag: 'warm' }, { concurrency: 64, rate: 0 });
