@@ -22,7 +22,11 @@ function pct(sorted: number[], p: number): number {
 async function main(): Promise<void> {
   const rate = arg('rate', 1000);
   const seconds = arg('seconds', 10);
-  const env = await startE2eEnv({ env: { LOG_LEVEL: 'warn' } });
+  // MESSAGE_STORE_POST_TRANSPORT=grpc in this process's environment compares the doors' gRPC post path (docs/adr/0003).
+  const transport = process.env['MESSAGE_STORE_POST_TRANSPORT'];
+  const env = await startE2eEnv({
+    env: { LOG_LEVEL: 'warn', ...(transport ? { MESSAGE_STORE_POST_TRANSPORT: transport } : {}) },
+  });
   try {
     const morelia = await MoreliaClient.connect(env.stack.ports.ws);
     await morelia.register('bench_push', 'correct horse battery');

@@ -35,6 +35,12 @@ export const schema = {
   natsPrefix: commonSchema.natsPrefix,
   identityAddr: str({ env: 'IDENTITY_ADDR', doc: 'identity gRPC address', default: '127.0.0.1:50051' }),
   messageStoreAddr: str({ env: 'MESSAGE_STORE_ADDR', doc: 'message-store gRPC address', default: '127.0.0.1:50052' }),
+  postTransport: oneOf({
+    env: 'MESSAGE_STORE_POST_TRANSPORT',
+    doc: 'how posts reach message-store: nats (request/reply, gRPC as the fallback; docs/adr/0003) or grpc',
+    values: ['nats', 'grpc'] as const,
+    default: 'nats',
+  }),
   host: str({ env: 'IRCB_HOST', doc: 'listen address (--host); empty = all interfaces, IPv4 and IPv6', default: '' }),
   port: int({
     env: 'IRCB_PORT',

@@ -111,9 +111,16 @@ export async function start(config: Config, deps: StartDeps = {}): Promise<IrcBi
     }
     let store = deps.store;
     if (!store) {
-      const sender = nc
-        ? natsPostSender({ nc, prefix: config.natsPrefix, grpc: msgClient!, deadlineMs: config.backendTimeoutMs, log })
-        : undefined;
+      const sender =
+        nc && config.postTransport === 'nats'
+          ? natsPostSender({
+              nc,
+              prefix: config.natsPrefix,
+              grpc: msgClient!,
+              deadlineMs: config.backendTimeoutMs,
+              log,
+            })
+          : undefined;
       if (sender) cleanups.push({ name: 'nats post sender', fn: async () => sender.close() });
       store = messageStoreAdapter(msgClient!, config.backendTimeoutMs, sender);
     }

@@ -2,7 +2,7 @@
  * ws-messenger configuration (spec §3.9): environment only, CLI `--host`/`--port` override the env.
  * Every problem is reported at once (loadConfig); unknown `WSM_*` variables are errors.
  */
-import { commonSchema, int, list, loadConfig, str } from '@hubbub/runtime';
+import { commonSchema, int, list, loadConfig, oneOf, str } from '@hubbub/runtime';
 import type { ConfigOf, Env, LoadOptions } from '@hubbub/runtime';
 
 export const DEFAULT_WSM_PORT = 8080;
@@ -147,6 +147,12 @@ export const configSchema = {
   }),
   identityAddr: str({ env: 'IDENTITY_ADDR', doc: 'identity gRPC address', default: '127.0.0.1:50051' }),
   messageStoreAddr: str({ env: 'MESSAGE_STORE_ADDR', doc: 'message-store gRPC address', default: '127.0.0.1:50052' }),
+  postTransport: oneOf({
+    env: 'MESSAGE_STORE_POST_TRANSPORT',
+    doc: 'how posts reach message-store: nats (request/reply, gRPC as the fallback; docs/adr/0003) or grpc',
+    values: ['nats', 'grpc'] as const,
+    default: 'nats',
+  }),
 } as const;
 
 export type Config = ConfigOf<typeof configSchema>;

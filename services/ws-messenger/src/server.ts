@@ -106,7 +106,7 @@ export async function start(cfg: Config, deps: StartDeps = {}): Promise<WsmServe
     const msg: MessageStoreAdapter = createMessageStoreAdapter(cfg.messageStoreAddr, {
       deadlineMs: cfg.backendTimeoutMs,
       channels: 2,
-      nats: { nc, prefix: cfg.natsPrefix, log },
+      ...(cfg.postTransport === 'nats' ? { nats: { nc, prefix: cfg.natsPrefix, log } } : {}),
     });
     cleanups.push(() => msg.close());
 

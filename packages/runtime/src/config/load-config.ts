@@ -135,6 +135,7 @@ export const SHARED_ENV_NAMES: ReadonlySet<string> = new Set([
   'MESSAGE_STORE_ADDR',
   'IDENTITY_DATABASE_URL',
   'MESSAGE_STORE_DATABASE_URL',
+  'MESSAGE_STORE_POST_TRANSPORT',
 ]);
 
 export interface LoadOptions {
