@@ -208,7 +208,8 @@ async function runWorkers(
 
 async function startIdentity(env: Record<string, string>): Promise<{ child: ChildProcess; port: number }> {
   const main = join(__dirname, '..', '..', '..', 'services', 'identity', 'dist', 'src', 'main.js');
-  const child = spawn(process.execPath, [main], {
+  const extra = (process.env['BENCH_IDENTITY_NODE_ARGS'] ?? '').split(' ').filter((x) => x !== '');
+  const child = spawn(process.execPath, [...extra, main], {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'inherit'],
   });

@@ -48,6 +48,7 @@ export const DEFAULT_CHANNEL_OPTIONS = {
   'grpc.initial_reconnect_backoff_ms': 100,
   'grpc.min_reconnect_backoff_ms': 100,
   'grpc.max_reconnect_backoff_ms': 2_000,
+  'grpc.enable_channelz': 0,
 } as const;
 
 /** A received gRPC error as AppError (code, message, `hubbub-reason` and detail trailers). */

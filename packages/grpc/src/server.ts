@@ -65,7 +65,10 @@ export function implement<D extends Record<string, UnaryDef>>(
       const t0 = performance.now();
       const ctx: CallContext = {
         metadata: call.metadata,
-        peer: call.getPeer(),
+        // Computed only when a handler asks (most never do): the hot path stays allocation-light.
+        get peer() {
+          return call.getPeer();
+        },
         deadline: call.getDeadline(),
         log,
         cancelled: () => call.cancelled,
@@ -159,6 +162,8 @@ export async function startGrpcServer(o: GrpcServerOptions): Promise<GrpcServer>
   const server = new Server({
     'grpc.max_receive_message_length': o.maxReceiveMessageBytes ?? DEFAULT_GRPC_MAX_RECEIVE_BYTES,
     'grpc.keepalive_permit_without_calls': 1,
+    // channelz bookkeeping costs on every call and nothing here reads it.
+    'grpc.enable_channelz': 0,
   });
   const health = new HealthRegistry();
   server.addService(HealthService, health.implementation());
