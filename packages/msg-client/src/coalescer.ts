@@ -42,10 +42,13 @@ export class PostCoalescer {
       maxItems: Math.max(1, o.maxBatch ?? DEFAULT_COALESCE_MAX_BATCH),
       maxInFlight: Math.max(1, o.maxInFlight ?? DEFAULT_COALESCE_MAX_IN_FLIGHT),
       run: async (items) => {
+        // One author's batch (the common case for irc-binary) carries its principal once.
+        const first = items[0]!.principal;
+        const shared = items.every((i) => i.principal === first);
         const res = await send(
           {
-            principal: undefined,
-            principals: items.map((i) => i.principal),
+            principal: shared ? first : undefined,
+            principals: shared ? [] : items.map((i) => i.principal),
             messages: items.map((i) => i.message),
           },
           o.callOptions,

@@ -134,6 +134,8 @@ export class MessageService {
   private seedSeq = 0;
   /** Settles when the previous batch has published its events (events leave in id order). */
   private lastBatch: Promise<void> = Promise.resolve();
+  /** Batches committed whose events are not handed to the publisher yet. */
+  private pendingPublishes = 0;
 
   constructor(private readonly o: MessageServiceOptions) {
     this.subj = subjects(o.prefix);
@@ -151,8 +153,10 @@ export class MessageService {
   }
 
   /** Drains the batcher (shutdown): everything queued is committed and answered. */
-  drain(): Promise<void> {
-    return this.batcher.close();
+  async drain(): Promise<void> {
+    await this.batcher.close();
+    // Let the deferred hand-offs of the last batches run before the publisher stops.
+    while (this.pendingPublishes > 0) await new Promise((r) => setImmediate(r));
   }
 
   // ------------------------------------------------------------------ channel cache
@@ -335,7 +339,13 @@ export class MessageService {
       // commitPosts runs synchronously up to its first await, so ids follow batch start order.
       const { outcomes, rows } = await this.commitPosts(items);
       await prev;
-      this.publish(rows);
+      // Replies first, events right after (next turn; setImmediate keeps batch order): a door that delivered
+      // its own posts from the reply then drops their events without parsing them (irc-binary's fast path).
+      this.pendingPublishes++;
+      setImmediate(() => {
+        this.pendingPublishes--;
+        this.publish(rows);
+      });
       return outcomes;
     } finally {
       await prev;
