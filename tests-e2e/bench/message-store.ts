@@ -33,6 +33,7 @@ import { connectNats } from '@hubbub/nats';
 import { createLogger } from '@hubbub/runtime';
 import { createMessageStoreClient, newMessage as newMessageOf, principal } from '@hubbub/msg-client';
 import { messagesV1, subjects } from '@hubbub/proto';
+import { freePort } from '../harness/proc';
 import { connect } from '@nats-io/transport-node';
 
 const ADMIN_URL = process.env['DATABASE_URL'] ?? 'postgres://postgres@127.0.0.1:5432/postgres';
@@ -353,7 +354,7 @@ async function main(): Promise<void> {
     `client=${CLIENT} workers=${WORKERS} grpc connections/worker=${CHANNELS_PER_WORKER} seconds/phase=${SECONDS}`,
   );
 
-  const metricsPort = 20_000 + Math.floor(Math.random() * 30_000);
+  const metricsPort = await freePort();
   const { child, port } = await startStore({
     DATABASE_URL: u.toString(),
     NATS_URL,
