@@ -7,3 +7,4 @@ export { expectVector, feedThreeWays, hex, randomChunks } from './vectors';
 export type { StreamDecoder, VectorCase } from './vectors';
 export { leakedHandles, snapshotHandles } from './handles';
 export type { HandleSnapshot } from './handles';
+export { ServiceProcess, freePort, repoRoot } from './service-process';

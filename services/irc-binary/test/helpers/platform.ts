@@ -17,7 +17,7 @@ import type { Config } from '../../src/config';
 import { start } from '../../src/server';
 import type { IrcBinary } from '../../src/server';
 import { identityEnv, messageStoreEnv, startService } from './processes';
-import type { ServiceProcess } from './processes';
+import type { StartedService } from './processes';
 
 export interface IrcInstance {
   app: IrcBinary;
@@ -28,8 +28,8 @@ export interface Platform {
   nats: TestNats;
   identityDb: TestDatabase;
   storeDb: TestDatabase;
-  identity: ServiceProcess;
-  store: ServiceProcess;
+  identity: StartedService;
+  store: StartedService;
   idClient: IdentityClient;
   msClient: MessageStoreClient;
   irc: IrcInstance[];

@@ -10,7 +10,7 @@ import { waitFor } from '@hubbub/testing';
 import { startPlatform } from '../helpers/platform';
 import type { Platform } from '../helpers/platform';
 import { serviceMain, startService } from '../helpers/processes';
-import type { ServiceProcess } from '../helpers/processes';
+import type { StartedService } from '../helpers/processes';
 import { RawClient } from '../helpers/raw-client';
 
 jest.setTimeout(40_000);
@@ -55,7 +55,7 @@ describe('CLI (§3.11)', () => {
 
 describe('running process', () => {
   let p: Platform;
-  let irc: ServiceProcess | undefined;
+  let irc: StartedService | undefined;
   const clients: RawClient[] = [];
   const env = (): Record<string, string> => ({
     NATS_URL: p.nats.url,
@@ -94,7 +94,7 @@ describe('running process', () => {
     const t0 = Date.now();
     const before = a.received.length;
     await irc.stop();
-    expect(irc.child.exitCode).toBe(0);
+    expect(irc.process.exitCode).toBe(0);
     expect(Date.now() - t0).toBeLessThan(10_000);
     await a.waitClosed();
     expect(a.received.length).toBe(before);

@@ -4,99 +4,22 @@
  * each with a fresh PostgreSQL database, all under a unique NATS prefix; ws-messenger itself runs
  * in-process through `start()` on port 0.
  */
-import { spawn } from 'node:child_process';
-import type { ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { resolve } from 'node:path';
 import { createClient } from '@hubbub/grpc';
 import type { PromiseClient } from '@hubbub/grpc';
 import { identityV1, messagesV1 } from '@hubbub/proto';
 import { createLogger } from '@hubbub/runtime';
-import { createTestDatabase, createTestNats } from '@hubbub/testing';
+import { ServiceProcess, createTestDatabase, createTestNats, repoRoot } from '@hubbub/testing';
 import type { TestDatabase, TestNats } from '@hubbub/testing';
 import { testConfig } from '../../../src/config';
 import { start } from '../../../src/server';
 import type { WsmServer } from '../../../src/server';
 
-export const ROOT = resolve(__dirname, '../../../../..');
-
-export class Proc {
-  private child: ChildProcess | undefined;
-  readonly logs: string[] = [];
-  port = 0;
-
-  constructor(
-    readonly name: string,
-    private readonly main: string,
-    private readonly env: Record<string, string>,
-  ) {}
-
-  start(timeoutMs = 30_000): Promise<void> {
-    const main = resolve(ROOT, this.main);
-    if (!existsSync(main))
-      throw new Error(`${main} is missing: run npx tsc -b services/identity services/message-store`);
-    const child = spawn(process.execPath, [main], {
-      cwd: ROOT,
-      // eslint-disable-next-line no-restricted-properties -- a child process needs PATH/HOME of the test run
-      env: { PATH: process.env['PATH'] ?? '', HOME: process.env['HOME'] ?? '/tmp', ...this.env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    this.child = child;
-    return new Promise((ok, fail) => {
-      let buf = '';
-      let done = false;
-      const timer = setTimeout(() => {
-        if (!done) fail(new Error(`${this.name} not ready in ${timeoutMs} ms:\n${this.logs.slice(-30).join('\n')}`));
-      }, timeoutMs);
-      const onData = (chunk: Buffer): void => {
-        buf += chunk.toString();
-        let i: number;
-        while ((i = buf.indexOf('\n')) >= 0) {
-          const line = buf.slice(0, i);
-          buf = buf.slice(i + 1);
-          if (this.logs.length < 5000) this.logs.push(line);
-          if (!done && line.includes('"msg":"ready"')) {
-            try {
-              this.port = Number((JSON.parse(line) as { port: number }).port);
-            } catch {
-              /* keep 0 */
-            }
-            done = true;
-            clearTimeout(timer);
-            ok();
-          }
-        }
-      };
-      child.stdout.on('data', onData);
-      child.stderr.on('data', (c: Buffer) => this.logs.push(c.toString()));
-      child.once('exit', (code) => {
-        if (!done) {
-          done = true;
-          clearTimeout(timer);
-          fail(new Error(`${this.name} exited (${code}) before ready:\n${this.logs.slice(-30).join('\n')}`));
-        }
-      });
-    });
-  }
-
-  stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
-    const c = this.child;
-    if (!c || c.exitCode !== null || c.signalCode !== null) return Promise.resolve();
-    return new Promise((r) => {
-      const kill = setTimeout(() => c.kill('SIGKILL'), 8_000);
-      c.once('exit', () => {
-        clearTimeout(kill);
-        r();
-      });
-      c.kill(signal);
-    });
-  }
-}
+export const ROOT = repoRoot();
 
 export interface Stack {
   readonly nats: TestNats;
-  readonly identity: Proc;
-  readonly messageStore: Proc;
+  readonly identity: ServiceProcess;
+  readonly messageStore: ServiceProcess;
   readonly identityAddr: string;
   readonly messageStoreAddr: string;
   readonly identityDbUrl: string;
@@ -114,7 +37,7 @@ export async function startStack(
   const nats = createTestNats();
   const dbs: TestDatabase[] = [];
   const servers: WsmServer[] = [];
-  const procs: Proc[] = [];
+  const procs: ServiceProcess[] = [];
   const closeAll = async (): Promise<void> => {
     for (const s of servers.splice(0)) await s.close();
     await Promise.all(procs.map((p) => p.stop()));
@@ -125,7 +48,7 @@ export async function startStack(
     const [idDb, msgDb] = await Promise.all([createTestDatabase(), createTestDatabase()]);
     dbs.push(idDb, msgDb);
     const common = { NATS_URL: nats.url, NATS_PREFIX: nats.prefix, LOG_LEVEL: 'warn' };
-    const identity = new Proc('identity', 'services/identity/dist/src/main.js', {
+    const identity = ServiceProcess.node('identity', 'services/identity/dist/src/main.js', {
       ...common,
       LOG_LEVEL: 'info',
       DATABASE_URL: idDb.url,
@@ -136,7 +59,7 @@ export async function startStack(
       IDENTITY_THROTTLE_FREE_FAILURES: '1000',
       ...o.identityEnv,
     });
-    const messageStore = new Proc('message-store', 'services/message-store/dist/src/main.js', {
+    const messageStore = ServiceProcess.node('message-store', 'services/message-store/dist/src/main.js', {
       ...common,
       LOG_LEVEL: 'info',
       DATABASE_URL: msgDb.url,
