@@ -27,6 +27,9 @@ export async function connectNats(o: ConnectOptions): Promise<NatsConnection> {
     reconnectJitter: 100,
     pingInterval: 10_000,
     waitOnFirstConnect: true,
+    // Without this, every request() builds two Error objects (stack traces) up front in case it fails:
+    // the largest cost of a post on the doors' hot path (docs/adr/0003). Failures still carry their cause.
+    noAsyncTraces: true,
   });
   o.log.info({ server: nc.getServer() }, 'nats connected');
   o.onStatus?.(true);
