@@ -8,7 +8,8 @@ import { PostCoalescer, natsPostSender } from '@hubbub/msg-client';
 import { subjects } from '@hubbub/proto';
 import { createTestDatabase, createTestNats } from '@hubbub/testing';
 import type { TestDatabase, TestNats } from '@hubbub/testing';
-import { alice, bob, carol, createReq, frank, listReq, natsClient, newMessage, startStore } from './harness';
+import { connectNats } from '@hubbub/nats';
+import { alice, bob, carol, createReq, frank, listReq, natsClient, newMessage, startStore, testLog } from './harness';
 import type { Started } from './harness';
 
 let db: TestDatabase;
@@ -128,7 +129,8 @@ describe('posts over NATS request/reply (docs/adr/0003)', () => {
   });
 
   it('falls back to gRPC when nobody listens on NATS or the connection is closed', async () => {
-    const nc = await natsClient(nats.url);
+    // As the doors connect (connectNats): without async traces nats.js wraps errors differently.
+    const nc = await connectNats({ servers: nats.url, name: 'fallback-test', log: testLog });
     // A prefix no message-store serves: NATS answers "no responders" at once.
     const lonely = natsPostSender({ nc, prefix: `${nats.prefix}x`, grpc: s.client });
     const r = await lonely({
@@ -149,5 +151,27 @@ describe('posts over NATS request/reply (docs/adr/0003)', () => {
     expect(r2.results[0]!.message?.text).toBe('nats closed');
     expect(send.stats).toEqual({ nats: 0, grpc: 1 });
     send.close();
+  });
+
+  it('repeats an unanswered call on gRPC only when every message has a client key', async () => {
+    const nc = await connectNats({ servers: nats.url, name: 'timeout-test', log: testLog });
+    const prefix = `${nats.prefix}y`;
+    // Someone listens but never answers (a stuck message-store): the request times out.
+    nc.subscribe(subjects(prefix).rpcPostMessages, { callback: () => undefined });
+    await nc.flush();
+    const send = natsPostSender({ nc, prefix, grpc: s.client, deadlineMs: 200 });
+    const keyed = await send({
+      principal: bob,
+      principals: [],
+      messages: [newMessage(general, 'after a timeout', { clientKey: 'to-1' })],
+    });
+    expect(keyed.results[0]!.message?.text).toBe('after a timeout');
+    expect(send.stats).toEqual({ nats: 0, grpc: 1 });
+    await expect(
+      send({ principal: bob, principals: [], messages: [newMessage(general, 'no key, not repeated')] }),
+    ).rejects.toMatchObject({ code: Code.DEADLINE_EXCEEDED, reason: 'NATS_TIMEOUT' });
+    expect(send.stats.grpc).toBe(1);
+    send.close();
+    await nc.close();
   });
 });
