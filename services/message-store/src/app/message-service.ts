@@ -134,8 +134,6 @@ export class MessageService {
   private seedSeq = 0;
   /** Settles when the previous batch has published its events (events leave in id order). */
   private lastBatch: Promise<void> = Promise.resolve();
-  /** Batches committed whose events are not handed to the publisher yet. */
-  private pendingPublishes = 0;
 
   constructor(private readonly o: MessageServiceOptions) {
     this.subj = subjects(o.prefix);
@@ -153,10 +151,8 @@ export class MessageService {
   }
 
   /** Drains the batcher (shutdown): everything queued is committed and answered. */
-  async drain(): Promise<void> {
-    await this.batcher.close();
-    // Let the deferred hand-offs of the last batches run before the publisher stops.
-    while (this.pendingPublishes > 0) await new Promise((r) => setImmediate(r));
+  drain(): Promise<void> {
+    return this.batcher.close();
   }
 
   // ------------------------------------------------------------------ channel cache
@@ -339,13 +335,9 @@ export class MessageService {
       // commitPosts runs synchronously up to its first await, so ids follow batch start order.
       const { outcomes, rows } = await this.commitPosts(items);
       await prev;
-      // Replies first, events right after (next turn; setImmediate keeps batch order): a door that delivered
-      // its own posts from the reply then drops their events without parsing them (irc-binary's fast path).
-      this.pendingPublishes++;
-      setImmediate(() => {
-        this.pendingPublishes--;
-        this.publish(rows);
-      });
+      // Events before replies, on the same NATS connection: a door that delivers its own posts when their
+      // reply arrives has by then received every earlier post of the channel, so it delivers in id order.
+      this.publish(rows);
       return outcomes;
     } finally {
       await prev;
@@ -361,7 +353,7 @@ export class MessageService {
     const dupOf = new Array<number | undefined>(items.length);
     const messages = new Array<Message | undefined>(items.length);
     const posts: InsertablePost[] = [];
-    const joins: { channelId: string; userId: string }[] = [];
+    const joins: { channelId: string; userId: string; event: { subject: string; payload: string } }[] = [];
     const joinSeen = new Set<string>();
     for (let i = 0; i < items.length; i++) {
       const it = items[i]!;
@@ -406,11 +398,15 @@ export class MessageService {
         const jk = `${it.channel.id}\u0000${p.userId}`;
         if (!joinSeen.has(jk)) {
           joinSeen.add(jk);
-          joins.push({ channelId: it.channel.id, userId: p.userId });
+          // Published only when the membership turns out to be new (the statement decides).
+          const members = [...(this.cache.get(it.channel.id)?.members ?? []), p.userId];
+          const changed: ChannelRow = { ...it.channel, changedAt: new Date(nowMs) };
+          const event = this.channelEvent(ChannelEventKind.CHANNEL_EVENT_KIND_UPDATED, changed, members);
+          joins.push({ channelId: it.channel.id, userId: p.userId, event });
         }
       }
     }
-    const { seq, inserted } = await this.o.repo.insertPosts(posts, joins, new Date(nowMs));
+    const { seq, inserted, joined } = await this.o.repo.insertPosts(posts, joins, new Date(nowMs));
     for (const j of joins) this.cache.get(j.channelId)?.members.add(j.userId);
 
     // Posts not inserted repeated a stored (author, client_key): answer with the stored message.
@@ -427,6 +423,8 @@ export class MessageService {
     if (seq !== undefined)
       for (const x of posts)
         if (inserted.has(x.message.id)) rows.push({ seq, subject: x.eventSubject, payload: x.eventPayload });
+    // Members who joined by posting: the channel's `updated` event, like an explicit JoinChannel.
+    rows.push(...joined);
 
     const out = new Array<PostOutcome>(items.length);
     for (let i = 0; i < items.length; i++) {

@@ -213,12 +213,22 @@ mem AS (
   INSERT INTO channel_members (channel_id, user_id)
   SELECT * FROM unnest($2::bigint[], $3::text[])
   ON CONFLICT DO NOTHING
-  RETURNING channel_id
+  RETURNING channel_id, user_id
 ),
 ch AS (
   UPDATE channels SET changed_at = $4::timestamptz WHERE id IN (SELECT channel_id FROM mem) RETURNING id
+),
+chob AS (
+  INSERT INTO outbox (subject, payload, ref)
+  SELECT e.subject, e.payload, e.channel_id::text
+  FROM unnest($2::bigint[], $3::text[], $5::text[], $6::text[]) AS e(channel_id, user_id, subject, payload)
+  JOIN mem ON mem.channel_id = e.channel_id AND mem.user_id = e.user_id
+  RETURNING seq, subject, payload
 )
-SELECT seq::text AS seq, message_ids::text[] AS ids FROM ob`;
+SELECT ob.seq::text AS seq, ob.message_ids::text[] AS ids,
+  (SELECT json_agg(json_build_object('seq', chob.seq::text, 'subject', chob.subject, 'payload', chob.payload))
+   FROM chob) AS joined
+FROM (SELECT 1) one LEFT JOIN ob ON true`;
 
 export class Repo {
   constructor(readonly sql: Sql) {}
@@ -458,11 +468,16 @@ export class Repo {
    * of public channels. Posts whose (author, client_key) exists are skipped; returns the outbox row's seq
    * (undefined when nothing was inserted) and the ids inserted.
    */
+  /**
+   * One statement: the posts, their outbox row, the memberships of posters who joined by posting and, for
+   * each membership that was new, its `channel.updated` outbox row (`joins[i].event`, built by the caller).
+   * Returns the posts' outbox seq, the ids inserted (not duplicates) and the channel outbox rows written.
+   */
   async insertPosts(
     posts: readonly InsertablePost[],
-    joins: readonly { channelId: string; userId: string }[],
+    joins: readonly { channelId: string; userId: string; event: { subject: string; payload: string } }[],
     at: Date,
-  ): Promise<{ seq: string | undefined; inserted: Set<string> }> {
+  ): Promise<{ seq: string | undefined; inserted: Set<string>; joined: OutboxRow[] }> {
     const batch = JSON.stringify(
       posts.map(({ message: m, eventSubject }) => ({
         id: m.id,
@@ -484,13 +499,20 @@ export class Repo {
         ev_subject: eventSubject,
       })),
     );
-    const rows = await this.sql.query<{ seq: string; ids: string[] }>(
+    const rows = await this.sql.query<{ seq: string | null; ids: string[] | null; joined: OutboxRow[] | null }>(
       INSERT_POSTS_SQL,
-      [batch, joins.map((j) => j.channelId), joins.map((j) => j.userId), at.toISOString()],
+      [
+        batch,
+        joins.map((j) => j.channelId),
+        joins.map((j) => j.userId),
+        at.toISOString(),
+        joins.map((j) => j.event.subject),
+        joins.map((j) => j.event.payload),
+      ],
       'ms_insert_posts_batch',
     );
     const r = rows[0];
-    return { seq: r?.seq, inserted: new Set(r?.ids ?? []) };
+    return { seq: r?.seq ?? undefined, inserted: new Set(r?.ids ?? []), joined: r?.joined ?? [] };
   }
 
   async messagesByClientKeys(keys: readonly { authorId: string; clientKey: string }[]): Promise<Message[]> {

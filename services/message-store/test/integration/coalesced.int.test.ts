@@ -3,10 +3,9 @@
  * connections), driven through @hubbub/msg-client's PostCoalescer against real PostgreSQL and NATS.
  */
 import { Code } from '@hubbub/errors';
-import { messagesV1 } from '@hubbub/proto';
 import { PostCoalescer, natsPostSender } from '@hubbub/msg-client';
-import { subjects } from '@hubbub/proto';
-import { createTestDatabase, createTestNats } from '@hubbub/testing';
+import { messagesV1, subjects } from '@hubbub/proto';
+import { createTestDatabase, createTestNats, waitFor } from '@hubbub/testing';
 import type { TestDatabase, TestNats } from '@hubbub/testing';
 import { connectNats } from '@hubbub/nats';
 import { alice, bob, carol, createReq, frank, listReq, natsClient, newMessage, startStore, testLog } from './harness';
@@ -171,6 +170,30 @@ describe('posts over NATS request/reply (docs/adr/0003)', () => {
       send({ principal: bob, principals: [], messages: [newMessage(general, 'no key, not repeated')] }),
     ).rejects.toMatchObject({ code: Code.DEADLINE_EXCEEDED, reason: 'NATS_TIMEOUT' });
     expect(send.stats.grpc).toBe(1);
+    send.close();
+    await nc.close();
+  });
+
+  it('publishes channel.updated when a post makes its author a member, once', async () => {
+    const nc = await natsClient(nats.url);
+    const updates: messagesV1.ChannelEvent[] = [];
+    nc.subscribe(subjects(nats.prefix).channel('updated'), {
+      callback: (_e, m) => void updates.push(messagesV1.ChannelEvent.fromJSON(m.json())),
+    });
+    await nc.flush();
+    const room = (await s.client.ensurePublicChannels({ slugs: ['joinbypost'], kind: 0 })).channels[0]!.id;
+    const send = natsPostSender({ nc, prefix: nats.prefix, grpc: s.client });
+    const post = (text: string, key: string) =>
+      send({ principal: carol, principals: [], messages: [newMessage(room, text, { clientKey: key })] });
+    expect((await post('first words', 'jp-1')).results[0]!.errorCode).toBe(0);
+    await waitFor(() => updates.some((u) => u.channel?.id === room), 5_000, 'channel.updated');
+    const ev = updates.find((u) => u.channel?.id === room)!;
+    expect(ev.channel!.memberIds).toContain('1003');
+    // Already a member: a second post changes no membership and publishes no second event.
+    expect((await post('more words', 'jp-2')).results[0]!.errorCode).toBe(0);
+    await nc.flush();
+    await new Promise((r) => setTimeout(r, 200));
+    expect(updates.filter((u) => u.channel?.id === room)).toHaveLength(1);
     send.close();
     await nc.close();
   });
