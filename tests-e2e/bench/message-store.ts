@@ -33,6 +33,7 @@ import { connectNats } from '@hubbub/nats';
 import { createLogger } from '@hubbub/runtime';
 import { createMessageStoreClient, newMessage as newMessageOf, principal } from '@hubbub/msg-client';
 import { messagesV1, subjects } from '@hubbub/proto';
+import { createTestNats } from '@hubbub/testing';
 import { freePort } from '../harness/proc';
 import { connect } from '@nats-io/transport-node';
 
@@ -336,7 +337,9 @@ async function batchStats(metricsPort: number): Promise<string> {
 
 async function main(): Promise<void> {
   const dbName = 'hubbub_bench_' + randomBytes(4).toString('hex');
-  const prefix = 'bench' + randomBytes(4).toString('hex');
+  // A fresh prefix whose streams (the worker-id KV bucket) are deleted at the end, like a test's.
+  const tn = createTestNats({ NATS_URL });
+  const prefix = tn.prefix;
   const admin = new Client({ connectionString: ADMIN_URL });
   await admin.connect();
   const settings: Record<string, string> = {};
@@ -354,98 +357,102 @@ async function main(): Promise<void> {
     `client=${CLIENT} workers=${WORKERS} grpc connections/worker=${CHANNELS_PER_WORKER} seconds/phase=${SECONDS}`,
   );
 
-  const metricsPort = await freePort();
-  const { child, port } = await startStore({
-    DATABASE_URL: u.toString(),
-    NATS_URL,
-    NATS_PREFIX: prefix,
-    MESSAGE_STORE_PORT: '0',
-    MESSAGE_STORE_METRICS_PORT: String(metricsPort),
-    LOG_LEVEL: 'info',
-    NODE_ENV: 'production',
-  });
-  const addr = `127.0.0.1:${port}`;
-  const nc = await connectNats({
-    servers: NATS_URL,
-    name: 'bench',
-    log: createLogger({ service: 'bench', level: 'warn' }),
-  });
-  const eventLat: number[] = [];
-  let events = 0;
-  let recording = false;
-  const sub = nc.subscribe(`${prefix}.chat.>`, {
-    callback: (_e, msg) => {
-      const at = nowUs();
-      events++;
-      if (!recording) return;
-      // proto3 JSON of MessageEvent; only the text (the send time) is needed here.
-      const ev = msg.json<{ message?: { text?: string } }>();
-      const sent = Number(ev.message?.text);
-      if (Number.isFinite(sent)) eventLat.push(at - sent);
-    },
-  });
   try {
-    const client = createMessageStoreClient(addr);
-    const { channels } = await client.ensurePublicChannels({
-      slugs: ['bench-a', 'bench-b', 'bench-c', 'bench-d', 'bench-e', 'bench-f', 'bench-g', 'bench-h'],
-      kind: 0,
+    const metricsPort = await freePort();
+    const { child, port } = await startStore({
+      DATABASE_URL: u.toString(),
+      NATS_URL,
+      NATS_PREFIX: prefix,
+      MESSAGE_STORE_PORT: '0',
+      MESSAGE_STORE_METRICS_PORT: String(metricsPort),
+      LOG_LEVEL: 'info',
+      NODE_ENV: 'production',
     });
-    client.close();
-    const channelIds = channels.map((c) => c.id);
-    const base = { addr, channelIds, grpcChannels: CHANNELS_PER_WORKER, client: CLIENT, natsUrl: NATS_URL, prefix };
+    const addr = `127.0.0.1:${port}`;
+    const nc = await connectNats({
+      servers: NATS_URL,
+      name: 'bench',
+      log: createLogger({ service: 'bench', level: 'warn' }),
+    });
+    const eventLat: number[] = [];
+    let events = 0;
+    let recording = false;
+    const sub = nc.subscribe(`${prefix}.chat.>`, {
+      callback: (_e, msg) => {
+        const at = nowUs();
+        events++;
+        if (!recording) return;
+        // proto3 JSON of MessageEvent; only the text (the send time) is needed here.
+        const ev = msg.json<{ message?: { text?: string } }>();
+        const sent = Number(ev.message?.text);
+        if (Number.isFinite(sent)) eventLat.push(at - sent);
+      },
+    });
+    try {
+      const client = createMessageStoreClient(addr);
+      const { channels } = await client.ensurePublicChannels({
+        slugs: ['bench-a', 'bench-b', 'bench-c', 'bench-d', 'bench-e', 'bench-f', 'bench-g', 'bench-h'],
+        kind: 0,
+      });
+      client.close();
+      const channelIds = channels.map((c) => c.id);
+      const base = { addr, channelIds, grpcChannels: CHANNELS_PER_WORKER, client: CLIENT, natsUrl: NATS_URL, prefix };
 
-    // warm-up (JIT, connections, memberships)
-    await runPhase({ ...base, mode: 'single', seconds: 2, tag: 'warm' }, { concurrency: 64, rate: 0 });
+      // warm-up (JIT, connections, memberships)
+      await runPhase({ ...base, mode: 'single', seconds: 2, tag: 'warm' }, { concurrency: 64, rate: 0 });
 
-    const only = process.env['BENCH_PHASES']?.split(',');
-    const phases = (
-      [
-        { name: 'single posts, 64 concurrent clients', mode: 'single', concurrency: 64, rate: 0 },
-        { name: 'ordered batches, 8 callers x 100 posts', mode: 'batch', concurrency: 8, rate: 0 },
-        { name: 'paced 1,000 posts/s (latency)', mode: 'paced', concurrency: 16, rate: 1_000 },
-      ] as const
-    ).filter((ph) => !only || only.includes(ph.mode));
-    for (const ph of phases) {
-      eventLat.length = 0;
-      recording = true;
-      const cpu0 = process.cpuUsage();
-      const srv0 = procCpuS(child.pid);
-      const load0 = loadavg()[0]!;
-      const r = await runPhase({ ...base, mode: ph.mode, seconds: SECONDS, tag: ph.mode }, ph);
-      const cpu = process.cpuUsage(cpu0);
-      const srvCpu = procCpuS(child.pid) - srv0;
-      await new Promise((res) => setTimeout(res, 300)); // late events
-      recording = false;
-      const rate = (r.posts / r.elapsedMs) * 1000;
-      console.log(`\n## ${ph.name}`);
-      console.log(
-        `posts: ${r.posts} in ${(r.elapsedMs / 1000).toFixed(1)} s = ${Math.round(rate)} posts/s  (errors ${r.errors})`,
-      );
-      console.log(
-        `${ph.mode === 'batch' ? 'call (100 posts)' : 'post'} latency: p50 ${ms(pct(r.latUs, 50))} ms  p99 ${ms(pct(r.latUs, 99))} ms  max ${ms(pct(r.latUs, 100))} ms`,
-      );
-      console.log(
-        `post→NATS event latency: p50 ${ms(pct(eventLat, 50))} ms  p99 ${ms(pct(eventLat, 99))} ms  (${eventLat.length} events)`,
-      );
-      console.log(
-        `server: ${await batchStats(metricsPort)}; CPU ${((srvCpu / r.elapsedMs) * 100_000).toFixed(0)}% of a core = ${((srvCpu * 1e6) / Math.max(1, r.posts)).toFixed(0)} us/post`,
-      );
-      console.log(
-        `machine load average (1 min) before/after: ${load0.toFixed(2)} / ${loadavg()[0]!.toFixed(2)} on ${availableParallelism()} cores`,
-      );
-      console.log(
-        `load generator CPU: ${(((cpu.user + cpu.system) / 1000 / r.elapsedMs) * 100).toFixed(0)}% of one core (all threads)`,
-      );
+      const only = process.env['BENCH_PHASES']?.split(',');
+      const phases = (
+        [
+          { name: 'single posts, 64 concurrent clients', mode: 'single', concurrency: 64, rate: 0 },
+          { name: 'ordered batches, 8 callers x 100 posts', mode: 'batch', concurrency: 8, rate: 0 },
+          { name: 'paced 1,000 posts/s (latency)', mode: 'paced', concurrency: 16, rate: 1_000 },
+        ] as const
+      ).filter((ph) => !only || only.includes(ph.mode));
+      for (const ph of phases) {
+        eventLat.length = 0;
+        recording = true;
+        const cpu0 = process.cpuUsage();
+        const srv0 = procCpuS(child.pid);
+        const load0 = loadavg()[0]!;
+        const r = await runPhase({ ...base, mode: ph.mode, seconds: SECONDS, tag: ph.mode }, ph);
+        const cpu = process.cpuUsage(cpu0);
+        const srvCpu = procCpuS(child.pid) - srv0;
+        await new Promise((res) => setTimeout(res, 300)); // late events
+        recording = false;
+        const rate = (r.posts / r.elapsedMs) * 1000;
+        console.log(`\n## ${ph.name}`);
+        console.log(
+          `posts: ${r.posts} in ${(r.elapsedMs / 1000).toFixed(1)} s = ${Math.round(rate)} posts/s  (errors ${r.errors})`,
+        );
+        console.log(
+          `${ph.mode === 'batch' ? 'call (100 posts)' : 'post'} latency: p50 ${ms(pct(r.latUs, 50))} ms  p99 ${ms(pct(r.latUs, 99))} ms  max ${ms(pct(r.latUs, 100))} ms`,
+        );
+        console.log(
+          `post→NATS event latency: p50 ${ms(pct(eventLat, 50))} ms  p99 ${ms(pct(eventLat, 99))} ms  (${eventLat.length} events)`,
+        );
+        console.log(
+          `server: ${await batchStats(metricsPort)}; CPU ${((srvCpu / r.elapsedMs) * 100_000).toFixed(0)}% of a core = ${((srvCpu * 1e6) / Math.max(1, r.posts)).toFixed(0)} us/post`,
+        );
+        console.log(
+          `machine load average (1 min) before/after: ${load0.toFixed(2)} / ${loadavg()[0]!.toFixed(2)} on ${availableParallelism()} cores`,
+        );
+        console.log(
+          `load generator CPU: ${(((cpu.user + cpu.system) / 1000 / r.elapsedMs) * 100).toFixed(0)}% of one core (all threads)`,
+        );
+      }
+      console.log(`\nevents received in total: ${events}`);
+    } finally {
+      sub.unsubscribe();
+      await Promise.all(workers.map((w) => w.terminate()));
+      await nc.close();
+      child.kill('SIGTERM');
+      await new Promise((r) => child.once('exit', r));
     }
-    console.log(`\nevents received in total: ${events}`);
   } finally {
-    sub.unsubscribe();
-    await Promise.all(workers.map((w) => w.terminate()));
-    await nc.close();
-    child.kill('SIGTERM');
-    await new Promise((r) => child.once('exit', r));
     await admin.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
     await admin.end();
+    await tn.cleanup();
   }
 }
 
