@@ -88,23 +88,9 @@ export function guestProfile(id: string): UserOut {
   };
 }
 
-/** UTF-8 length without allocating. */
+/** UTF-8 length without allocating (a lone surrogate counts as U+FFFD, 3 bytes, as encoding writes it). */
 export function utf8Bytes(s: string | undefined): number {
-  if (s === undefined) return 0;
-  let n = 0;
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c < 0x80) n += 1;
-    else if (c < 0x800) n += 2;
-    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length) {
-      const d = s.charCodeAt(i + 1);
-      if (d >= 0xdc00 && d <= 0xdfff) {
-        n += 4;
-        i++;
-      } else n += 3;
-    } else n += 3;
-  }
-  return n;
+  return s === undefined ? 0 : Buffer.byteLength(s, 'utf8');
 }
 
 export const isDecimalId = (s: string | undefined): s is string => s !== undefined && /^[1-9]\d{0,19}$/.test(s);
