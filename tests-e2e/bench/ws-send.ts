@@ -10,10 +10,11 @@
  * Prints numbers; never asserts timings. Checks correctness: zero non-200 replies, zero dropped
  * connections, every replied message present in message-store's PostgreSQL database.
  */
-import { cpus, totalmem } from 'node:os';
-import { readFileSync } from 'node:fs';
+import { cpus, tmpdir, totalmem } from 'node:os';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { Client } from 'pg';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { startE2eEnv } from '../harness/env';
 import { ServiceProcess, freePort, repoRoot } from '../harness/proc';
 import { closeAll, openClient, Pipelined } from './ws/client';
@@ -36,6 +37,29 @@ function cpuSeconds(pid: number | undefined): number {
   if (pid === undefined) return NaN;
   const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
   return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+/**
+ * The spec's disk figure (§8.2): pg_test_fsync's "fdatasync" line for one 8 kB write, from the local
+ * PostgreSQL installation when there is one (run in a temporary folder, 1 s per test).
+ */
+function fdatasyncLine(): string {
+  const dirs = existsSync('/usr/lib/postgresql') ? readdirSync('/usr/lib/postgresql') : [];
+  const bin = dirs.map((v) => `/usr/lib/postgresql/${v}/bin/pg_test_fsync`).find((b) => existsSync(b));
+  if (!bin) return 'pg_test_fsync not installed';
+  const dir = mkdtempSync(join(tmpdir(), 'fsync-'));
+  try {
+    const out = execFileSync(bin, ['-s', '1', '-f', join(dir, 'probe')], { encoding: 'utf8', timeout: 60_000 });
+    const one = out.split('one 8kB write')[1] ?? '';
+    const line = one.split('\n').find((l) => l.trim().startsWith('fdatasync'));
+    return line
+      ? `pg_test_fsync (one 8 kB write): ${line.trim().replace(/\s+/g, ' ')}`
+      : 'pg_test_fsync: no fdatasync line';
+  } catch (e) {
+    return `pg_test_fsync failed: ${e instanceof Error ? e.message : String(e)}`;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 function rssMb(pid: number): number {
@@ -220,6 +244,7 @@ async function main(): Promise<void> {
       `machine: ${cpu.length} cores, ${cpu[0]?.model ?? '?'}, ${(totalmem() / 2 ** 30).toFixed(1)} GiB; ` +
         `PostgreSQL fsync=${fsync} synchronous_commit=${sync}; ${seconds} s or ${maxPerConn} requests per connection`,
     );
+    console.log(fdatasyncLine());
     const runId = Date.now().toString(36);
     const pids = { ws: pid, store: env.stack.messageStore.pid, identity: env.stack.identity.pid };
     for (const k of ks) {
