@@ -23,3 +23,4 @@ export type { OpsServer, Readiness } from './health/ops-server';
 export { foldName } from './names';
 export { Batcher, BatcherClosedError } from './batcher';
 export type { BatcherOptions } from './batcher';
+export { PerAddressLimit } from './per-address';

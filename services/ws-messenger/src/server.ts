@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { connectNats, drainNats } from '@hubbub/nats';
 import type { NatsConnection } from '@hubbub/nats';
-import { createLogger, createMetricsRegistry, createReadiness } from '@hubbub/runtime';
+import { PerAddressLimit, createLogger, createMetricsRegistry, createReadiness } from '@hubbub/runtime';
 import type { Logger, Readiness } from '@hubbub/runtime';
 import type { Registry } from 'prom-client';
 import { WebSocketServer } from 'ws';
@@ -186,7 +186,7 @@ export async function start(cfg: Config, deps: StartDeps = {}): Promise<WsmServe
 
     const conns = new Set<WsConnection>();
     const sockets = new Set<WebSocket>();
-    const perIp = new Map<string, number>();
+    const perIp = new PerAddressLimit(cfg.maxConnectionsPerIp);
     let connSeq = 0;
     let accepting = true;
     const wss = new WebSocketServer({
@@ -202,29 +202,17 @@ export async function start(cfg: Config, deps: StartDeps = {}): Promise<WsmServe
         return;
       }
       const address = clientAddress(req, cfg.trustedProxies);
-      const fromIp = perIp.get(address) ?? 0;
-      if (cfg.maxConnectionsPerIp > 0 && fromIp >= cfg.maxConnectionsPerIp) {
+      // Counted from the upgrade on, so a burst of handshakes cannot exceed the limit either; the socket's
+      // close (the WebSocket's or a failed handshake's) gives the slot back.
+      if (!perIp.tryAdd(address)) {
         log.warn({ addr: address, code: WsmErrorCode.TooManyConnections }, 'connection refused: per-address limit');
         socket.end('HTTP/1.1 429 Too Many Requests\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
         return;
       }
-      // Counted from the upgrade on, so a burst of handshakes cannot exceed the limit either.
-      perIp.set(address, fromIp + 1);
-      let counted = true;
-      const uncount = (): void => {
-        if (!counted) return;
-        counted = false;
-        const n = (perIp.get(address) ?? 1) - 1;
-        if (n <= 0) perIp.delete(address);
-        else perIp.set(address, n);
-      };
-      socket.once('close', uncount);
+      socket.once('close', () => perIp.remove(address));
       wss.handleUpgrade(req, socket, head, (ws: WebSocket) => {
         sockets.add(ws);
-        ws.once('close', () => {
-          sockets.delete(ws);
-          uncount();
-        });
+        ws.once('close', () => sockets.delete(ws));
         const id = (++connSeq).toString(36);
         const conn = new WsConnection(
           ws,

@@ -4,6 +4,7 @@
  */
 import { createServer } from 'node:net';
 import type { AddressInfo, Server, Socket } from 'node:net';
+import { PerAddressLimit } from '@hubbub/runtime';
 import type { Logger } from '@hubbub/runtime';
 import type { Door } from '../app/door';
 import type { DoorMetrics } from '../app/ports';
@@ -19,7 +20,7 @@ export interface TcpServerOptions extends ConnectionOptions {
 
 export class TcpServer {
   readonly connections = new Set<Connection>();
-  private readonly perIp = new Map<string, number>();
+  private readonly perIp: PerAddressLimit;
   private readonly server: Server;
   private seq = 0;
 
@@ -30,6 +31,7 @@ export class TcpServer {
     private readonly metrics: DoorMetrics,
     private readonly instanceId: string,
   ) {
+    this.perIp = new PerAddressLimit(o.maxConnectionsPerIp);
     this.server = createServer({ noDelay: true, keepAlive: true }, (s) => this.accept(s));
     this.server.on('error', (err) => log.error({ err, code: 'IRCB_LISTEN_ERROR' }, 'listener error'));
   }
@@ -53,18 +55,14 @@ export class TcpServer {
 
   private accept(s: Socket): void {
     const ip = s.remoteAddress ?? '?';
-    const perIp = this.perIp.get(ip) ?? 0;
-    if (
-      this.connections.size >= this.o.maxConnections ||
-      (this.o.maxConnectionsPerIp > 0 && perIp >= this.o.maxConnectionsPerIp)
-    ) {
+    // tryAdd counts the connection only when the instance limit lets it in.
+    if (this.connections.size >= this.o.maxConnections || !this.perIp.tryAdd(ip)) {
       this.log.warn({ code: ErrorCode.ConnLimit, peer: ip, open: this.connections.size }, 'connection limit reached');
       this.metrics.connectionClosed(ErrorCode.ConnLimit);
       s.on('error', () => undefined);
       s.destroy();
       return;
     }
-    this.perIp.set(ip, perIp + 1);
     const id = `${this.instanceId}-${(++this.seq).toString(36)}`;
     const log = this.log.child({ conn: id, peer: `${ip}:${s.remotePort ?? 0}` });
     this.metrics.connectionOpened();
@@ -75,9 +73,7 @@ export class TcpServer {
 
   private closed(c: Connection, ip: string, code: string): void {
     if (!this.connections.delete(c)) return;
-    const n = (this.perIp.get(ip) ?? 1) - 1;
-    if (n <= 0) this.perIp.delete(ip);
-    else this.perIp.set(ip, n);
+    this.perIp.remove(ip);
     this.metrics.connectionClosed(code);
     if (code === CloseCode.Peer || code === CloseCode.Shutdown) c.log.debug({ code }, 'closed');
   }
