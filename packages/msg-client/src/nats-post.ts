@@ -19,7 +19,7 @@ import { AppError, Code, errors } from '@hubbub/errors';
 import type { NatsConnection } from '@hubbub/nats';
 import { messagesV1, subjects } from '@hubbub/proto';
 import type { Logger } from '@hubbub/runtime';
-import { DEFAULT_MSG_BUDGET_MS, DEFAULT_MSG_DEADLINE_MS, isRetrySafe } from './client';
+import { DEFAULT_MSG_DEADLINE_MS, isRetrySafe } from './client';
 import type { MessageStoreClient, MsgCallOptions } from './client';
 
 /** How a coalescer sends one PostMessages call. */
@@ -85,8 +85,9 @@ export function natsPostSender(o: NatsPostOptions): NatsPostSender {
 
   const viaGrpc = (req: messagesV1.PostMessagesRequest, opts: MsgCallOptions, started: number) => {
     stats.grpc++;
-    const budget = opts.budgetMs ?? DEFAULT_MSG_BUDGET_MS;
-    return o.grpc.postMessages(req, { ...opts, budgetMs: Math.max(1, budget - (Date.now() - started)) });
+    // A caller's budget covers the NATS attempt too; without one, the gRPC client's own budget applies.
+    if (opts.budgetMs === undefined) return o.grpc.postMessages(req, opts);
+    return o.grpc.postMessages(req, { ...opts, budgetMs: Math.max(1, opts.budgetMs - (Date.now() - started)) });
   };
 
   const send = async (
