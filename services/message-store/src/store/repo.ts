@@ -5,6 +5,7 @@
  */
 import { messagesV1 } from '@hubbub/proto';
 import type { Queryable, Sql } from './sql';
+import { FTS_VECTOR } from './migrations';
 
 type Message = messagesV1.Message;
 type Channel = messagesV1.Channel;
@@ -443,7 +444,7 @@ export class Repo {
 
   async deleteOutbox(seqs: readonly string[]): Promise<void> {
     if (seqs.length === 0) return;
-    await this.sql.query(`DELETE FROM outbox WHERE seq = ANY($1::bigint[])`, [seqs]);
+    await this.sql.lazy.query(`DELETE FROM outbox WHERE seq = ANY($1::bigint[])`, [seqs]);
   }
 
   /** Outbox rows older than `olderThanMs` (all when 0), oldest first, locked for this transaction. */
@@ -672,7 +673,7 @@ export class Repo {
       return `$${params.length}`;
     };
     const where = ['channel_id = ANY($1::bigint[])', 'NOT deleted'];
-    if (f.text.trim() !== '') where.push(`tsv @@ websearch_to_tsquery('simple'::regconfig, ${p(f.text)})`);
+    if (f.text.trim() !== '') where.push(`${FTS_VECTOR} @@ websearch_to_tsquery('simple'::regconfig, ${p(f.text)})`);
     for (const name of f.from) where.push(`lower(author_name) = lower(${p(name)})`);
     for (const t of f.tags) where.push(`${p(t)} = ANY(tags)`);
     if (f.before) where.push(`id < ${p(f.before)}::bigint`);

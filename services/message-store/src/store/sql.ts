@@ -15,6 +15,12 @@ export interface Queryable {
 
 export interface Sql extends Queryable {
   readonly kind: 'postgres' | 'pglite';
+  /**
+   * Statements whose loss in a crash is harmless (deleting published outbox rows: the sweep publishes them
+   * again, consumers dedupe by id): committed without waiting for the WAL flush (synchronous_commit off on
+   * a connection of their own), so they cost no fsync and never delay a post's commit.
+   */
+  readonly lazy: Queryable;
   /** Runs `fn` in one transaction (committed when it resolves, rolled back when it throws). */
   tx<T>(fn: (q: Queryable) => Promise<T>): Promise<T>;
   close(): Promise<void>;
@@ -23,8 +29,19 @@ export interface Sql extends Queryable {
 export function pgSql(url: string, poolMax: number, log: Logger): Sql {
   const pool = new Pool({ connectionString: url, max: poolMax, application_name: 'message-store' });
   pool.on('error', (err) => log.warn({ err, code: 'DB_CONN_ERROR' }, 'database connection error'));
+  const lazyPool = new Pool({
+    connectionString: url,
+    max: 1,
+    application_name: 'message-store-lazy',
+    options: '-c synchronous_commit=off',
+  });
+  lazyPool.on('error', (err) => log.warn({ err, code: 'DB_CONN_ERROR' }, 'database connection error'));
   return {
     kind: 'postgres',
+    lazy: {
+      query: async <R>(text: string, params?: readonly unknown[]) =>
+        (await lazyPool.query({ text, values: params as unknown[] })).rows as R[],
+    },
     query: async <R>(text: string, params?: readonly unknown[], name?: string) =>
       (await pool.query(name ? { name, text, values: params as unknown[] } : { text, values: params as unknown[] }))
         .rows as R[],
@@ -46,7 +63,9 @@ export function pgSql(url: string, poolMax: number, log: Logger): Sql {
         c.release();
       }
     },
-    close: () => pool.end(),
+    close: async () => {
+      await Promise.all([pool.end(), lazyPool.end()]);
+    },
   };
 }
 
@@ -66,9 +85,12 @@ export async function pgliteSql(db: Db): Promise<Sql> {
   ).client;
   const conn = await client.acquireConnection();
   const pg = conn as PgliteLike;
+  const query = async <R>(text: string, params?: readonly unknown[]): Promise<R[]> =>
+    (await pg.query<R>(text, params as unknown[])).rows;
   return {
     kind: 'pglite',
-    query: async <R>(text: string, params?: readonly unknown[]) => (await pg.query<R>(text, params as unknown[])).rows,
+    query,
+    lazy: { query },
     tx: <T>(fn: (q: Queryable) => Promise<T>) =>
       pg.transaction((t) =>
         fn({

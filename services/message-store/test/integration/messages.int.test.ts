@@ -9,6 +9,8 @@ import { createMessageStoreClient, snowflakeParts, systemPrincipal } from '@hubb
 import { createTestDatabase, createTestNats, waitFor } from '@hubbub/testing';
 import type { TestDatabase, TestNats } from '@hubbub/testing';
 import type { NatsConnection } from '@nats-io/nats-core';
+import { Client } from 'pg';
+import { FTS_VECTOR } from '../../src/store/migrations';
 import { alice, bob, carol, createReq, frank, listReq, natsClient, newMessage, startStore, sysop } from './harness';
 import type { Started } from './harness';
 
@@ -577,6 +579,26 @@ describe('changes since and search', () => {
     expect((await search(bob, 'lazy')).messages).toEqual([]);
     expect((await search(bob, 'from:ALICE', [ch])).messages.map((m) => m.id)).toEqual([m1.id]);
     expect((await search(bob, '')).messages).toEqual([]);
+  });
+
+  it('searches through the expression index messages_fts (the vector is indexed, not stored)', async () => {
+    const c = new Client({ connectionString: db.url });
+    await c.connect();
+    try {
+      await c.query('BEGIN');
+      await c.query('SET LOCAL enable_seqscan = off');
+      const plan = await c.query<{ 'QUERY PLAN': string }>(
+        `EXPLAIN SELECT id FROM messages WHERE ${FTS_VECTOR} @@ websearch_to_tsquery('simple'::regconfig, 'fox')`,
+      );
+      await c.query('ROLLBACK');
+      expect(plan.rows.map((r) => r['QUERY PLAN']).join('\n')).toContain('messages_fts');
+      const cols = await c.query(
+        `SELECT 1 FROM information_schema.columns WHERE table_name = 'messages' AND column_name = 'tsv'`,
+      );
+      expect(cols.rowCount).toBe(0);
+    } finally {
+      await c.end();
+    }
   });
 });
 
