@@ -41,7 +41,7 @@ export const schema = {
   dataDir: str({ env: 'DATA_DIR', doc: 'folder of the embedded PGlite database', default: '.data/message-store' }),
   dbPoolMax: int({
     env: 'MESSAGE_STORE_DB_POOL_MAX',
-    doc: 'PostgreSQL connections',
+    doc: 'PostgreSQL connections for posts and reads (plus one for outbox cleanup, committed without waiting for fsync)',
     default: DEFAULT_DB_POOL_MAX,
     min: 2,
     max: 100,
