@@ -1,8 +1,9 @@
 /**
  * NATS subjects are part of the contract (HOUSE-STYLE §3.3): declared here, next to the payload
  * types in gen/, and documented in docs/operations.md. Every subject starts with the configurable
- * prefix (default `hubbub`); event payloads are the proto3 JSON form of the named message (the one RPC subject,
- * `rpc.messages.post`, carries binary protobuf: it is the hot path of every post).
+ * prefix (default `hubbub`); event payloads are the proto3 JSON form of the named message (the RPC subjects,
+ * `rpc.messages.post` and `rpc.identity.verify`, carry binary protobuf: they are the hot paths of every post and
+ * every token check).
  *
  * WIRE-STABLE: subjects are used by running services and operators' scripts; never rename.
  */
@@ -50,6 +51,13 @@ export function subjects(prefix: string) {
      * `Nats-Service-Error` = `REASON: message`). The doors' hot path for posts (docs/adr/0003).
      */
     rpcPostMessages: `${p}.rpc.messages.post`,
+    /**
+     * `<p>.rpc.identity.verify`: request/reply, queue group `identity` (NATS services framework endpoint
+     * `verify-token`). Request: binary hubbub.identity.v1.VerifyTokenRequest; reply: binary VerifyTokenResponse,
+     * or a services-framework error (`Nats-Service-Error-Code` = gRPC canonical code, `Nats-Service-Error` =
+     * `REASON: message`). The doors' hot path for token checks; gRPC VerifyToken is the fallback (docs/adr/0004).
+     */
+    rpcVerifyToken: `${p}.rpc.identity.verify`,
     /** KV bucket names (bucket names allow [A-Za-z0-9_-]). */
     buckets: {
       presence: `${p}_presence`,

@@ -10,7 +10,8 @@
  *      send time, so queueing delay is counted);
  *   5. VerifyToken with the token cache off (every call reads PostgreSQL), saturated.
  *
- * The load runs in worker threads with their own gRPC connections. Numbers are printed, never asserted.
+ * The load runs in worker threads with their own connections (gRPC, or one NATS connection per worker with
+ * BENCH_CLIENT=nats). Every result line names the transport it measured. Numbers are printed, never asserted.
  *
  *   npx tsc -b tests-e2e && node tests-e2e/dist/bench/identity.js
  *
@@ -18,7 +19,11 @@
  * BENCH_WORKERS (default 2), BENCH_CONCURRENCY (in-flight calls per worker, default 32),
  * BENCH_RATE (paced calls/s, comma-separated, default 2000,5000,10000), BENCH_SCRYPT_LOG_N (default: the service default, 15),
  * BENCH_CLIENT (`h2` default: raw HTTP/2 with pre-encoded gRPC frames, so the generator costs less CPU than
- * the server; `grpc`: the grpc-js client). Phase 2 always uses the grpc-js client.
+ * the server; `grpc`: the grpc-js client; `nats`: NATS request/reply to identity's `verify-token` endpoint,
+ * subject `<prefix>.rpc.identity.verify` (docs/adr/0004), one NATS connection per worker with `noAsyncTraces`,
+ * pre-encoded binary VerifyTokenRequest bytes; a reply with a `Nats-Service-Error-Code` header counts as an
+ * error). BENCH_CLIENT applies to phases 3-5; phase 2 always uses the grpc-js client, and with `nats` it is
+ * repeated over NATS. The handler-time line (identity's `hubbub_identity_rpc_seconds`) covers both transports.
  */
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
@@ -31,7 +36,9 @@ import type { ClientHttp2Session } from 'node:http2';
 import { createInterface } from 'node:readline';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { createClient } from '@hubbub/grpc';
-import { identityV1 } from '@hubbub/proto';
+import { identityV1, subjects } from '@hubbub/proto';
+import { connect as natsConnect } from '@nats-io/transport-node';
+import type { NatsConnection } from '@nats-io/transport-node';
 import { createTestDatabase, createTestNats } from '@hubbub/testing';
 
 const SECONDS = Number(process.env['BENCH_SECONDS'] ?? 10);
@@ -39,12 +46,36 @@ const WORKERS = Number(process.env['BENCH_WORKERS'] ?? 2);
 const CONCURRENCY = Number(process.env['BENCH_CONCURRENCY'] ?? 32);
 const RATES = (process.env['BENCH_RATE'] ?? '2000,5000,10000').split(',').map(Number);
 const LOG_N = process.env['BENCH_SCRYPT_LOG_N'];
-const CLIENT: 'grpc' | 'h2' = process.env['BENCH_CLIENT'] === 'grpc' ? 'grpc' : 'h2';
+type ClientKind = 'grpc' | 'h2' | 'nats';
+const CLIENT_ENV = process.env['BENCH_CLIENT'] ?? 'h2';
+if (isMainThread && !['grpc', 'h2', 'nats'].includes(CLIENT_ENV)) {
+  console.error(`BENCH_CLIENT must be h2, grpc or nats, got ${JSON.stringify(CLIENT_ENV)}`);
+  process.exit(2);
+}
+const CLIENT = CLIENT_ENV as ClientKind;
+
+/** How a result line names the transport it measured. */
+function transport(c: ClientKind): string {
+  switch (c) {
+    case 'nats':
+      return 'NATS request/reply';
+    case 'h2':
+      return 'gRPC, raw h2 client';
+    default:
+      return 'gRPC, grpc-js client';
+  }
+}
 
 interface Job {
   readonly addr: string;
-  /** `grpc`: the @hubbub/grpc client (grpc-js); `h2`: raw HTTP/2 with pre-encoded gRPC frames (a cheaper generator). */
-  readonly client: 'grpc' | 'h2';
+  /** NATS server and VerifyToken subject (client `nats`). */
+  readonly natsUrl: string;
+  readonly subject: string;
+  /**
+   * `grpc`: the @hubbub/grpc client (grpc-js); `h2`: raw HTTP/2 with pre-encoded gRPC frames (a cheaper
+   * generator); `nats`: NATS request/reply with pre-encoded protobuf bytes.
+   */
+  readonly client: ClientKind;
   readonly mode: 'closed' | 'paced';
   readonly concurrency: number;
   readonly rate: number;
@@ -99,15 +130,30 @@ function rawCall(session: ClientHttp2Session, body: Buffer): Promise<boolean> {
   });
 }
 
+/** One VerifyToken over NATS request/reply; true when the reply is not a services-framework error. */
+async function natsCall(nc: NatsConnection, subject: string, body: Uint8Array): Promise<boolean> {
+  try {
+    const r = await nc.request(subject, body, { timeout: 10_000 });
+    return !r.headers?.get('Nats-Service-Error-Code');
+  } catch {
+    return false;
+  }
+}
+
 async function runJob(job: Job): Promise<JobResult> {
   const client = createClient(identityV1.IdentityServiceService, job.addr, { deadlineMs: 10_000 });
   await client.waitForReady(5_000);
   const sessions = job.client === 'h2' ? [h2connect(`http://${job.addr}`), h2connect(`http://${job.addr}`)] : [];
   for (const se of sessions) se.on('error', () => undefined);
-  const bodies = job.tokens.map((token) => {
-    const msg = Buffer.from(
-      identityV1.VerifyTokenRequest.encode({ token, expectedUserId: '', requiredScope: '' }).finish(),
-    );
+  // One connection per worker; without noAsyncTraces every request() builds two Errors up front (docs/adr/0003).
+  const nc =
+    job.client === 'nats'
+      ? await natsConnect({ servers: job.natsUrl, name: 'identity-bench', noAsyncTraces: true })
+      : undefined;
+  const messages = job.tokens.map((token) =>
+    Buffer.from(identityV1.VerifyTokenRequest.encode({ token, expectedUserId: '', requiredScope: '' }).finish()),
+  );
+  const bodies = messages.map((msg) => {
     const prefix = Buffer.alloc(5);
     prefix.writeUInt32BE(msg.length, 1);
     return Buffer.concat([prefix, msg]);
@@ -119,7 +165,10 @@ async function runJob(job: Job): Promise<JobResult> {
   const call = async (scheduledAt?: number): Promise<void> => {
     const k = i++;
     const t0 = scheduledAt ?? performance.now();
-    if (job.client === 'h2') {
+    if (nc) {
+      if (await natsCall(nc, job.subject, messages[k % messages.length]!)) ok++;
+      else errors++;
+    } else if (job.client === 'h2') {
       if (await rawCall(sessions[k % sessions.length]!, bodies[k % bodies.length]!)) ok++;
       else errors++;
     } else {
@@ -164,6 +213,7 @@ async function runJob(job: Job): Promise<JobResult> {
   const elapsedMs = performance.now() - start;
   client.close();
   for (const se of sessions) se.close();
+  await nc?.close();
   return { ok, errors, latUs: Float64Array.from(lat), elapsedMs };
 }
 
@@ -244,7 +294,7 @@ async function freePort(): Promise<number> {
   });
 }
 
-/** Server-side handler time of VerifyToken from identity's own histogram (transport excluded). */
+/** Server-side handler time of VerifyToken from identity's own histogram (transport excluded; gRPC and NATS). */
 async function handlerShares(metricsPort: number): Promise<string> {
   const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
   const buckets = new Map<string, number>();
@@ -288,10 +338,12 @@ async function main(): Promise<void> {
     const { child, port } = await startIdentity({ ...baseEnv, IDENTITY_METRICS_PORT: String(metricsPort) });
     children.push(child);
     const addr = `127.0.0.1:${port}`;
+    const net = { natsUrl: nats.url, subject: subjects(nats.prefix).rpcVerifyToken };
     const client = createClient(identityV1.IdentityServiceService, addr, { deadlineMs: 30_000 });
     console.log(
       `identity benchmark: ${db ? 'PostgreSQL ' + db.name : 'PGlite ' + dataDir}, NATS prefix ${nats.prefix}, ` +
-        `scrypt logN ${LOG_N ?? '15 (default)'}, ${WORKERS} workers, ${SECONDS}s per phase`,
+        `scrypt logN ${LOG_N ?? '15 (default)'}, ${WORKERS} workers, ${SECONDS}s per phase, ` +
+        `VerifyToken load over ${transport(CLIENT)} (BENCH_CLIENT=${CLIENT})`,
     );
 
     const password = 'bench password ' + randomBytes(4).toString('hex');
@@ -341,35 +393,37 @@ async function main(): Promise<void> {
     );
 
     // 2. unloaded VerifyToken latency
-    const seq = await runWorkers(
-      { addr, client: 'grpc', mode: 'closed', concurrency: 1, rate: 0, seconds: Math.min(3, SECONDS), tokens },
-      1,
-    );
-    console.log(
-      `VerifyToken, 1 in flight:            ${seq.perSec.toFixed(0)}/s  ${summary(seq.lat)}  errors ${seq.errors}`,
-    );
+    for (const c of CLIENT === 'nats' ? (['grpc', 'nats'] as const) : (['grpc'] as const)) {
+      const seq = await runWorkers(
+        { addr, ...net, client: c, mode: 'closed', concurrency: 1, rate: 0, seconds: Math.min(3, SECONDS), tokens },
+        1,
+      );
+      console.log(
+        `VerifyToken, 1 in flight (${transport(c)}): ${seq.perSec.toFixed(0)}/s  ${summary(seq.lat)}  errors ${seq.errors}`,
+      );
+    }
 
     // 3. saturated throughput
     const sat = await runWorkers(
-      { addr, client: CLIENT, mode: 'closed', concurrency: CONCURRENCY, rate: 0, seconds: SECONDS, tokens },
+      { addr, ...net, client: CLIENT, mode: 'closed', concurrency: CONCURRENCY, rate: 0, seconds: SECONDS, tokens },
       WORKERS,
     );
     console.log(
-      `VerifyToken, saturated (${CLIENT} client, ${WORKERS}x${CONCURRENCY} in flight): ${sat.perSec.toFixed(0)}/s  ${summary(sat.lat)}  errors ${sat.errors}`,
+      `VerifyToken, saturated (${transport(CLIENT)}, ${WORKERS}x${CONCURRENCY} in flight): ${sat.perSec.toFixed(0)}/s  ${summary(sat.lat)}  errors ${sat.errors}`,
     );
 
     // 4. paced at the target load
     for (const rate of RATES) {
       const paced = await runWorkers(
-        { addr, client: CLIENT, mode: 'paced', concurrency: 0, rate, seconds: SECONDS, tokens },
+        { addr, ...net, client: CLIENT, mode: 'paced', concurrency: 0, rate, seconds: SECONDS, tokens },
         WORKERS,
       );
       console.log(
-        `VerifyToken, paced at ${rate}/s (${CLIENT} client): ${paced.perSec.toFixed(0)}/s  ${summary(paced.lat)}  errors ${paced.errors}`,
+        `VerifyToken, paced at ${rate}/s (${transport(CLIENT)}): ${paced.perSec.toFixed(0)}/s  ${summary(paced.lat)}  errors ${paced.errors}`,
       );
     }
     console.log(
-      `VerifyToken handler time inside identity (all phases above, transport excluded): ${await handlerShares(metricsPort)}`,
+      `VerifyToken handler time inside identity (all phases above, gRPC and NATS, transport excluded): ${await handlerShares(metricsPort)}`,
     );
     client.close();
     await stop(child);
@@ -380,6 +434,7 @@ async function main(): Promise<void> {
     const cold = await runWorkers(
       {
         addr: `127.0.0.1:${nocache.port}`,
+        ...net,
         client: CLIENT,
         mode: 'closed',
         concurrency: CONCURRENCY,
@@ -390,7 +445,7 @@ async function main(): Promise<void> {
       WORKERS,
     );
     console.log(
-      `VerifyToken, cache off, saturated (${WORKERS}x${CONCURRENCY}): ${cold.perSec.toFixed(0)}/s  ${summary(cold.lat)}  errors ${cold.errors}`,
+      `VerifyToken, cache off, saturated (${transport(CLIENT)}, ${WORKERS}x${CONCURRENCY}): ${cold.perSec.toFixed(0)}/s  ${summary(cold.lat)}  errors ${cold.errors}`,
     );
     await stop(nocache.child);
   } finally {

@@ -6,3 +6,16 @@ export { claim, openKv, release, renew } from './kv';
 export type { KV } from './kv';
 export { registerNatsService } from './service';
 export type { Service } from './service';
+export {
+  SERVICE_ERROR_CODE_HEADER,
+  SERVICE_ERROR_HEADER,
+  isNoResponders,
+  isTimeout,
+  natsRpc,
+  respondAppError,
+  respondBytes,
+  serviceErrorDescription,
+  serviceReplyError,
+  watchConnection,
+} from './rpc';
+export type { BinaryCodec, ConnectionWatch, FallbackCause, NatsRpc, NatsRpcOptions, Replyable } from './rpc';

@@ -8,6 +8,7 @@ import type { ConfigOf } from '@hubbub/runtime';
 export const DEFAULT_IDENTITY_PORT = 50051;
 export const DEFAULT_IDENTITY_METRICS_PORT = 9451;
 export const DEFAULT_SESSION_TTL_S = 7 * 24 * 3600;
+export const DEFAULT_NATS_VERIFY_MAX_IN_FLIGHT = 1_024;
 
 export const identitySchema = {
   ...commonSchema,
@@ -114,6 +115,12 @@ export const identitySchema = {
     env: 'IDENTITY_TOKEN_CACHE_MS',
     doc: 'longest time a cached verification is trusted without a database read',
     default: 60_000,
+    min: 0,
+  }),
+  natsVerifyMaxInFlight: int({
+    env: 'IDENTITY_NATS_VERIFY_MAX_IN_FLIGHT',
+    doc: 'VerifyToken calls over NATS (subject <prefix>.rpc.identity.verify) handled at once; more are refused with RESOURCE_EXHAUSTED BUSY (doors then use gRPC); 0 = do not serve VerifyToken on NATS',
+    default: DEFAULT_NATS_VERIFY_MAX_IN_FLIGHT,
     min: 0,
   }),
   bootstrapSysop: str({

@@ -1,7 +1,7 @@
 /**
  * Composition of the identity service: database + migrations, NATS (events, cache invalidation,
- * presence bucket), the app, gRPC, ops HTTP and the NATS services registration. `start` is what
- * main.ts and the integration tests call (tests with port 0).
+ * presence bucket), the app, gRPC, ops HTTP and the NATS services registration (with the `verify-token`
+ * endpoint, docs/adr/0004). `start` is what main.ts and the integration tests call (tests with port 0).
  */
 import { createDb, runMigrations } from '@hubbub/db';
 import { startGrpcServer } from '@hubbub/grpc';
@@ -11,7 +11,9 @@ import { Presence } from '@hubbub/presence';
 import { identityV1, subjects } from '@hubbub/proto';
 import { createLifecycle, createMetricsRegistry, createReadiness, createLogger, startOpsServer } from '@hubbub/runtime';
 import type { Lifecycle, Logger } from '@hubbub/runtime';
-import { identityService } from './api/grpc-service';
+import { Counter } from 'prom-client';
+import { identityService, rpcHistogram } from './api/grpc-service';
+import { addVerifyEndpoint } from './api/nats-api';
 import { IdentityApp } from './app/identity';
 import type { EventSink, IdentitySettings, NameReserver } from './app/identity';
 import type { IdentityConfig } from './config';
@@ -140,12 +142,30 @@ export async function start(cfg: IdentityConfig, deps: StartDeps = {}): Promise<
     const svc = await registerNatsService(nc, {
       name: SERVICE_NAME,
       version: SERVICE_VERSION,
-      description: 'hubbub accounts, sessions, keys (gRPC hubbub.identity.v1)',
+      description: 'hubbub accounts, sessions, keys (gRPC hubbub.identity.v1; VerifyToken also on NATS)',
       metadata: { grpc_port: String(grpc.port) },
     });
     lc.onShutdown('nats-service', async () => {
       await svc.stop().catch(() => undefined);
     });
+    const mNatsVerify = new Counter({
+      name: 'hubbub_identity_nats_verify_calls_total',
+      help: 'VerifyToken calls served on NATS (subject <prefix>.rpc.identity.verify), by result (ok, error, refused)',
+      labelNames: ['result'],
+      registers: [registry],
+    });
+    if (cfg.natsVerifyMaxInFlight > 0) {
+      const rpcSeconds = rpcHistogram(registry);
+      addVerifyEndpoint(svc, app, {
+        subject: subj.rpcVerifyToken,
+        log,
+        maxInFlight: cfg.natsVerifyMaxInFlight,
+        onCall: (result, code, seconds) => {
+          mNatsVerify.inc({ result });
+          if (result !== 'refused') rpcSeconds.observe({ method: 'verifyToken', code }, seconds);
+        },
+      });
+    }
     return { port: grpc.port, metricsPort, app, nc, close: async () => void (await lc.shutdown('close')) };
   } catch (e) {
     await lc.shutdown('start failed');

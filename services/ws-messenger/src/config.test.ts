@@ -29,7 +29,16 @@ describe('config (spec §3.9)', () => {
       identityAddr: '127.0.0.1:50051',
       messageStoreAddr: '127.0.0.1:50052',
       logLevel: 'info',
+      identityVerifyTransport: 'nats',
     });
+  });
+
+  it('takes WSM_IDENTITY_VERIFY_TRANSPORT nats or grpc only', () => {
+    const grpc = loadConfig(configSchema, { WSM_IDENTITY_VERIFY_TRANSPORT: 'grpc' }, loadOptions);
+    expect(grpc.identityVerifyTransport).toBe('grpc');
+    expect(() => loadConfig(configSchema, { WSM_IDENTITY_VERIFY_TRANSPORT: 'h2' }, loadOptions)).toThrow(
+      'WSM_IDENTITY_VERIFY_TRANSPORT',
+    );
   });
 
   it('lists every problem at once: bad values, unknown WSM_ keys, a TLS cert without key', () => {

@@ -153,6 +153,12 @@ export const configSchema = {
     values: ['nats', 'grpc'] as const,
     default: 'nats',
   }),
+  identityVerifyTransport: oneOf({
+    env: 'WSM_IDENTITY_VERIFY_TRANSPORT',
+    doc: 'how VerifyToken reaches identity: nats (request/reply, gRPC as the fallback; docs/adr/0004) or grpc',
+    values: ['nats', 'grpc'] as const,
+    default: 'nats',
+  }),
 } as const;
 
 export type Config = ConfigOf<typeof configSchema>;

@@ -94,8 +94,6 @@ export async function start(cfg: Config, deps: StartDeps = {}): Promise<WsmServe
   };
 
   try {
-    const identity: IdentityAdapter = createIdentityAdapter(cfg.identityAddr, cfg.backendTimeoutMs);
-    cleanups.push(() => identity.close());
     const nc = await connectNats({
       servers: cfg.natsUrl,
       name: SERVICE_NAME,
@@ -103,6 +101,10 @@ export async function start(cfg: Config, deps: StartDeps = {}): Promise<WsmServe
       onStatus: (ok) => readiness.set('nats', ok),
     });
     cleanups.push(() => drainNats(nc));
+    const identity: IdentityAdapter = createIdentityAdapter(cfg.identityAddr, cfg.backendTimeoutMs, {
+      ...(cfg.identityVerifyTransport === 'nats' ? { nats: { nc, prefix: cfg.natsPrefix, log } } : {}),
+    });
+    cleanups.push(() => identity.close());
     const msg: MessageStoreAdapter = createMessageStoreAdapter(cfg.messageStoreAddr, {
       deadlineMs: cfg.backendTimeoutMs,
       channels: 2,

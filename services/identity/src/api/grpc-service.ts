@@ -13,20 +13,30 @@ import type { IdentityApp } from '../app/identity';
 
 type Def = typeof identityV1.IdentityServiceService;
 
+const RPC_SECONDS = 'hubbub_identity_rpc_seconds';
+
+/**
+ * `hubbub_identity_rpc_seconds{method,code}`: time inside the app per call, transport excluded. One per registry
+ * (the gRPC service and the NATS verify-token endpoint share it; VerifyToken counts both transports).
+ */
+export function rpcHistogram(registry: Registry): Histogram<'method' | 'code'> {
+  const existing = registry.getSingleMetric(RPC_SECONDS);
+  if (existing) return existing as Histogram<'method' | 'code'>;
+  return new Histogram({
+    name: RPC_SECONDS,
+    help: 'identity RPC latency by method and result code (app time; VerifyToken over gRPC and NATS)',
+    labelNames: ['method', 'code'],
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
+    registers: [registry],
+  });
+}
+
 export function identityService(
   app: IdentityApp,
   log: Logger,
   registry?: Registry,
 ): GrpcServerOptions['services'][number] {
-  const hist = registry
-    ? new Histogram({
-        name: 'hubbub_identity_rpc_seconds',
-        help: 'identity RPC latency by method and result code',
-        labelNames: ['method', 'code'],
-        buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
-        registers: [registry],
-      })
-    : undefined;
+  const hist = registry ? rpcHistogram(registry) : undefined;
   const raw: AsyncServiceImpl<Def> = {
     register: (r) => app.register(r),
     authenticate: (r) => app.authenticate(r),

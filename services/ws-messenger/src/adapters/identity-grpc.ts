@@ -1,8 +1,19 @@
-/** IdentityPort over hubbub.identity.v1 (gRPC). Errors stay AppErrors (@hubbub/grpc maps them). */
+/**
+ * IdentityPort over hubbub.identity.v1 (gRPC). Errors stay AppErrors (@hubbub/grpc maps them).
+ *
+ * VerifyToken, the call behind every authenticated request that misses the door's token cache, goes over NATS
+ * request/reply first when a connection is given (`<prefix>.rpc.identity.verify`, docs/adr/0004), with gRPC as
+ * the fallback: NATS disconnected, draining or closed, no identity listening, identity BUSY or UNAVAILABLE, or
+ * no answer in time (a read, so repeating it on gRPC is always safe). Any other error reply (UNAUTHENTICATED,
+ * PERMISSION_DENIED, …) is identity's answer and is thrown as that AppError, exactly as the gRPC call would.
+ */
 import { Code } from '@hubbub/errors';
+import { natsRpc } from '@hubbub/nats';
+import type { NatsConnection } from '@hubbub/nats';
 import { createClient, isAppErrorCode } from './grpc-util';
 import type { PromiseClient } from '@hubbub/grpc';
-import { identityV1 } from '@hubbub/proto';
+import { identityV1, subjects } from '@hubbub/proto';
+import type { Logger } from '@hubbub/runtime';
 import type { IdentityPort, NewSession, Profile, TokenInfo } from '../app/ports';
 
 type Def = typeof identityV1.IdentityServiceService;
@@ -27,15 +38,56 @@ function toSession(user: identityV1.User | undefined, s: identityV1.Session | un
 
 export interface IdentityAdapter extends IdentityPort {
   waitForReady(ms: number): Promise<void>;
+  /** VerifyToken calls answered over NATS, and calls made on gRPC (all of them without NATS). */
+  readonly verifyStats: { readonly nats: number; readonly grpc: number };
   close(): void;
 }
 
-export function createIdentityAdapter(address: string, deadlineMs: number): IdentityAdapter {
+export interface IdentityAdapterOptions {
+  /** VerifyToken over NATS first (gRPC as the fallback); absent = gRPC only. */
+  readonly nats?: { readonly nc: NatsConnection; readonly prefix: string; readonly log?: Logger };
+}
+
+export function createIdentityAdapter(
+  address: string,
+  deadlineMs: number,
+  o: IdentityAdapterOptions = {},
+): IdentityAdapter {
   const c: PromiseClient<Def> = createClient(identityV1.IdentityServiceService, address, { deadlineMs });
   const R = { attempts: 2 } as const; // reads are safe to repeat once on UNAVAILABLE
+  let grpcVerifies = 0;
+  const verifyGrpc = (req: identityV1.VerifyTokenRequest): Promise<identityV1.VerifyTokenResponse> => {
+    grpcVerifies++;
+    return c.verifyToken(req, R);
+  };
+  const verifyNats = o.nats
+    ? natsRpc({
+        nc: o.nats.nc,
+        subject: subjects(o.nats.prefix).rpcVerifyToken,
+        request: identityV1.VerifyTokenRequest,
+        response: identityV1.VerifyTokenResponse,
+        timeoutMs: deadlineMs,
+        retrySafe: true,
+        fallback: verifyGrpc,
+        name: 'VerifyToken',
+        ...(o.nats.log ? { log: o.nats.log } : {}),
+      })
+    : undefined;
+  const verify = verifyNats ?? verifyGrpc;
   return {
     waitForReady: (ms) => c.waitForReady(ms),
-    close: () => c.close(),
+    verifyStats: {
+      get nats() {
+        return verifyNats?.stats.nats ?? 0;
+      },
+      get grpc() {
+        return grpcVerifies;
+      },
+    },
+    close: () => {
+      verifyNats?.close();
+      c.close();
+    },
     async register(i) {
       const res = await c.register(
         identityV1.RegisterRequest.fromPartial({
@@ -60,7 +112,7 @@ export function createIdentityAdapter(address: string, deadlineMs: number): Iden
       return toSession(res.user, res.session);
     },
     async verifyToken(token, userId): Promise<TokenInfo> {
-      const res = await c.verifyToken(identityV1.VerifyTokenRequest.fromPartial({ token, expectedUserId: userId }), R);
+      const res = await verify(identityV1.VerifyTokenRequest.fromPartial({ token, expectedUserId: userId }));
       return {
         userId: res.userId,
         displayName: res.displayName || res.username,

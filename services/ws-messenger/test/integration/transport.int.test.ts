@@ -388,7 +388,12 @@ describe('limits and failures (§3.1, §5)', () => {
         srv.close(() => ok(port));
       });
     });
-    const down = await s.wsm({ IDENTITY_ADDR: `127.0.0.1:${dead}`, WSM_BACKEND_TIMEOUT_MS: '300' });
+    // gRPC only: identity is unreachable on every transport ws-messenger uses.
+    const down = await s.wsm({
+      IDENTITY_ADDR: `127.0.0.1:${dead}`,
+      WSM_BACKEND_TIMEOUT_MS: '300',
+      WSM_IDENTITY_VERIFY_TRANSPORT: 'grpc',
+    });
     const c = await connect(`ws://127.0.0.1:${down.port}/ws`);
     const raw = await c.reqRaw(mtp('ping_pong', auth(U1)));
     const t = (JSON.parse(raw) as Frame).errors.time;
@@ -397,6 +402,13 @@ describe('limits and failures (§3.1, §5)', () => {
     expect([r.type, r.errors.code, r.errors.detail]).toEqual(['register_user', 503, 'Service temporarily unavailable']);
     expect(c.closed).toBeUndefined();
     expect((await http(down.port, '/readyz')).status).toBe(503);
+    // With token checks over NATS (the default, docs/adr/0004) identity still answers them while its gRPC
+    // port is unreachable; the calls that need gRPC still get 503.
+    const half = await s.wsm({ IDENTITY_ADDR: `127.0.0.1:${dead}`, WSM_BACKEND_TIMEOUT_MS: '300' });
+    const c2 = await connect(`ws://127.0.0.1:${half.port}/ws`);
+    expect((await c2.req(mtp('ping_pong', auth(U1)))).errors.code).toBe(200);
+    const r2 = await c2.req(mtp('register_user', { login: 'someone', password: 'password' }));
+    expect([r2.type, r2.errors.code]).toEqual(['register_user', 503]);
   });
 
   it('WSM_MAX_CONNECTIONS: an upgrade over the limit gets HTTP 503', async () => {
