@@ -1,11 +1,13 @@
 /**
  * ws-messenger send_message benchmark (spec ws-messenger.md §8): closed-loop WebSocket clients at
- * K = 1, 4, 16, 64, every reply only after PostgreSQL committed the message; then an idle run of
- * N authenticated, subscribed sockets and the RSS of the ws-messenger process.
+ * K = 1, 4, 16, 64, every reply only after PostgreSQL committed the message; then push latency to 1,000
+ * subscribers of one flow (see pushRun); then an idle run of N authenticated, subscribed sockets and the RSS
+ * of the ws-messenger process.
  *
  *   npx tsc -b tests-e2e && DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres \
  *     NATS_URL=nats://127.0.0.1:4222 node tests-e2e/dist/bench/ws-send.js \
- *     [--seconds 20] [--max 3000] [--k 1,4,16,64] [--idle 10000] [--idle-seconds 60]
+ *     [--seconds 20] [--max 3000] [--k 1,4,16,64] [--push 1000] [--push-rate 50] [--push-seconds 10] [--push-threads 2]
+ *     [--idle 10000] [--idle-seconds 60]
  *
  * Prints numbers; never asserts timings. Checks correctness: zero non-200 replies, zero dropped
  * connections, every replied message present in message-store's PostgreSQL database.
@@ -17,7 +19,9 @@ import { Client } from 'pg';
 import { join, resolve } from 'node:path';
 import { startE2eEnv } from '../harness/env';
 import { ServiceProcess, freePort, repoRoot } from '../harness/proc';
+import { Worker } from 'node:worker_threads';
 import { closeAll, openClient, Pipelined } from './ws/client';
+import type { PushWorkerJob, PushWorkerResult } from './ws/push-worker';
 import type { WsBenchClient } from './ws/client';
 
 function arg(name: string, def: string): string {
@@ -191,6 +195,95 @@ async function idleRun(url: string, count: number, idleSeconds: number, pid: num
   );
 }
 
+/**
+ * Push latency (spec §8.3, SHOULD: commit-to-`update` p50 < 5 ms, p99 < 50 ms with 1,000 subscribers of one flow):
+ * `subscribers` sockets (20 accounts, each socket `subscribe`d), spread over `threads` worker threads, all see the
+ * public flow `general`; the main thread posts into it at `rate` posts/s for `seconds`. Each update's latency is
+ * measured from the moment its post was SENT (so it includes the commit: an upper bound of commit-to-update).
+ * Also counts lost and duplicate pushes (every subscriber must get every post exactly once).
+ */
+async function pushRun(
+  url: string,
+  o: { subscribers: number; rate: number; seconds: number; threads: number },
+  pid: number,
+): Promise<string> {
+  const setup = await openClient(url);
+  const runId = Date.now().toString(36);
+  const users: User[] = [];
+  for (let i = 0; i < 20; i++) users.push(await register(setup, `push${runId}${i}`));
+  const poster = await register(setup, `pusher${runId}`);
+  const flows = await setup.request({ type: 'all_flow', jsonapi: JSONAPI, data: { user: [poster] } });
+  const general = (flows.data?.flow as { uuid: string; title: string }[] | undefined)?.find(
+    (f) => f.title === 'general',
+  );
+  if (!general) throw new Error('push run: no public flow "general"');
+
+  const workers = Array.from({ length: o.threads }, (_, i) => {
+    const count = Math.floor(o.subscribers / o.threads) + (i < o.subscribers % o.threads ? 1 : 0);
+    const job: PushWorkerJob = { url, users, count };
+    return new Worker(join(__dirname, 'ws/push-worker.js'), { workerData: job });
+  });
+  const next = (w: Worker): Promise<{ ready?: boolean; result?: PushWorkerResult; error?: string }> =>
+    new Promise((resolve, reject) => {
+      w.once('message', resolve);
+      w.once('error', reject);
+    });
+  for (const m of await Promise.all(workers.map(next))) if (m.error) throw new Error(`push worker: ${m.error}`);
+
+  const sender = await openClient(url);
+  const total = Math.round(o.rate * o.seconds);
+  const sentUs = new Float64Array(total);
+  let failures = 0;
+  const wsCpu0 = cpuSeconds(pid);
+  const mainCpu0 = process.cpuUsage();
+  const start = performance.now();
+  for (let n = 0; n < total; n++) {
+    const wait = start + (n * 1000) / o.rate - performance.now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    sentUs[n] = (performance.timeOrigin + performance.now()) * 1000;
+    const r = await sender.send(
+      `{"type": "send_message", "jsonapi": {"version": "1.0", "revision": "17"}, "data": {"user": [{"uuid": "${poster.uuid}", "auth_id": "${poster.auth_id}"}], "flow": [{"uuid": "${general.uuid}"}], "message": [{"text": "push ${n} from the push benchmark", "client_id": ${n + 1}}]}}`,
+    );
+    if (/"code": (\d+)/.exec(r)?.[1] !== '200') failures++;
+  }
+  // Let the last pushes arrive (bounded), then collect.
+  await new Promise((r) => setTimeout(r, 2_000));
+  const wsCpuS = cpuSeconds(pid) - wsCpu0;
+  const mainCpu = process.cpuUsage(mainCpu0);
+  const results = await Promise.all(
+    workers.map(async (w) => {
+      const p = next(w);
+      w.postMessage('stop');
+      const m = await p;
+      await w.terminate();
+      if (!m.result) throw new Error(`push worker: ${m.error ?? 'no result'}`);
+      return m.result;
+    }),
+  );
+  await closeAll([sender, setup]);
+  const lat: number[] = [];
+  let duplicates = 0;
+  let dropped = 0;
+  let short = 0;
+  // process.cpuUsage() is the whole process: the main thread and the worker threads.
+  const toolCpuUs = mainCpu.user + mainCpu.system;
+  for (const r of results) {
+    for (let i = 0; i < r.n.length; i++) lat.push((r.atUs[i]! - sentUs[r.n[i]!]!) / 1000);
+    duplicates += r.duplicates;
+    dropped += r.dropped;
+    short += Array.from(r.perSocket).filter((g) => g < total - failures).length;
+  }
+  const expected = (total - failures) * o.subscribers;
+  const sorted = Float64Array.from(lat).sort();
+  return (
+    `push: ${o.subscribers} subscribers of "general" on ${o.threads} load threads, ${total} posts at ${o.rate}/s ` +
+    `(${failures} failed): ${lat.length}/${expected} updates, post sent→update received p50 ${pct(sorted, 50).toFixed(2)} ms  ` +
+    `p90 ${pct(sorted, 90).toFixed(2)} ms  p99 ${pct(sorted, 99).toFixed(2)} ms  max ${pct(sorted, 100).toFixed(2)} ms; ` +
+    `subscribers missing updates ${short}, duplicates ${duplicates}, dropped ${dropped}; CPU µs/update: ` +
+    `ws-messenger ${((wsCpuS * 1e6) / Math.max(1, lat.length)).toFixed(1)}, load tool ${(toolCpuUs / Math.max(1, lat.length)).toFixed(1)}`
+  );
+}
+
 async function main(): Promise<void> {
   const seconds = Number(arg('seconds', '20'));
   const maxPerConn = Number(arg('max', '3000'));
@@ -200,6 +293,10 @@ async function main(): Promise<void> {
     .filter((x) => x > 0);
   const idle = Number(arg('idle', '10000'));
   const idleSeconds = Number(arg('idle-seconds', '60'));
+  const push = Number(arg('push', '1000'));
+  const pushRate = Number(arg('push-rate', '50'));
+  const pushSeconds = Number(arg('push-seconds', '10'));
+  const pushThreads = Number(arg('push-threads', '2'));
 
   const env = await startE2eEnv({
     doors: [],
@@ -265,6 +362,10 @@ async function main(): Promise<void> {
       );
     }
     await pg.end();
+    if (push > 0)
+      console.log(
+        await pushRun(url, { subscribers: push, rate: pushRate, seconds: pushSeconds, threads: pushThreads }, pid),
+      );
     if (idle > 0) console.log(await idleRun(url, idle, idleSeconds, pid));
   } finally {
     await ws.stop();

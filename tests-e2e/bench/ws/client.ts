@@ -1,4 +1,4 @@
-/** A lean MTP client for benchmarks: one outstanding request at a time per socket, updates skipped. */
+/** A lean MTP client for benchmarks: one outstanding request at a time per socket; push frames to `onRawUpdate`. */
 import WebSocket from 'ws';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -6,13 +6,18 @@ type Json = any;
 
 export class WsBenchClient {
   closed = false;
+  /** Push frames (`update`) go here, undecoded, when set; otherwise they are skipped. */
+  onRawUpdate: ((raw: Buffer) => void) | undefined;
   private waiting: ((raw: string) => void)[] = [];
 
   constructor(readonly ws: WebSocket) {
     ws.on('message', (d: Buffer) => {
-      const raw = d.toString('utf8');
-      if (raw.startsWith('{"type": "update"')) return;
-      this.waiting.shift()?.(raw);
+      // Every reply starts `{"type": "<name>"`; only push frames are `update`.
+      if (d.length > 16 && d[10] === 0x75 && d.toString('latin1', 0, 17) === '{"type": "update"') {
+        this.onRawUpdate?.(d);
+        return;
+      }
+      this.waiting.shift()?.(d.toString('utf8'));
     });
     ws.on('close', () => {
       this.closed = true;
@@ -47,7 +52,7 @@ export class WsBenchClient {
 
 export function openClient(url: string): Promise<WsBenchClient> {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, { perMessageDeflate: false });
+    const ws = new WebSocket(url, { perMessageDeflate: false, skipUTF8Validation: true });
     ws.once('open', () => resolve(new WsBenchClient(ws)));
     ws.once('error', reject);
   });
