@@ -31,8 +31,17 @@ export function messageStoreGrpc(
         removeMember: (r) => svc.removeMember(r),
         openDirect: (r) => svc.openDirect(r),
         markRead: (r) => svc.markRead(r),
-        postMessage: (r) => svc.postMessage(r),
-        postMessages: (r) => svc.postMessages(r),
+        // Events of the batch go out (on NATS) before the reply.
+        postMessage: async (r) => {
+          const out = await svc.postMessage(r);
+          svc.flushEvents();
+          return out;
+        },
+        postMessages: async (r) => {
+          const out = await svc.postMessages(r);
+          svc.flushEvents();
+          return out;
+        },
         editMessage: (r) => svc.editMessage(r),
         deleteMessage: (r) => svc.deleteMessage(r),
         getMessage: (r) => svc.getMessage(r),

@@ -41,6 +41,7 @@ export function addPostEndpoint(
 ): (m: Replyable) => Promise<void> {
   let inFlight = 0;
   const fail = (m: Replyable, e: AppError): void => {
+    service.flushEvents();
     // A header value is one line; the reason never contains ': '.
     m.respondError(e.code, `${e.reason}: ${e.message}`.replace(/[\r\n]+/g, ' '));
   };
@@ -70,6 +71,8 @@ export function addPostEndpoint(
         return;
       }
       o.onCall?.('ok');
+      // The batch's events and this reply leave in one socket write, events first.
+      service.flushEvents();
       m.respond(out);
     } catch (e) {
       const err = AppError.from(e);

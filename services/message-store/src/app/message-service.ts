@@ -216,6 +216,11 @@ export class MessageService {
     };
   }
 
+  /** Publishes the queued events of committed post batches now; the APIs call it right before answering. */
+  flushEvents(): void {
+    this.o.publisher.flushQueued();
+  }
+
   private publish(rows: readonly OutboxRow[]): void {
     this.o.publisher.handOff(rows);
   }
@@ -337,7 +342,9 @@ export class MessageService {
       await prev;
       // Events before replies, on the same NATS connection: a door that delivers its own posts when their
       // reply arrives has by then received every earlier post of the channel, so it delivers in id order.
-      this.publish(rows);
+      // Queued, not published yet: the API flushes them right before it answers (flushEvents), so events and
+      // reply share one socket write.
+      this.o.publisher.queue(rows);
       return outcomes;
     } finally {
       await prev;

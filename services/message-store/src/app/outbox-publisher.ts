@@ -37,6 +37,8 @@ const SWEEP_BATCH = 1_000;
 
 export class OutboxPublisher {
   private pendingDelete: string[] = [];
+  private queued: OutboxRow[] = [];
+  private queuedFlush: NodeJS.Immediate | undefined;
   private cleanupTimer: NodeJS.Timeout | undefined;
   private sweepTimer: NodeJS.Timeout | undefined;
   private cleaning: Promise<void> | undefined;
@@ -65,6 +67,29 @@ export class OutboxPublisher {
       void this.sweep(this.o.sweepIntervalMs).finally(() => this.scheduleSweep());
     }, this.o.sweepIntervalMs);
     this.sweepTimer.unref();
+  }
+
+  /**
+   * Rule 1 for batches of posts: rows wait (in commit order) until `flushQueued()` — which the API calls right
+   * before it answers, so the events and the reply leave in ONE socket write — or the end of this event-loop
+   * turn (setImmediate), whichever comes first. Events still leave before the replies of their batch.
+   */
+  queue(rows: readonly OutboxRow[]): void {
+    if (rows.length === 0) return;
+    for (const r of rows) this.queued.push(r);
+    if (!this.queuedFlush) this.queuedFlush = setImmediate(() => this.flushQueued());
+  }
+
+  /** Publishes the queued rows now (see `queue`). */
+  flushQueued(): void {
+    if (this.queuedFlush) {
+      clearImmediate(this.queuedFlush);
+      this.queuedFlush = undefined;
+    }
+    if (this.queued.length === 0) return;
+    const rows = this.queued;
+    this.queued = [];
+    this.handOff(rows);
   }
 
   /** Rule 1: rows just committed by this process. */
@@ -169,6 +194,7 @@ export class OutboxPublisher {
 
   /** Final flush on shutdown: publish what is handed over, delete it, stop timers. */
   async stop(): Promise<void> {
+    this.flushQueued();
     this.stopped = true;
     if (this.sweepTimer) clearTimeout(this.sweepTimer);
     if (this.cleanupTimer) clearTimeout(this.cleanupTimer);

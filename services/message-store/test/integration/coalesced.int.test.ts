@@ -108,6 +108,33 @@ describe('posts over NATS request/reply (docs/adr/0003)', () => {
     await nc.close();
   });
 
+  it('delivers every post event of a batch before the batch reply, on one NATS connection, by both APIs', async () => {
+    const nc = await natsClient(nats.url);
+    const seen = new Set<string>();
+    nc.subscribe(`${nats.prefix}.chat.${general}.posted`, {
+      callback: (_e, m) => void seen.add(String(m.json<{ message?: { id?: string } }>().message?.id)),
+    });
+    await nc.flush();
+    const send = natsPostSender({ nc, prefix: nats.prefix, grpc: s.client });
+    const early: string[] = [];
+    for (let i = 0; i < 20; i++) {
+      const res = await send({
+        principal: bob,
+        principals: [],
+        messages: [newMessage(general, `ordered ${i}a`), newMessage(general, `ordered ${i}b`)],
+      });
+      // The reply arrived: both events must have been received already (same server connection, same order).
+      for (const r of res.results) if (!seen.has(r.message!.id)) early.push(r.message!.id);
+    }
+    expect(early).toEqual([]);
+    expect(send.stats).toEqual({ nats: 20, grpc: 0 });
+    // The gRPC API publishes the batch's events before it answers too (and they are not held back).
+    const g = await s.client.postMessage({ principal: bob, message: newMessage(general, 'over grpc') });
+    await waitFor(() => seen.has(g.message!.id), 2_000);
+    send.close();
+    await nc.close();
+  });
+
   it('refuses undecodable bytes with INVALID_ARGUMENT and keeps serving', async () => {
     const nc = await natsClient(nats.url);
     const r = await nc.request(subjects(nats.prefix).rpcPostMessages, new Uint8Array([0xff, 0xff, 0xff, 0x0f, 1]), {
