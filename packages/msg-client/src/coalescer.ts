@@ -17,7 +17,7 @@ import type { PostSender } from './nats-post';
 export interface PostCoalescerOptions {
   /** Messages per call; default 256 (message-store accepts up to its MESSAGE_STORE_MAX_BATCH_MESSAGES). */
   readonly maxBatch?: number;
-  /** Calls in flight at once; default 2 (what arrives meanwhile forms the next, larger call). */
+  /** Calls in flight at once; default 4 (what arrives meanwhile forms the next, larger call). */
   readonly maxInFlight?: number;
   readonly callOptions?: MsgCallOptions;
   /** How a call is sent; default the gRPC client's postMessages (doors pass natsPostSender). */
@@ -25,7 +25,7 @@ export interface PostCoalescerOptions {
 }
 
 export const DEFAULT_COALESCE_MAX_BATCH = 256;
-export const DEFAULT_COALESCE_MAX_IN_FLIGHT = 2;
+export const DEFAULT_COALESCE_MAX_IN_FLIGHT = 4;
 
 interface Item {
   readonly principal: messagesV1.Principal;
