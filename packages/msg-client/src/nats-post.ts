@@ -15,7 +15,7 @@
  *   reported to the caller, never hidden.
  * - any other refusal by message-store (authorization, limits) is its answer: thrown as that AppError.
  */
-import { AppError, Code, errors } from '@hubbub/errors';
+import { natsRpc } from '@hubbub/nats';
 import type { NatsConnection } from '@hubbub/nats';
 import { messagesV1, subjects } from '@hubbub/proto';
 import type { Logger } from '@hubbub/runtime';
@@ -40,95 +40,46 @@ export interface NatsPostOptions {
 
 export interface NatsPostSender extends PostSender {
   /** Calls answered over NATS, and calls sent (or repeated) on gRPC. */
-  readonly stats: { nats: number; grpc: number };
+  readonly stats: { readonly nats: number; readonly grpc: number };
   /** Stops following the connection's status. */
   close(): void;
 }
 
-const FALLBACK_REASONS = new Set(['BUSY', 'REPLY_TOO_LARGE']);
-
-/** Parses a services-framework error reply: code = gRPC canonical code, description = `REASON: message`. */
-function replyError(code: string, description: string): AppError {
-  const n = Number(code);
-  const c = Number.isInteger(n) && n > 0 && n <= 16 ? (n as Code) : Code.UNKNOWN;
-  const i = description.indexOf(': ');
-  return i > 0
-    ? new AppError(c, description.slice(0, i), description.slice(i + 2))
-    : new AppError(c, 'NATS', description);
-}
-
-function isNoResponders(e: unknown): boolean {
-  if (!(e instanceof Error)) return false;
-  if (e.name === 'NoRespondersError') return true;
-  const r = e as Error & { isNoResponders?: () => boolean };
-  return typeof r.isNoResponders === 'function' && r.isNoResponders();
-}
-
-function isTimeout(e: unknown): boolean {
-  return (
-    e instanceof Error && (e.name === 'TimeoutError' || (e.cause instanceof Error && e.cause.name === 'TimeoutError'))
-  );
-}
-
+/** The NATS side of a post: @hubbub/nats natsRpc with message-store's rules (this file's header). */
 export function natsPostSender(o: NatsPostOptions): NatsPostSender {
-  const subject = subjects(o.prefix).rpcPostMessages;
-  const stats = { nats: 0, grpc: 0 };
-  let up = !o.nc.isClosed();
-  let closed = false;
-  const status = o.nc.status() as AsyncIterable<{ type: string }> & { stop?: () => void };
-  void (async () => {
-    for await (const s of status) {
-      if (s.type === 'disconnect') up = false;
-      else if (s.type === 'reconnect') up = true;
-    }
-  })().catch(() => undefined);
-
-  const viaGrpc = (req: messagesV1.PostMessagesRequest, opts: MsgCallOptions, started: number) => {
-    stats.grpc++;
-    // A caller's budget covers the NATS attempt too; without one, the gRPC client's own budget applies.
-    if (opts.budgetMs === undefined) return o.grpc.postMessages(req, opts);
-    return o.grpc.postMessages(req, { ...opts, budgetMs: Math.max(1, opts.budgetMs - (Date.now() - started)) });
-  };
-
-  const send = async (
-    req: messagesV1.PostMessagesRequest,
-    opts: MsgCallOptions = {},
-  ): Promise<messagesV1.PostMessagesResponse> => {
-    const started = Date.now();
-    const nc = o.nc;
-    if (closed || !up || nc.isClosed() || nc.isDraining()) return viaGrpc(req, opts, started);
-    const body = messagesV1.PostMessagesRequest.encode(req).finish();
-    if (body.length > (nc.info?.max_payload ?? 1024 * 1024) / 4) return viaGrpc(req, opts, started);
-    const safe = isRetrySafe('postMessages', req);
-    let reply;
-    try {
-      reply = await nc.request(subject, body, { timeout: opts.deadlineMs ?? o.deadlineMs ?? DEFAULT_MSG_DEADLINE_MS });
-    } catch (e) {
-      if (isNoResponders(e) || nc.isClosed()) return viaGrpc(req, opts, started);
-      if (safe) {
-        o.log?.debug({ err: e, code: 'MSG_NATS_POST_RETRY_GRPC' }, 'post over NATS not answered; repeated on gRPC');
-        return viaGrpc(req, opts, started);
-      }
-      throw isTimeout(e)
-        ? new AppError(Code.DEADLINE_EXCEEDED, 'NATS_TIMEOUT', 'message-store did not answer in time')
-        : errors.unavailable('NATS_UNAVAILABLE', e instanceof Error ? e.message : 'nats request failed');
-    }
-    const code = reply.headers?.get('Nats-Service-Error-Code') ?? '';
-    if (code !== '') {
-      const err = replyError(code, reply.headers?.get('Nats-Service-Error') ?? '');
-      const transient =
-        err.code === Code.UNAVAILABLE || (err.code === Code.RESOURCE_EXHAUSTED && FALLBACK_REASONS.has(err.reason));
-      if (transient && safe) return viaGrpc(req, opts, started);
-      throw err;
-    }
-    stats.nats++;
-    return messagesV1.PostMessagesResponse.decode(reply.data);
-  };
-  return Object.assign(send, {
-    stats,
-    close: () => {
-      closed = true;
-      status.stop?.();
+  const rpc = natsRpc<messagesV1.PostMessagesRequest, messagesV1.PostMessagesResponse, MsgCallOptions>({
+    nc: o.nc,
+    subject: subjects(o.prefix).rpcPostMessages,
+    request: messagesV1.PostMessagesRequest,
+    response: messagesV1.PostMessagesResponse,
+    timeoutMs: o.deadlineMs ?? DEFAULT_MSG_DEADLINE_MS,
+    // A quarter of max_payload: the reply repeats the messages and must fit too.
+    maxRequestBytes: (maxPayload) => maxPayload / 4,
+    retrySafe: (req) => isRetrySafe('postMessages', req),
+    retryReasons: ['BUSY', 'REPLY_TOO_LARGE'],
+    name: 'PostMessages',
+    ...(o.log ? { log: o.log } : {}),
+    fallback: (req, _cause, opts, started) => {
+      const { timeoutMs: _t, ...grpcOpts } = opts;
+      // A caller's budget covers the NATS attempt too; without one, the gRPC client's own budget applies.
+      if (grpcOpts.budgetMs === undefined) return o.grpc.postMessages(req, grpcOpts);
+      return o.grpc.postMessages(req, {
+        ...grpcOpts,
+        budgetMs: Math.max(1, grpcOpts.budgetMs - (Date.now() - started)),
+      });
     },
+  });
+  const send = (req: messagesV1.PostMessagesRequest, opts: MsgCallOptions = {}) =>
+    rpc(req, opts.deadlineMs === undefined ? opts : { ...opts, timeoutMs: opts.deadlineMs });
+  return Object.assign(send, {
+    stats: {
+      get nats() {
+        return rpc.stats.nats;
+      },
+      get grpc() {
+        return rpc.stats.fallback;
+      },
+    },
+    close: () => rpc.close(),
   });
 }

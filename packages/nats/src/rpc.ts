@@ -123,7 +123,10 @@ export function watchConnection(nc: NatsConnection): ConnectionWatch {
 export type FallbackCause =
   'not-connected' | 'no-responders' | 'too-large' | 'timeout' | 'unavailable' | 'refused' | 'closed';
 
-export interface NatsRpcOptions<Req, Res> {
+/** Per-call options: the NATS wait, plus whatever the fallback needs (e.g. a caller's budget). */
+export type NatsRpcCallOptions<O> = O & { readonly timeoutMs?: number };
+
+export interface NatsRpcOptions<Req, Res, O = object> {
   readonly nc: NatsConnection;
   readonly subject: string;
   readonly request: BinaryCodec<Req>;
@@ -131,7 +134,7 @@ export interface NatsRpcOptions<Req, Res> {
   /** How long to wait for a reply on NATS. */
   readonly timeoutMs: number;
   /** The other transport (gRPC): takes every call NATS cannot carry, and unanswered retry-safe calls. */
-  readonly fallback: (req: Req, cause: FallbackCause) => Promise<Res>;
+  readonly fallback: (req: Req, cause: FallbackCause, opts: NatsRpcCallOptions<O>, startedMs: number) => Promise<Res>;
   /**
    * Whether a call that may have reached the server without a usable answer (timeout, UNAVAILABLE, a load
    * refusal) may be repeated on the fallback: true for reads and idempotent calls.
@@ -139,40 +142,46 @@ export interface NatsRpcOptions<Req, Res> {
   readonly retrySafe: boolean | ((req: Req) => boolean);
   /** RESOURCE_EXHAUSTED reasons that mean "refused for load, nothing done" (default `BUSY`). */
   readonly retryReasons?: readonly string[];
-  /** Larger requests go to the fallback (default: the server's max_payload). */
-  readonly maxRequestBytes?: number;
+  /**
+   * Larger requests go to the fallback (default: the server's max_payload). A function gets the server's
+   * max_payload (e.g. a quarter of it, leaving room for a larger reply).
+   */
+  readonly maxRequestBytes?: number | ((maxPayload: number) => number);
   /** Names the call in log lines and errors (e.g. `VerifyToken`). */
   readonly name?: string;
   readonly log?: Logger;
 }
 
-export interface NatsRpc<Req, Res> {
-  (req: Req, opts?: { timeoutMs?: number }): Promise<Res>;
+export interface NatsRpc<Req, Res, O = object> {
+  (req: Req, opts?: NatsRpcCallOptions<O>): Promise<Res>;
   /** Calls answered on NATS (a reply or an error reply), and calls sent to the fallback. */
   readonly stats: { nats: number; fallback: number };
   /** Stops following the connection; later calls go to the fallback. */
   close(): void;
 }
 
-export function natsRpc<Req, Res>(o: NatsRpcOptions<Req, Res>): NatsRpc<Req, Res> {
+export function natsRpc<Req, Res, O = object>(o: NatsRpcOptions<Req, Res, O>): NatsRpc<Req, Res, O> {
   const stats = { nats: 0, fallback: 0 };
   const retryReasons = new Set(o.retryReasons ?? ['BUSY']);
   const name = o.name ?? o.subject;
   const watch = watchConnection(o.nc);
   let closed = false;
 
-  const viaFallback = (req: Req, cause: FallbackCause): Promise<Res> => {
-    stats.fallback++;
-    return o.fallback(req, cause);
-  };
   const safe = (req: Req): boolean => (typeof o.retrySafe === 'function' ? o.retrySafe(req) : o.retrySafe);
 
-  const call = async (req: Req, opts: { timeoutMs?: number } = {}): Promise<Res> => {
+  const call = async (req: Req, opts: NatsRpcCallOptions<O> = {} as NatsRpcCallOptions<O>): Promise<Res> => {
+    const started = Date.now();
+    const viaFallback = (r: Req, cause: FallbackCause): Promise<Res> => {
+      stats.fallback++;
+      return o.fallback(r, cause, opts, started);
+    };
     const nc = o.nc;
     if (closed) return viaFallback(req, 'closed');
     if (!watch.up) return viaFallback(req, 'not-connected');
     const body = o.request.encode(req).finish();
-    const max = Math.min(o.maxRequestBytes ?? Infinity, nc.info?.max_payload ?? 1024 * 1024);
+    const maxPayload = nc.info?.max_payload ?? 1024 * 1024;
+    const limit = o.maxRequestBytes;
+    const max = Math.min(typeof limit === 'function' ? limit(maxPayload) : (limit ?? Infinity), maxPayload);
     if (body.length > max) return viaFallback(req, 'too-large');
     let reply;
     try {
