@@ -195,6 +195,10 @@ export async function start(config: Config, deps: StartDeps = {}): Promise<IrcBi
         void channels.refresh().catch((err: unknown) => log.debug({ err }, 'channel refresh failed')),
       seen: (id) => door.hasDelivered(id),
       onDisconnect: () => door.onBusDisconnected(),
+      onAccountRevoked: (id, why) => {
+        const n = door.onAccountRevoked(id, why);
+        if (n > 0) log.info({ account: id, why, connections: n, code: 'IRCB_ACCOUNT_REVOKED' }, 'connections closed');
+      },
       onReconnect: () =>
         void door
           .fillAfterReconnect()

@@ -1,6 +1,7 @@
 /**
  * EventSource over NATS: message-store's chat events (`<prefix>.chat.>`, MessageEvent as proto3
- * JSON) and channel events (`<prefix>.channel.>`, which refresh the channel list).
+ * JSON), channel events (`<prefix>.channel.>`, which refresh the channel list) and identity's user
+ * events (`<prefix>.identity.user.>`: a ban in force or a deletion ends the account's connections).
  *
  * Hot path: most posted events of a busy instance are its own posts, already delivered when
  * message-store confirmed them. The message id is peeked from the raw JSON and, when already
@@ -14,9 +15,9 @@
 import type { Subscription } from '@nats-io/nats-core';
 import type { NatsConnection } from '@hubbub/nats';
 import { decodeJson } from '@hubbub/nats';
-import { messagesV1, subjects } from '@hubbub/proto';
+import { identityV1, messagesV1, subjects } from '@hubbub/proto';
 import type { Logger } from '@hubbub/runtime';
-import type { EventHandlers, EventSource } from '../app/ports';
+import type { AccountRevocation, EventHandlers, EventSource } from '../app/ports';
 import { toStored } from './message-store-grpc';
 
 const MARK = Buffer.from('"message":{"id":"');
@@ -32,6 +33,15 @@ export function peekMessageId(data: Uint8Array): string | undefined {
   while (end < b.length && end - start < 20 && b[end]! >= 0x30 && b[end]! <= 0x39) end++;
   if (end === start || b[end] !== 0x22) return undefined;
   return b.toString('latin1', start, end);
+}
+
+/** Whether a user event ends the account's sessions: a ban in force, or a deletion. */
+export function accountRevocation(ev: identityV1.UserEvent, nowMs: number): AccountRevocation | undefined {
+  if (!ev.user || ev.user.id === '') return undefined;
+  if (ev.type === identityV1.UserEventType.USER_EVENT_TYPE_DELETED) return 'deleted';
+  if (ev.type !== identityV1.UserEventType.USER_EVENT_TYPE_BANNED) return undefined;
+  const until = ev.user.ban?.until;
+  return until === undefined || until.getTime() > nowMs ? 'banned' : undefined;
 }
 
 export function natsEventSource(o: { nc: NatsConnection; prefix: string; log: Logger }): EventSource {
@@ -65,6 +75,23 @@ export function natsEventSource(o: { nc: NatsConnection; prefix: string; log: Lo
         }),
       );
       subs.push(o.nc.subscribe(subj.channelAll, { callback: () => h.onChannelsChanged() }));
+      // Bans and deletions end the account's connections at once (identity's user events).
+      subs.push(
+        o.nc.subscribe(subj.userAll, {
+          callback: (err, msg) => {
+            if (err || !h.onAccountRevoked) return;
+            let ev: identityV1.UserEvent;
+            try {
+              ev = decodeJson(identityV1.UserEvent, msg.data);
+            } catch (e) {
+              o.log.warn({ subject: msg.subject, err: e, code: 'IRCB_EVENT_UNDECODABLE' }, 'undecodable user event');
+              return;
+            }
+            const why = accountRevocation(ev, Date.now());
+            if (why && ev.user) h.onAccountRevoked(ev.user.id, why);
+          },
+        }),
+      );
       await o.nc.flush();
       const it = o.nc.status();
       statusIter = it;

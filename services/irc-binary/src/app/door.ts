@@ -21,6 +21,7 @@ import { withTimeout } from './authenticator';
 import type { AuthResult, Authenticator } from './authenticator';
 import type { ChannelDirectory } from './channel-directory';
 import type {
+  AccountRevocation,
   Author,
   ConnectionHandle,
   DoorMetrics,
@@ -95,6 +96,31 @@ export class Door {
 
   openSession(conn: ConnectionHandle): Session {
     return new Session(this, conn, this.now);
+  }
+
+  /** READY sessions authenticated as an account, by account id (bans and deletions end them). */
+  private readonly byAccount = new Map<string, Set<Session>>();
+
+  enterAccount(accountId: string, s: Session): void {
+    let set = this.byAccount.get(accountId);
+    if (!set) this.byAccount.set(accountId, (set = new Set()));
+    set.add(s);
+  }
+
+  leaveAccount(accountId: string, s: Session): void {
+    const set = this.byAccount.get(accountId);
+    if (!set) return;
+    set.delete(s);
+    if (set.size === 0) this.byAccount.delete(accountId);
+  }
+
+  /** identity banned or deleted the account: every connection of it ends now; returns how many. */
+  onAccountRevoked(accountId: string, why: AccountRevocation): number {
+    const set = this.byAccount.get(accountId);
+    if (!set) return 0;
+    const sessions = [...set];
+    for (const s of sessions) s.revoke(why);
+    return sessions.length;
   }
 
   /** A live event from NATS (any door, any instance). Only public channels with wire-sized names (§3.6). */
@@ -195,6 +221,8 @@ export class Session {
   private readonly bucket: TokenBucket;
   private lastUnknownLog = -Infinity;
   private closed = false;
+  /** The account this connection authenticated as (none for guests). */
+  private accountId: string | undefined;
 
   constructor(
     private readonly door: Door,
@@ -245,6 +273,10 @@ export class Session {
     metrics.auth('accepted');
     this.author = r.author;
     this.nick = r.nick;
+    if (r.account) {
+      this.accountId = r.account.id;
+      this.door.enterAccount(r.account.id, this);
+    }
     if (r.lease) this.hold(r.lease);
     this.conn.log.info({ nick: r.nick, method: r.method }, 'authenticated');
     this.conn.acknowledge(true, false);
@@ -297,6 +329,7 @@ export class Session {
     if (this.closed) return;
     this.closed = true;
     this.door.ready.delete(this.conn);
+    if (this.accountId !== undefined) this.door.leaveAccount(this.accountId, this);
     for (let i = this.queue.length - 1; i >= 0; i--) if (this.queue[i]!.kind !== 'post') this.queue.splice(i, 1);
     const leases = this.leases;
     this.leases = [];
@@ -308,6 +341,18 @@ export class Session {
             this.conn.log.warn({ err, code: 'IRCB_PRESENCE_RELEASE_FAILED' }, 'presence release failed'),
           ),
       );
+  }
+
+  /**
+   * The account was banned or deleted: nothing more is posted for it (queued frames are dropped, a batch
+   * already with message-store still completes) and the connection ends at once.
+   */
+  revoke(why: AccountRevocation): void {
+    if (this.closed) return;
+    this.conn.log.info({ nick: this.nick, why, code: 'IRCB_ACCOUNT_REVOKED' }, 'account banned or deleted: closing');
+    this.author = undefined;
+    this.queue.length = 0;
+    this.conn.close(why === 'banned' ? 'IRCB_CLOSE_ACCOUNT_BANNED' : 'IRCB_CLOSE_ACCOUNT_DELETED');
   }
 
   /** Waits until the queue is empty (tests, shutdown). */

@@ -98,7 +98,11 @@ export interface EventHandlers {
   onReconnect(): void;
   /** The event bus connection was lost (gap fill after the reconnect starts from this point). */
   onDisconnect?(): void;
+  /** An account was banned or deleted (identity's user events): its connections must end at once. */
+  onAccountRevoked?(accountId: string, why: AccountRevocation): void;
 }
+
+export type AccountRevocation = 'banned' | 'deleted';
 
 /** Live platform events (§3.6, §3.7). */
 export interface EventSource {
@@ -136,4 +140,6 @@ export interface ConnectionHandle {
   enqueueShared(bytes: Uint8Array): void;
   /** The application's queue fell below IRCB_MAX_PENDING_FRAMES: reading may resume. */
   resumeReading(): void;
+  /** Ends the connection (the protocol has no error frame for it); `code` is logged and counted. */
+  close(code: string, graceful?: boolean): void;
 }

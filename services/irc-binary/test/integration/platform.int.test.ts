@@ -76,6 +76,44 @@ afterAll(async () => {
   await p?.stop();
 }, 30_000);
 
+describe("bans and deletions (identity user events end the account's connections)", () => {
+  it('a ban in force closes every connection of the account at once; guests stay; the account is refused after', async () => {
+    const inst = await p.startIrc({ allowPlaintextTokens: true });
+    const id = await registerAccount(p, 'mallory');
+    const { secret } = await p.idClient.createAppPassword({ userId: id, name: 'irc', scopes: [] });
+    const a = await ready(`mallory#${secret}`, inst);
+    const b = await ready(`MALLORY#${secret}`, inst);
+    const guest = await ready('bystander', inst);
+    // A temporary ban is in force until its end.
+    await p.idClient.ban({ userId: id, reason: 'spam', until: new Date(Date.now() + 3_600_000), by: 'test' });
+    await Promise.all([a.waitClosed(3_000), b.waitClosed(3_000)]);
+    expect(inst.logs.join('\n')).toMatch(/IRCB_ACCOUNT_REVOKED/);
+    // The guest is untouched and still receives broadcasts.
+    await postElsewhere(p, generalId, 'after the ban');
+    expect(await nextOf(guest, 'SendMessage')).toMatchObject({ message: { content: 'after the ban' } });
+    // AUTHENTICATE as the banned account is refused.
+    const c = await client(inst);
+    c.write('00 02');
+    await c.expect('00 00');
+    c.send({ type: 'Authenticate', nick: `mallory#${secret}` });
+    await c.expect('02 00');
+  });
+
+  it('deleting the account closes its connections', async () => {
+    const inst = await p.startIrc({ allowPlaintextTokens: true });
+    const id = await registerAccount(p, 'trudy');
+    const { secret } = await p.idClient.createAppPassword({ userId: id, name: 'irc', scopes: [] });
+    const a = await ready(`trudy#${secret}`, inst);
+    await p.idClient.deleteAccount({
+      userId: id,
+      password: 'correct horse battery staple 42',
+      username: '',
+      clientAddress: '127.0.0.1',
+    });
+    await a.waitClosed(3_000);
+  });
+});
+
 describe('cross-protocol (§1 "One conversation")', () => {
   it('M6 a post through message-store by another door reaches READY connections with the same snowflake id, exact bytes', async () => {
     const a = await ready('m6a');
