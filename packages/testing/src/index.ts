@@ -1,4 +1,4 @@
-export { createTestDatabase, listTestDatabases } from './postgres';
+export { createTestDatabase, listTestDatabases, queryDatabase } from './postgres';
 export type { TestDatabase } from './postgres';
 export { createTestNats, listStreamsWithPrefix } from './nats';
 export type { TestNats } from './nats';

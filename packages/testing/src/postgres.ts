@@ -68,3 +68,18 @@ export async function listTestDatabases(url: string): Promise<string[]> {
     await c.end();
   }
 }
+
+/** Runs one statement on a database with a short-lived connection (tests that change state behind a service). */
+export async function queryDatabase(
+  url: string,
+  text: string,
+  params: readonly unknown[] = [],
+): Promise<Record<string, unknown>[]> {
+  const c = new Client({ connectionString: url });
+  await c.connect();
+  try {
+    return (await c.query(text, params as unknown[])).rows as Record<string, unknown>[];
+  } finally {
+    await c.end();
+  }
+}

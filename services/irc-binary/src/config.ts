@@ -108,6 +108,12 @@ export const schema = {
     default: DEFAULT_MAX_PENDING_FRAMES,
     min: 1,
   }),
+  accountRecheckMs: int({
+    env: 'IRCB_ACCOUNT_RECHECK_MS',
+    doc: 'how often connected accounts are checked for bans and deletions missed on NATS (also after a NATS reconnect); 0 = only events',
+    default: 60_000,
+    min: 0,
+  }),
   sendRatePerS: int({
     env: 'IRCB_SEND_RATE_PER_S',
     doc: 'SEND_MESSAGE token refill rate per connection; 0 = unlimited',

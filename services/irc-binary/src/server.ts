@@ -189,6 +189,26 @@ export async function start(config: Config, deps: StartDeps = {}): Promise<IrcBi
       fn: async () => void (await Promise.allSettled([...door.releasing])),
     });
 
+    let rechecking = false;
+    const recheckAccounts = (): void => {
+      if (rechecking) return;
+      rechecking = true;
+      void door
+        .recheckAccounts(identity)
+        .then((n) => {
+          if (n > 0) log.info({ connections: n, code: 'IRCB_ACCOUNT_REVOKED' }, 'recheck closed revoked accounts');
+        })
+        .catch((err: unknown) =>
+          log.warn({ err, code: 'IRCB_ACCOUNT_RECHECK_FAILED' }, 'account recheck failed; next round retries'),
+        )
+        .finally(() => (rechecking = false));
+    };
+    if (config.accountRecheckMs > 0) {
+      const t = setInterval(recheckAccounts, config.accountRecheckMs);
+      t.unref();
+      cleanups.push({ name: 'account recheck', fn: () => clearInterval(t) });
+    }
+
     await events.start({
       onPosted: (ev) => door.onPosted(ev),
       onChannelsChanged: () =>
@@ -199,10 +219,13 @@ export async function start(config: Config, deps: StartDeps = {}): Promise<IrcBi
         const n = door.onAccountRevoked(id, why);
         if (n > 0) log.info({ account: id, why, connections: n, code: 'IRCB_ACCOUNT_REVOKED' }, 'connections closed');
       },
-      onReconnect: () =>
+      onReconnect: () => {
         void door
           .fillAfterReconnect()
-          .catch((err: unknown) => log.warn({ err, code: 'IRCB_GAP_FILL_FAILED' }, 'gap fill failed')),
+          .catch((err: unknown) => log.warn({ err, code: 'IRCB_GAP_FILL_FAILED' }, 'gap fill failed'));
+        // User events sent while the bus was down are lost: ask identity about the connected accounts.
+        recheckAccounts();
+      },
     });
     cleanups.push({ name: 'events', fn: () => events.close() });
 

@@ -1,10 +1,10 @@
-/** IdentityPort over hubbub.identity.v1 (CheckUsername, VerifyAppPassword, LookupByCertFingerprint). */
+/** IdentityPort over hubbub.identity.v1 (CheckUsername, VerifyAppPassword, LookupByCertFingerprint, BatchGetUsers). */
 import { Code, isAppError } from '@hubbub/errors';
 import type { PromiseClient } from '@hubbub/grpc';
 import { identityV1 } from '@hubbub/proto';
 import { foldName } from '@hubbub/runtime';
 import { BackendUnavailableError } from '../app/ports';
-import type { Account, IdentityPort } from '../app/ports';
+import type { Account, AccountRevocation, IdentityPort } from '../app/ports';
 
 export type IdentityClient = PromiseClient<typeof identityV1.IdentityServiceService>;
 
@@ -45,6 +45,22 @@ export function identityAdapter(client: IdentityClient, backendTimeoutMs: number
       } catch (e) {
         return refusalOrThrow(e, false);
       }
+    },
+    async revokedAccounts(ids) {
+      const out = new Map<string, AccountRevocation>();
+      if (ids.length === 0) return out;
+      let r;
+      try {
+        r = await client.batchGetUsers({ userIds: [...ids] }, opts);
+      } catch (e) {
+        throw new BackendUnavailableError(isAppError(e) ? `${e.reason}: ${e.message}` : String(e));
+      }
+      const now = Date.now();
+      for (const u of r.users) {
+        if (u.deleted) out.set(u.id, 'deleted');
+        else if (u.ban && (u.ban.until === undefined || u.ban.until.getTime() > now)) out.set(u.id, 'banned');
+      }
+      return out;
     },
     async lookupByCertFingerprint(fingerprint) {
       try {

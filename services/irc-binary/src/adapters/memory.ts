@@ -11,6 +11,7 @@ import type {
   ChannelInfo,
   EventHandlers,
   EventSource,
+  AccountRevocation,
   IdentityPort,
   MessageStorePort,
   PostOutcome,
@@ -104,7 +105,14 @@ export class MemoryMessageStore implements MessageStorePort {
 
 export class MemoryIdentity implements IdentityPort {
   readonly accounts: (Account & { tokens: string[]; fingerprints: string[] })[] = [];
+  /** Accounts banned or deleted (tests set this). */
+  readonly revoked = new Map<string, AccountRevocation>();
   available = true;
+
+  async revokedAccounts(ids: readonly string[]): Promise<Map<string, AccountRevocation>> {
+    this.check();
+    return new Map(ids.flatMap((id) => (this.revoked.has(id) ? [[id, this.revoked.get(id)!] as const] : [])));
+  }
 
   addAccount(name: string, o: { tokens?: string[]; fingerprints?: string[] } = {}): Account {
     const a = {

@@ -25,6 +25,7 @@ import type {
   Author,
   ConnectionHandle,
   DoorMetrics,
+  IdentityPort,
   MessageStorePort,
   PostRequest,
   PostedEvent,
@@ -112,6 +113,26 @@ export class Door {
     if (!set) return;
     set.delete(s);
     if (set.size === 0) this.byAccount.delete(accountId);
+  }
+
+  /** Accounts with READY connections here. */
+  accountIds(): string[] {
+    return [...this.byAccount.keys()];
+  }
+
+  /**
+   * Asks identity which connected accounts are banned or deleted and ends their connections: the safety
+   * net for user events this instance missed (event bus down, identity unable to publish). Returns how many
+   * connections it closed.
+   */
+  async recheckAccounts(identity: Pick<IdentityPort, 'revokedAccounts'>, chunk = 500): Promise<number> {
+    const ids = this.accountIds();
+    let closed = 0;
+    for (let i = 0; i < ids.length; i += chunk) {
+      const revoked = await identity.revokedAccounts(ids.slice(i, i + chunk));
+      for (const [id, why] of revoked) closed += this.onAccountRevoked(id, why);
+    }
+    return closed;
   }
 
   /** identity banned or deleted the account: every connection of it ends now; returns how many. */

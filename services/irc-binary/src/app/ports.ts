@@ -75,6 +75,11 @@ export interface IdentityPort {
   verifyAppPassword(account: Account, token: string, clientAddress: string): Promise<boolean>;
   /** The account that registered this SHA-256 DER fingerprint (64 lowercase hex), if any. */
   lookupByCertFingerprint(fingerprint: string): Promise<Account | undefined>;
+  /**
+   * Which of these accounts are banned now or deleted (the others are absent from the map). Throws
+   * BackendUnavailableError when identity does not answer.
+   */
+  revokedAccounts(ids: readonly string[]): Promise<Map<string, AccountRevocation>>;
 }
 
 /** A held presence entry; released at once when the connection closes (§3.9). */

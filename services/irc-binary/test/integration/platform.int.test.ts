@@ -8,7 +8,7 @@ import { connect } from '@nats-io/transport-node';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { messagesV1 } from '@hubbub/proto';
 import { newMessage } from '@hubbub/msg-client';
-import { waitFor } from '@hubbub/testing';
+import { queryDatabase, waitFor } from '@hubbub/testing';
 import { encodeClientFrame } from '../../src/protocol/frames';
 import type { ServerFrame, WireMessage } from '../../src/protocol/events';
 import { guestPrincipal, postElsewhere, registerAccount, startPlatform } from '../helpers/platform';
@@ -97,6 +97,22 @@ describe("bans and deletions (identity user events end the account's connections
     await c.expect('00 00');
     c.send({ type: 'Authenticate', nick: `mallory#${secret}` });
     await c.expect('02 00');
+  });
+
+  it('a ban whose event was never seen is caught by the periodic recheck (IRCB_ACCOUNT_RECHECK_MS)', async () => {
+    const inst = await p.startIrc({ allowPlaintextTokens: true, accountRecheckMs: 200 });
+    const id = await registerAccount(p, 'eve');
+    const { secret } = await p.idClient.createAppPassword({ userId: id, name: 'irc', scopes: [] });
+    const a = await ready(`eve#${secret}`, inst);
+    const guest = await ready('onlooker', inst);
+    // Banned behind the event bus's back: straight in identity's database, no NATS event.
+    await queryDatabase(
+      p.identityDb.url,
+      `UPDATE users SET banned_at = now(), ban_reason = 'quiet', ban_by = 'test' WHERE id = $1`,
+      [id],
+    );
+    await a.waitClosed(3_000);
+    expect(guest.closed).toBe(false);
   });
 
   it('deleting the account closes its connections', async () => {
