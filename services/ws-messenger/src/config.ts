@@ -124,6 +124,12 @@ export const configSchema = {
     default: DEFAULT_UNAUTH_IDLE_TIMEOUT_MS,
     min: 100,
   }),
+  subscriptionRecheckMs: int({
+    env: 'WSM_SUBSCRIPTION_RECHECK_MS',
+    doc: 'how often push subscriptions re-verify their token with identity (revocations missed on NATS; also after a NATS reconnect); 0 = only events',
+    default: 60_000,
+    min: 0,
+  }),
   tokenCacheMs: int({
     env: 'WSM_TOKEN_CACHE_MS',
     doc: 'positive token validation cache lifetime (0 = off)',

@@ -60,8 +60,8 @@ describe('PushHub', () => {
     const h = hub();
     const a = target('a');
     const b = target('b');
-    h.subscribe(a, token('1'));
-    h.subscribe(b, token('2'));
+    h.subscribe(a, token('1'), 'tok1');
+    h.subscribe(b, token('2'), 'tok2');
     h.onMessage('posted', msg('100', '5'), { id: '5', isPublic: true, kind: 'group' });
     expect(a.frames).toHaveLength(1);
     expect(b.frames[0]).toBe(a.frames[0]);
@@ -75,8 +75,8 @@ describe('PushHub', () => {
     const h = hub(() => new Promise((r) => (resolve = r)));
     const member = target('m');
     const outsider = target('o');
-    h.subscribe(member, token('1'));
-    h.subscribe(outsider, token('3'));
+    h.subscribe(member, token('1'), 'tok1');
+    h.subscribe(outsider, token('3'), 'tok3');
     h.onMessage('posted', msg('1', '9'), { id: '9', isPublic: false, kind: 'group' });
     h.onMessage('posted', msg('2', '9'), { id: '9', isPublic: false, kind: 'group' });
     resolve(channel('9', ['1', '2']));
@@ -94,8 +94,8 @@ describe('PushHub', () => {
     const h = hub();
     const a = target('a');
     const b = target('b');
-    h.subscribe(a, token('1', 's1'));
-    h.subscribe(b, token('2', 's2', NOW + 10));
+    h.subscribe(a, token('1', 's1'), 'tok1');
+    h.subscribe(b, token('2', 's2', NOW + 10), 'tok2');
     h.onChannel(channel('4', ['1']));
     expect(a.frames).toHaveLength(1);
     expect(a.frames[0]!.toString()).toContain('"flow": [{"time": ');
@@ -110,5 +110,47 @@ describe('PushHub', () => {
     h.sweep(NOW + 10);
     expect(b.ended).toBe(1);
     expect(h.size).toBe(0);
+  });
+
+  it('recheck asks identity once per token and ends the subscriptions whose token it refuses', async () => {
+    const h = hub();
+    const [a1, a2, b, c] = [target('a1'), target('a2'), target('b'), target('c')];
+    h.subscribe(a1, token('1', 'sa'), 'revoked-token');
+    h.subscribe(a2, token('1', 'sa'), 'revoked-token');
+    h.subscribe(b, token('2', 'sb'), 'good-token');
+    h.subscribe(c, token('3', 'sc'), 'other-good');
+    const asked: string[] = [];
+    const refusal = new Error('TOKEN_INVALID');
+    const n = await h.recheck(
+      async (t, userId) => {
+        asked.push(`${t}/${userId}`);
+        if (t === 'revoked-token') throw refusal;
+        return { userId };
+      },
+      (e) => e === refusal,
+      2,
+    );
+    expect(n).toBe(2);
+    expect(asked.sort()).toEqual(['good-token/2', 'other-good/3', 'revoked-token/1']);
+    expect([a1.ended, a2.ended, b.ended, c.ended]).toEqual([1, 1, 0, 0]);
+    expect(a1.frames.at(-1)!.toString()).toContain('"code": 401');
+    expect(h.size).toBe(2);
+  });
+
+  it('recheck stops at the first failure that is not a refusal and keeps the subscriptions', async () => {
+    const h = hub();
+    const a = target('a');
+    h.subscribe(a, token('1'), 'tok1');
+    const down = new Error('identity unavailable');
+    await expect(
+      h.recheck(
+        async () => {
+          throw down;
+        },
+        () => false,
+      ),
+    ).rejects.toBe(down);
+    expect(a.ended).toBe(0);
+    expect(h.size).toBe(1);
   });
 });

@@ -38,6 +38,8 @@ interface Subscription {
   readonly userId: string;
   readonly sessionId: string;
   readonly expiresAtMs: number;
+  /** The token the subscription was made with (re-verified by `recheck`; never logged). */
+  readonly token: string;
 }
 
 interface ChannelFacts {
@@ -73,13 +75,14 @@ export class PushHub {
   }
 
   /** Active before it returns (spec §2.8). Re-subscribing replaces the previous subscription. */
-  subscribe(target: PushTarget, token: TokenInfo): void {
+  subscribe(target: PushTarget, token: TokenInfo, rawToken: string): void {
     this.remove(target);
     const s: Subscription = {
       target,
       userId: token.userId,
       sessionId: token.sessionId,
       expiresAtMs: token.expiresAtMs,
+      token: rawToken,
     };
     this.subs.set(target, s);
     let set = this.byUser.get(s.userId);
@@ -127,6 +130,48 @@ export class PushHub {
     if (!set) return;
     const ids = new Set(sessionIds);
     for (const s of [...set]) if (all || ids.size === 0 || ids.has(s.sessionId)) this.end(s);
+  }
+
+  /**
+   * Asks identity about every subscription's token again and ends (final 401 frame) those it refuses: the
+   * safety net for revocations whose NATS event this instance missed. `verify` rejects with `refused(e)`
+   * true for a refusal; any other failure stops the round (identity unavailable: the next round retries)
+   * and is rethrown. Returns how many subscriptions ended.
+   */
+  async recheck(
+    verify: (token: string, userId: string) => Promise<unknown>,
+    refused: (e: unknown) => boolean,
+    concurrency = 16,
+  ): Promise<number> {
+    const byToken = new Map<string, Subscription[]>();
+    for (const s of this.subs.values()) {
+      const list = byToken.get(s.token);
+      if (list) list.push(s);
+      else byToken.set(s.token, [s]);
+    }
+    const work = [...byToken.values()];
+    let ended = 0;
+    let failure: Error | undefined;
+    const worker = async (): Promise<void> => {
+      for (let list = work.pop(); list && failure === undefined; list = work.pop()) {
+        try {
+          await verify(list[0]!.token, list[0]!.userId);
+        } catch (e) {
+          if (!refused(e)) {
+            failure ??= e instanceof Error ? e : new Error('token recheck failed', { cause: e });
+            return;
+          }
+          for (const s of list) {
+            if (this.subs.get(s.target) !== s) continue;
+            this.end(s);
+            ended++;
+          }
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.max(1, concurrency) }, worker));
+    if (failure !== undefined) throw failure;
+    return ended;
   }
 
   /** Ends subscriptions whose token expired (called periodically by the transport). */

@@ -78,6 +78,9 @@ export const WsmErrorCode = {
   AuthTimeout: 'WSM_ERR_AUTH_TIMEOUT',
   PingTimeout: 'WSM_ERR_PING_TIMEOUT',
   TooManyConnections: 'WSM_ERR_TOO_MANY_CONNECTIONS',
+  /** A push subscription ended because identity refused its token on a recheck (a missed revocation). */
+  SubscriptionRevoked: 'WSM_SUBSCRIPTION_REVOKED',
+  SubscriptionRecheckFailed: 'WSM_ERR_SUBSCRIPTION_RECHECK',
 } as const;
 export type WsmErrorCode = (typeof WsmErrorCode)[keyof typeof WsmErrorCode];
 

@@ -6,7 +6,7 @@ export const pingPong: Handler = async (ctx) => reply(ctx, 'OK', null);
 
 export const subscribe: Handler = async (ctx) => {
   // Active before the reply is written: later changes are pushed (held until the reply is out).
-  ctx.deps.hub.subscribe(ctx.conn, ctx.token!);
+  ctx.deps.hub.subscribe(ctx.conn, ctx.token!, ctx.data.user?.[0]?.auth_id ?? '');
   ctx.conn.setSubscribed(ctx.token!.userId);
   return reply(ctx, 'OK', { time: ctx.T });
 };
