@@ -12,6 +12,9 @@ export class PrivateNats {
   private dir = '';
   port = 0;
 
+  /** `args`: extra nats-server arguments (e.g. `-c config`); `env`: its environment (config variables). */
+  constructor(private readonly o: { args?: readonly string[]; env?: Record<string, string> } = {}) {}
+
   get url(): string {
     return `nats://127.0.0.1:${this.port}`;
   }
@@ -24,8 +27,8 @@ export class PrivateNats {
       this.proc = new ServiceProcess(
         'nats',
         bin,
-        ['-a', '127.0.0.1', '-p', String(this.port), '-js', '-sd', this.dir],
-        {},
+        [...(this.o.args ?? []), '-a', '127.0.0.1', '-p', String(this.port), '-js', '-sd', this.dir],
+        this.o.env ?? {},
         /Server is ready/,
       );
     }

@@ -16,6 +16,8 @@ export interface StackOptions {
   readonly env?: Record<string, string>;
   /** Which doors to start (default both). */
   readonly doors?: ReadonlyArray<'irc-binary' | 'ws-messenger'>;
+  /** A NATS URL per service (e.g. with its own credentials); default `natsUrl` for all. */
+  readonly natsUrlFor?: (service: 'identity' | 'message-store' | 'irc-binary' | 'ws-messenger') => string;
 }
 
 export interface Stack {
@@ -50,8 +52,12 @@ export async function startStack(o: StackOptions): Promise<Stack> {
     IRCB_METRICS_PORT: '0',
     ...o.env,
   };
+  const natsFor = (service: Parameters<NonNullable<StackOptions['natsUrlFor']>>[0]): { NATS_URL: string } => ({
+    NATS_URL: o.natsUrlFor?.(service) ?? o.natsUrl,
+  });
   const identity = ServiceProcess.node('identity', 'services/identity/dist/src/main.js', {
     ...base,
+    ...natsFor('identity'),
     IDENTITY_PORT: String(ports.identity),
     DATABASE_URL: o.identityDbUrl,
     // A login costs 50–250 ms by design; e2e tests register many users, so use the cheap setting.
@@ -59,6 +65,7 @@ export async function startStack(o: StackOptions): Promise<Stack> {
   });
   const messageStore = ServiceProcess.node('message-store', 'services/message-store/dist/src/main.js', {
     ...base,
+    ...natsFor('message-store'),
     MESSAGE_STORE_PORT: String(ports.messageStore),
     DATABASE_URL: o.messagesDbUrl,
   });
@@ -66,6 +73,7 @@ export async function startStack(o: StackOptions): Promise<Stack> {
   const irc = doors.includes('irc-binary')
     ? ServiceProcess.node('irc-binary', 'services/irc-binary/dist/src/main.js', {
         ...base,
+        ...natsFor('irc-binary'),
         IRCB_HOST: '127.0.0.1',
         IRCB_PORT: String(ports.irc),
         IRCB_SEND_RATE_PER_S: '0',
@@ -75,6 +83,7 @@ export async function startStack(o: StackOptions): Promise<Stack> {
   const ws = doors.includes('ws-messenger')
     ? ServiceProcess.node('ws-messenger', 'services/ws-messenger/dist/src/main.js', {
         ...base,
+        ...natsFor('ws-messenger'),
         WSM_HOST: '127.0.0.1',
         WSM_PORT: String(ports.ws),
         WSM_RATE_PER_S: '0',

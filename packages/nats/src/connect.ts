@@ -18,9 +18,41 @@ export interface ConnectOptions {
   readonly onReconnect?: () => void;
 }
 
+/**
+ * Splits NATS_URL (comma-separated servers) into server addresses and credentials, as the NATS CLI reads
+ * them: `nats://user:password@host:4222` gives user and password, `nats://token@host:4222` a token. The
+ * credentials of the first server that has any apply (nats.js takes them as options, not from the URL).
+ * The returned servers carry no credentials, so they can be logged.
+ */
+export function parseNatsServers(servers: string): {
+  servers: string[];
+  auth: { user: string; pass: string } | { token: string } | undefined;
+} {
+  let auth: { user: string; pass: string } | { token: string } | undefined;
+  const list = servers
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '')
+    .map((s) => {
+      const m = /^([a-z]+:\/\/)([^@/]*)@(.*)$/i.exec(s);
+      if (!m) return s;
+      const [, scheme, info, rest] = m as unknown as [string, string, string, string];
+      const i = info.indexOf(':');
+      if (!auth && info !== '')
+        auth =
+          i >= 0
+            ? { user: decodeURIComponent(info.slice(0, i)), pass: decodeURIComponent(info.slice(i + 1)) }
+            : { token: decodeURIComponent(info) };
+      return scheme + rest;
+    });
+  return { servers: list, auth };
+}
+
 export async function connectNats(o: ConnectOptions): Promise<NatsConnection> {
+  const { servers, auth } = parseNatsServers(o.servers);
   const nc = await connect({
-    servers: o.servers.split(',').map((s) => s.trim()),
+    servers,
+    ...auth,
     name: o.name,
     maxReconnectAttempts: -1,
     reconnectTimeWait: 250,

@@ -9,7 +9,13 @@ export const DEFAULT_NATS_PREFIX = 'hubbub';
 
 export const commonSchema = {
   logLevel: oneOf<LogLevel>({ env: 'LOG_LEVEL', doc: 'pino log level', values: LOG_LEVELS, default: 'info' }),
-  natsUrl: str({ env: 'NATS_URL', doc: 'NATS server URL(s), comma-separated', default: DEFAULT_NATS_URL }),
+  natsUrl: str({
+    env: 'NATS_URL',
+    doc: 'NATS server URL(s), comma-separated; `nats://user:password@host:4222` carries the service user',
+    default: DEFAULT_NATS_URL,
+    // It may carry a password: never logged.
+    secret: true,
+  }),
   natsPrefix: str({
     env: 'NATS_PREFIX',
     doc: 'subject prefix for every hubbub subject and KV bucket',

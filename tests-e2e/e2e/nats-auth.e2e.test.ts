@@ -1,0 +1,149 @@
+/**
+ * deploy/nats/hubbub-auth.conf: the whole system runs with each service on its own NATS user and the
+ * permissions of that file (a private nats-server, prefix `hubbub`), and the permissions hold: a door
+ * cannot forge chat or account events nor serve posts, nobody gets in without a password, and the
+ * operator user sees the services (`nats micro`) and the events but not the RPC payloads.
+ */
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { connect } from '@nats-io/transport-node';
+import { parseNatsServers } from '@hubbub/nats';
+import type { NatsConnection } from '@hubbub/nats';
+import { messagesV1 } from '@hubbub/proto';
+import { createClient } from '@hubbub/grpc';
+import { createTestDatabase, waitFor } from '@hubbub/testing';
+import type { TestDatabase } from '@hubbub/testing';
+import { DumDumClient } from '../clients/dumdum';
+import { MoreliaClient } from '../clients/morelia';
+import { PrivateNats } from '../harness/nats-server';
+import { repoRoot } from '../harness/proc';
+import { startStack } from '../harness/stack';
+import type { Stack } from '../harness/stack';
+
+jest.setTimeout(120_000);
+
+const pw = {
+  identity: `pw${randomBytes(12).toString('hex')}`,
+  'message-store': `pw${randomBytes(12).toString('hex')}`,
+  door: `pw${randomBytes(12).toString('hex')}`,
+  operator: `pw${randomBytes(12).toString('hex')}`,
+};
+const nats = new PrivateNats({
+  args: ['-c', join(repoRoot(), 'deploy/nats/hubbub-auth.conf')],
+  env: {
+    HUBBUB_NATS_IDENTITY_PASSWORD: pw.identity,
+    HUBBUB_NATS_MESSAGE_STORE_PASSWORD: pw['message-store'],
+    HUBBUB_NATS_DOOR_PASSWORD: pw.door,
+    HUBBUB_NATS_OPERATOR_PASSWORD: pw.operator,
+  },
+});
+const urlOf = (user: keyof typeof pw): string => `nats://${user}:${pw[user]}@127.0.0.1:${nats.port}`;
+
+let dbs: TestDatabase[] = [];
+let stack: Stack;
+const conns: NatsConnection[] = [];
+
+beforeAll(async () => {
+  await nats.start();
+  dbs = [await createTestDatabase(), await createTestDatabase()];
+  stack = await startStack({
+    natsUrl: `nats://127.0.0.1:${nats.port}`,
+    natsPrefix: 'hubbub',
+    identityDbUrl: dbs[0]!.url,
+    messagesDbUrl: dbs[1]!.url,
+    natsUrlFor: (s) => urlOf(s === 'irc-binary' || s === 'ws-messenger' ? 'door' : s),
+    env: { LOG_LEVEL: 'warn' },
+  });
+});
+
+afterAll(async () => {
+  for (const c of conns) await c.close().catch(() => undefined);
+  await stack?.stop();
+  for (const d of dbs) await d.drop();
+  await nats.destroy();
+});
+
+async function as(user: keyof typeof pw): Promise<NatsConnection> {
+  const { servers, auth } = parseNatsServers(urlOf(user));
+  const c = await connect({ servers, ...auth, reconnect: false });
+  conns.push(c);
+  return c;
+}
+
+/** Resolves with the permission violations the server reported on this connection. */
+function violations(c: NatsConnection): string[] {
+  const out: string[] = [];
+  void (async () => {
+    for await (const s of c.status()) {
+      const e = s as { type: string; error?: Error };
+      if (e.type === 'error' && e.error) out.push(e.error.message);
+    }
+  })();
+  return out;
+}
+
+it('runs the whole system: a dum-dum post reaches a Morelia push subscriber and history', async () => {
+  const m = await MoreliaClient.connect(stack.ports.ws);
+  await m.register('auth_alice', 'correct horse battery'); // identity + token check over NATS
+  expect((await m.subscribe()).errors.code).toBe(200);
+  const got: string[] = [];
+  m.onPush = (msg) => void (msg.text !== null && got.push(msg.text));
+  const dd = await DumDumClient.connect(stack.ports.irc, 'auth_dd'); // guest nick claim in the KV bucket
+  try {
+    dd.send('general', 'through the locked-down bus');
+    await waitFor(() => got.includes('through the locked-down bus'), 10_000, 'push to Morelia');
+    await waitFor(() => dd.received.some((x) => x.content === 'through the locked-down bus'), 10_000, 'echo');
+    const store = createClient(messagesV1.MessageStoreServiceService, stack.messageStoreAddr, { deadlineMs: 5_000 });
+    try {
+      const ch = await store.lookupChannel(messagesV1.LookupChannelRequest.fromPartial({ slug: 'general' }));
+      expect(ch.channel?.id).toBeDefined();
+    } finally {
+      store.close();
+    }
+  } finally {
+    await Promise.all([m.close(), dd.close()]);
+  }
+  // No service ran into a permission it lacks (nats.js reports those as async errors, logged NATS_ERROR).
+  for (const p of stack.all()) expect(p.logs.filter((l) => /Permissions Violation/i.test(l))).toEqual([]);
+});
+
+it('a door may not forge events, serve posts or token checks; nobody gets in without a password', async () => {
+  const door = await as('door');
+  const v = violations(door);
+  door.publish('hubbub.chat.1.posted', '{"kind":"MESSAGE_EVENT_KIND_POSTED"}');
+  door.publish('hubbub.identity.user.banned', '{}');
+  door.subscribe('hubbub.rpc.messages.post');
+  door.subscribe('hubbub.rpc.identity.verify');
+  await door.flush().catch(() => undefined);
+  await waitFor(() => v.length >= 4, 5_000, 'four permission violations');
+  expect(v.join('\n')).toMatch(/Permissions Violation for Publish to "hubbub\.chat\.1\.posted"/);
+  expect(v.join('\n')).toMatch(/Permissions Violation for Publish to "hubbub\.identity\.user\.banned"/);
+  expect(v.join('\n')).toMatch(/Permissions Violation for Subscription to "hubbub\.rpc\.messages\.post"/);
+  expect(v.join('\n')).toMatch(/Permissions Violation for Subscription to "hubbub\.rpc\.identity\.verify"/);
+  await expect(connect({ servers: `nats://127.0.0.1:${nats.port}`, reconnect: false })).rejects.toThrow(
+    /Authorization/i,
+  );
+  await expect(connect({ servers: `nats://door:wrong@127.0.0.1:${nats.port}`, reconnect: false })).rejects.toThrow(
+    /Authorization/i,
+  );
+});
+
+it('the operator sees every service (nats micro) and the events, but not the RPC payloads', async () => {
+  const op = await as('operator');
+  const v = violations(op);
+  const names = new Set<string>();
+  const inbox = `_INBOX.${randomBytes(8).toString('hex')}`;
+  const sub = op.subscribe(inbox, {
+    callback: (_e: unknown, msg: { json<T>(): T }) => void names.add(msg.json<{ name: string }>().name),
+  });
+  op.publish('$SRV.PING', undefined, { reply: inbox });
+  await waitFor(() => names.size >= 4, 5_000, 'four services answer $SRV.PING');
+  sub.unsubscribe();
+  expect([...names].sort()).toEqual(['identity', 'irc-binary', 'message-store', 'ws-messenger']);
+  op.subscribe('hubbub.chat.>');
+  op.subscribe('hubbub.rpc.>');
+  await op.flush().catch(() => undefined);
+  await waitFor(() => v.length >= 1, 5_000, 'a permission violation');
+  expect(v.join('\n')).toMatch(/Permissions Violation for Subscription to "hubbub\.rpc\.>"/);
+  expect(v.join('\n')).not.toMatch(/hubbub\.chat/);
+});
