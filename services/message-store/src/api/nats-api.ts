@@ -8,20 +8,14 @@
  * reply with a stable reason and is logged; it never throws out of the handler.
  */
 import { AppError, Code, errors } from '@hubbub/errors';
-import type { Service } from '@hubbub/nats';
+import { respondAppError, respondBytes } from '@hubbub/nats';
+import type { Replyable, Service } from '@hubbub/nats';
 import { messagesV1 } from '@hubbub/proto';
 import type { Logger } from '@hubbub/runtime';
 import type { MessageService } from '../app/message-service';
 
 export const POST_ENDPOINT = 'post-messages';
 export const POST_QUEUE = 'message-store';
-
-/** What a services-framework reply carries (the interface of @nats-io/services ServiceMsg we use). */
-interface Replyable {
-  readonly data: Uint8Array;
-  respond(data?: Uint8Array): boolean;
-  respondError(code: number, description: string): boolean;
-}
 
 export interface PostEndpointOptions {
   readonly subject: string;
@@ -42,8 +36,8 @@ export function addPostEndpoint(
   let inFlight = 0;
   const fail = (m: Replyable, e: AppError): void => {
     service.flushEvents();
-    // A header value is one line; the reason never contains ': '.
-    m.respondError(e.code, `${e.reason}: ${e.message}`.replace(/[\r\n]+/g, ' '));
+    // Never throws (a reply on a connection closed meanwhile is dropped): the caller times out and retries.
+    respondAppError(m, e);
   };
   const handle = async (m: Replyable): Promise<void> => {
     if (inFlight >= o.maxInFlight) {
@@ -73,7 +67,7 @@ export function addPostEndpoint(
       o.onCall?.('ok');
       // The batch's events and this reply leave in one socket write, events first.
       service.flushEvents();
-      m.respond(out);
+      respondBytes(m, out);
     } catch (e) {
       const err = AppError.from(e);
       o.onCall?.('error');
