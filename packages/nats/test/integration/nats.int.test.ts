@@ -92,6 +92,9 @@ describe('@hubbub/nats', () => {
 
   it('registers with the NATS services framework so $SRV.PING finds it', async () => {
     const svc = await registerNatsService(nc, { name: `svc-${tn.prefix}`, version: '0.1.0', description: 'test' });
+    // The server has the service's subscriptions once it answered a PING sent after them (the request
+    // below comes from another connection, which could otherwise overtake them).
+    await nc.flush();
     const r = await nc2.request(`$SRV.PING.svc-${tn.prefix}`, '', { timeout: 2_000 });
     expect(JSON.parse(r.string())).toMatchObject({ name: `svc-${tn.prefix}`, version: '0.1.0' });
     await svc.stop();
