@@ -21,7 +21,13 @@ function token(s: string): string {
 export const ChatEvent = { Posted: 'posted', Edited: 'edited', Deleted: 'deleted' } as const;
 export type ChatEvent = (typeof ChatEvent)[keyof typeof ChatEvent];
 
-export const UserEvent = { Created: 'created', Updated: 'updated', Deleted: 'deleted', Banned: 'banned' } as const;
+export const UserEvent = {
+  Created: 'created',
+  Updated: 'updated',
+  Deleted: 'deleted',
+  Banned: 'banned',
+  Kicked: 'kicked',
+} as const;
 export type UserEvent = (typeof UserEvent)[keyof typeof UserEvent];
 
 /** Subject builders bound to a prefix. */
@@ -39,7 +45,7 @@ export function subjects(prefix: string) {
     channelAll: `${p}.channel.>`,
     /** `<p>.oneliner.posted`, payload hubbub.messages.v1.OnelinerEvent. */
     onelinerPosted: `${p}.oneliner.posted`,
-    /** `<p>.identity.user.<created|updated|deleted|banned>`, payload hubbub.identity.v1.UserEvent. */
+    /** `<p>.identity.user.<created|updated|deleted|banned|kicked>`, payload hubbub.identity.v1.UserEvent. */
     user: (ev: UserEvent): string => `${p}.identity.user.${ev}`,
     userAll: `${p}.identity.user.>`,
     /** `<p>.identity.session.revoked`, payload hubbub.identity.v1.SessionRevokedEvent. */
@@ -58,6 +64,12 @@ export function subjects(prefix: string) {
      * `REASON: message`). The doors' hot path for token checks; gRPC VerifyToken is the fallback (docs/adr/0004).
      */
     rpcVerifyToken: `${p}.rpc.identity.verify`,
+    /**
+     * `<p>.admin.user.<ban|unban|kick>`: the operators' request subjects, served by identity (queue group
+     * `identity`, services-framework endpoints `admin-user-*`). Request and reply are proto3 JSON:
+     * hubbub.identity.v1.AdminUserRequest → AdminUserResponse. Only the operators' NATS user may publish them.
+     */
+    adminUser: (action: 'ban' | 'unban' | 'kick'): string => `${p}.admin.user.${action}`,
     /** KV bucket names (bucket names allow [A-Za-z0-9_-]). */
     buckets: {
       presence: `${p}_presence`,

@@ -114,8 +114,10 @@ it('a door may not forge events, serve posts or token checks; nobody gets in wit
   door.publish('hubbub.identity.user.banned', '{}');
   door.subscribe('hubbub.rpc.messages.post');
   door.subscribe('hubbub.rpc.identity.verify');
+  door.publish('hubbub.admin.user.kick', '{"username":"someone"}');
   await door.flush().catch(() => undefined);
-  await waitFor(() => v.length >= 4, 5_000, 'four permission violations');
+  await waitFor(() => v.length >= 5, 5_000, 'five permission violations');
+  expect(v.join('\n')).toMatch(/Permissions Violation for Publish to "hubbub\.admin\.user\.kick"/);
   expect(v.join('\n')).toMatch(/Permissions Violation for Publish to "hubbub\.chat\.1\.posted"/);
   expect(v.join('\n')).toMatch(/Permissions Violation for Publish to "hubbub\.identity\.user\.banned"/);
   expect(v.join('\n')).toMatch(/Permissions Violation for Subscription to "hubbub\.rpc\.messages\.post"/);
@@ -146,4 +148,24 @@ it('the operator sees every service (nats micro) and the events, but not the RPC
   await waitFor(() => v.length >= 1, 5_000, 'a permission violation');
   expect(v.join('\n')).toMatch(/Permissions Violation for Subscription to "hubbub\.rpc\.>"/);
   expect(v.join('\n')).not.toMatch(/hubbub\.chat/);
+});
+
+it('the operator kicks an account over NATS: its Morelia push subscription ends with the final 401 frame', async () => {
+  const m = await MoreliaClient.connect(stack.ports.ws);
+  try {
+    await m.register('auth_kickme', 'correct horse battery');
+    expect((await m.subscribe()).errors.code).toBe(200);
+    const op = await as('operator');
+    const r = await op.request('hubbub.admin.user.kick', JSON.stringify({ username: 'auth_kickme', reason: 'e2e' }), {
+      timeout: 5_000,
+    });
+    expect(r.headers?.get('Nats-Service-Error-Code') ?? '').toBe('');
+    expect(r.json<{ user: { username: string }; sessionsRevoked: number }>()).toMatchObject({
+      user: { username: 'auth_kickme' },
+      sessionsRevoked: 1,
+    });
+    await waitFor(() => m.updates.some((u) => u.errors.code === 401), 5_000, 'final 401 update frame');
+  } finally {
+    await m.close();
+  }
 });

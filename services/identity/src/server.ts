@@ -13,6 +13,7 @@ import { createLifecycle, createMetricsRegistry, createReadiness, createLogger, 
 import type { Lifecycle, Logger } from '@hubbub/runtime';
 import { Counter } from 'prom-client';
 import { identityService, rpcHistogram } from './api/grpc-service';
+import { addAdminEndpoints } from './api/nats-admin';
 import { addVerifyEndpoint } from './api/nats-api';
 import { IdentityApp } from './app/identity';
 import type { EventSink, IdentitySettings, NameReserver } from './app/identity';
@@ -102,8 +103,9 @@ export async function start(cfg: IdentityConfig, deps: StartDeps = {}): Promise<
             [identityV1.UserEventType.USER_EVENT_TYPE_UPDATED]: 'updated',
             [identityV1.UserEventType.USER_EVENT_TYPE_DELETED]: 'deleted',
             [identityV1.UserEventType.USER_EVENT_TYPE_BANNED]: 'banned',
+            [identityV1.UserEventType.USER_EVENT_TYPE_KICKED]: 'kicked',
           } as const
-        )[ev.type as 1 | 2 | 3 | 4];
+        )[ev.type as 1 | 2 | 3 | 4 | 5];
         if (kind) publishJson(nc, subj.user(kind), identityV1.UserEvent, ev);
       },
       sessionsRevoked: (ev) => publishJson(nc, subj.sessionRevoked, identityV1.SessionRevokedEvent, ev),
@@ -166,6 +168,7 @@ export async function start(cfg: IdentityConfig, deps: StartDeps = {}): Promise<
         },
       });
     }
+    addAdminEndpoints(svc, app, { subject: (a) => subj.adminUser(a), log });
     return { port: grpc.port, metricsPort, app, nc, close: async () => void (await lc.shutdown('close')) };
   } catch (e) {
     await lc.shutdown('start failed');

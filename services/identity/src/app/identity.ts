@@ -708,6 +708,30 @@ export class IdentityApp {
     return { user: this.user(row!) };
   }
 
+  /**
+   * Operators (NATS `<prefix>.admin.user.*`): the account named by user id or by name (fold comparison),
+   * live, or NOT_FOUND.
+   */
+  async resolveAccount(ref: { userId: string; username: string }): Promise<string> {
+    if (ref.userId !== '') return idStr((await this.liveUser(ref.userId)).id);
+    if (ref.username === '' || ref.username.length > 64)
+      throw errors.invalidArgument('USER_REQUIRED', 'username or user_id is required');
+    const u = await this.userByFold(foldName(ref.username));
+    if (!u || u.deleted_at !== null || u.role === 'guest') throw userNotFound();
+    return idStr(u.id);
+  }
+
+  /** Ends every session of the account now (it may log in again) and tells the doors (user event `kicked`). */
+  async kick(req: { userId: string; reason: string; by: string }): Promise<identityV1.AdminUserResponse> {
+    const u = await this.liveUser(req.userId);
+    if (req.reason.length > 500 || !isSafeLine(req.reason))
+      throw errors.invalidArgument('REASON_INVALID', 'reason must be one line of at most 500 characters');
+    const revoked = await this.revokeAll(idStr(u.id), 'kicked');
+    this.publishUser(UserEventType.USER_EVENT_TYPE_KICKED, u, req.by || 'system');
+    this.log.info({ userId: idStr(u.id), by: req.by, reason: req.reason, revoked }, 'account kicked');
+    return { user: this.user(u), sessionsRevoked: revoked };
+  }
+
   async recordLogin(req: identityV1.RecordLoginRequest): Promise<identityV1.RecordLoginResponse> {
     const u = await this.liveUser(req.userId);
     await this.knex('users')

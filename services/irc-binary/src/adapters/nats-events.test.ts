@@ -33,6 +33,7 @@ describe('accountRevocation', () => {
     expect(accountRevocation(ev(T.USER_EVENT_TYPE_BANNED), NOW)).toBe('banned');
     expect(accountRevocation(ev(T.USER_EVENT_TYPE_BANNED, new Date(NOW + 60_000)), NOW)).toBe('banned');
     expect(accountRevocation(ev(T.USER_EVENT_TYPE_DELETED), NOW)).toBe('deleted');
+    expect(accountRevocation(ev(T.USER_EVENT_TYPE_KICKED), NOW)).toBe('kicked');
   });
   it('a ban already over, other event types and events without a user change nothing', () => {
     expect(accountRevocation(ev(T.USER_EVENT_TYPE_BANNED, new Date(NOW - 1)), NOW)).toBeUndefined();

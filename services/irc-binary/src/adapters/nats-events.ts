@@ -35,10 +35,11 @@ export function peekMessageId(data: Uint8Array): string | undefined {
   return b.toString('latin1', start, end);
 }
 
-/** Whether a user event ends the account's sessions: a ban in force, or a deletion. */
+/** Whether a user event ends the account's sessions: a ban in force, a deletion, or a kick. */
 export function accountRevocation(ev: identityV1.UserEvent, nowMs: number): AccountRevocation | undefined {
   if (!ev.user || ev.user.id === '') return undefined;
   if (ev.type === identityV1.UserEventType.USER_EVENT_TYPE_DELETED) return 'deleted';
+  if (ev.type === identityV1.UserEventType.USER_EVENT_TYPE_KICKED) return 'kicked';
   if (ev.type !== identityV1.UserEventType.USER_EVENT_TYPE_BANNED) return undefined;
   const until = ev.user.ban?.until;
   return until === undefined || until.getTime() > nowMs ? 'banned' : undefined;

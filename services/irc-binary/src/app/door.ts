@@ -370,10 +370,13 @@ export class Session {
    */
   revoke(why: AccountRevocation): void {
     if (this.closed) return;
-    this.conn.log.info({ nick: this.nick, why, code: 'IRCB_ACCOUNT_REVOKED' }, 'account banned or deleted: closing');
+    this.conn.log.info(
+      { nick: this.nick, why, code: 'IRCB_ACCOUNT_REVOKED' },
+      'account banned, deleted or kicked: closing',
+    );
     this.author = undefined;
     this.queue.length = 0;
-    this.conn.close(why === 'banned' ? 'IRCB_CLOSE_ACCOUNT_BANNED' : 'IRCB_CLOSE_ACCOUNT_DELETED');
+    this.conn.close(`IRCB_CLOSE_ACCOUNT_${why.toUpperCase()}`);
   }
 
   /** Waits until the queue is empty (tests, shutdown). */

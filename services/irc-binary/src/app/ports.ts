@@ -103,11 +103,12 @@ export interface EventHandlers {
   onReconnect(): void;
   /** The event bus connection was lost (gap fill after the reconnect starts from this point). */
   onDisconnect?(): void;
-  /** An account was banned or deleted (identity's user events): its connections must end at once. */
+  /** An account was banned, deleted or kicked (identity's user events): its connections must end at once. */
   onAccountRevoked?(accountId: string, why: AccountRevocation): void;
 }
 
-export type AccountRevocation = 'banned' | 'deleted';
+/** `kicked`: an operator ended the account's sessions (it may log in again). */
+export type AccountRevocation = 'banned' | 'deleted' | 'kicked';
 
 /** Live platform events (§3.6, §3.7). */
 export interface EventSource {

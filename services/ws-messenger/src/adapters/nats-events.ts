@@ -79,7 +79,8 @@ export function createNatsEvents(o: {
         if (
           ev.user &&
           (t === identityV1.UserEventType.USER_EVENT_TYPE_DELETED ||
-            t === identityV1.UserEventType.USER_EVENT_TYPE_BANNED)
+            t === identityV1.UserEventType.USER_EVENT_TYPE_BANNED ||
+            t === identityV1.UserEventType.USER_EVENT_TYPE_KICKED)
         ) {
           for (const cb of revokeCbs) cb(ev.user.id, [], true);
         }

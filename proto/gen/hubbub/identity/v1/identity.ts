@@ -169,6 +169,8 @@ export enum UserEventType {
   USER_EVENT_TYPE_UPDATED = 2,
   USER_EVENT_TYPE_DELETED = 3,
   USER_EVENT_TYPE_BANNED = 4,
+  /** USER_EVENT_TYPE_KICKED - An operator ended the account's sessions now (it may log in again): doors disconnect it. */
+  USER_EVENT_TYPE_KICKED = 5,
   UNRECOGNIZED = -1,
 }
 
@@ -189,6 +191,9 @@ export function userEventTypeFromJSON(object: any): UserEventType {
     case 4:
     case "USER_EVENT_TYPE_BANNED":
       return UserEventType.USER_EVENT_TYPE_BANNED;
+    case 5:
+    case "USER_EVENT_TYPE_KICKED":
+      return UserEventType.USER_EVENT_TYPE_KICKED;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -208,6 +213,8 @@ export function userEventTypeToJSON(object: UserEventType): string {
       return "USER_EVENT_TYPE_DELETED";
     case UserEventType.USER_EVENT_TYPE_BANNED:
       return "USER_EVENT_TYPE_BANNED";
+    case UserEventType.USER_EVENT_TYPE_KICKED:
+      return "USER_EVENT_TYPE_KICKED";
     case UserEventType.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
@@ -888,9 +895,38 @@ export interface SessionRevokedEvent {
   userId: string;
   sessionIds: string[];
   allSessions: boolean;
-  /** `logout`, `revoke_all`, `password_changed`, `password_reset`, `deleted`, `banned`. */
+  /** `logout`, `revoke_all`, `password_changed`, `password_reset`, `deleted`, `banned`, `kicked`. */
   reason: string;
   at: Date | undefined;
+}
+
+/**
+ * Request of the operators' NATS subjects <prefix>.admin.user.{ban,unban,kick} (proto3 JSON; only the
+ * operators' NATS user may publish there, deploy/nats/hubbub-auth.conf). Reply: AdminUserResponse, or a
+ * services-framework error (`Nats-Service-Error-Code` = gRPC canonical code, `Nats-Service-Error` =
+ * `REASON: message`).
+ */
+export interface AdminUserRequest {
+  /** The account by name (compared by fold) ... */
+  username: string;
+  /** ... or by id (one of the two). */
+  userId: string;
+  /** ban and kick: one line, at most 500 characters. */
+  reason: string;
+  /** ban only; unset = permanent. */
+  until:
+    | Date
+    | undefined;
+  /** Who acts (kept with a ban, sent in the user event); default `nats-operator`. */
+  by: string;
+}
+
+export interface AdminUserResponse {
+  user:
+    | User
+    | undefined;
+  /** kick: sessions ended. */
+  sessionsRevoked: number;
 }
 
 function createBaseBan(): Ban {
@@ -10951,6 +10987,232 @@ export const SessionRevokedEvent: MessageFns<SessionRevokedEvent> = {
     message.allSessions = object.allSessions ?? false;
     message.reason = object.reason ?? "";
     message.at = object.at ?? undefined;
+    return message;
+  },
+};
+
+function createBaseAdminUserRequest(): AdminUserRequest {
+  return { username: "", userId: "", reason: "", until: undefined, by: "" };
+}
+
+export const AdminUserRequest: MessageFns<AdminUserRequest> = {
+  encode(message: AdminUserRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.username !== "") {
+      writer.uint32(10).string(message.username);
+    }
+    if (message.userId !== "") {
+      writer.uint32(18).string(message.userId);
+    }
+    if (message.reason !== "") {
+      writer.uint32(26).string(message.reason);
+    }
+    if (message.until !== undefined) {
+      Timestamp.encode(toTimestamp(message.until), writer.uint32(34).fork()).join();
+    }
+    if (message.by !== "") {
+      writer.uint32(42).string(message.by);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): AdminUserRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAdminUserRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.username = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.userId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.until = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.by = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): AdminUserRequest {
+    return {
+      username: isSet(object.username) ? globalThis.String(object.username) : "",
+      userId: isSet(object.userId)
+        ? globalThis.String(object.userId)
+        : isSet(object.user_id)
+        ? globalThis.String(object.user_id)
+        : "",
+      reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+      until: isSet(object.until) ? fromJsonTimestamp(object.until) : undefined,
+      by: isSet(object.by) ? globalThis.String(object.by) : "",
+    };
+  },
+
+  toJSON(message: AdminUserRequest): unknown {
+    const obj: any = {};
+    if (message.username !== "") {
+      obj.username = message.username;
+    }
+    if (message.userId !== "") {
+      obj.userId = message.userId;
+    }
+    if (message.reason !== "") {
+      obj.reason = message.reason;
+    }
+    if (message.until !== undefined) {
+      obj.until = message.until.toISOString();
+    }
+    if (message.by !== "") {
+      obj.by = message.by;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<AdminUserRequest>): AdminUserRequest {
+    return AdminUserRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<AdminUserRequest>): AdminUserRequest {
+    const message = createBaseAdminUserRequest();
+    message.username = object.username ?? "";
+    message.userId = object.userId ?? "";
+    message.reason = object.reason ?? "";
+    message.until = object.until ?? undefined;
+    message.by = object.by ?? "";
+    return message;
+  },
+};
+
+function createBaseAdminUserResponse(): AdminUserResponse {
+  return { user: undefined, sessionsRevoked: 0 };
+}
+
+export const AdminUserResponse: MessageFns<AdminUserResponse> = {
+  encode(message: AdminUserResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.user !== undefined) {
+      User.encode(message.user, writer.uint32(10).fork()).join();
+    }
+    if (message.sessionsRevoked !== 0) {
+      writer.uint32(16).int32(message.sessionsRevoked);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): AdminUserResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAdminUserResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.user = User.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.sessionsRevoked = reader.int32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): AdminUserResponse {
+    return {
+      user: isSet(object.user) ? User.fromJSON(object.user) : undefined,
+      sessionsRevoked: isSet(object.sessionsRevoked)
+        ? globalThis.Number(object.sessionsRevoked)
+        : isSet(object.sessions_revoked)
+        ? globalThis.Number(object.sessions_revoked)
+        : 0,
+    };
+  },
+
+  toJSON(message: AdminUserResponse): unknown {
+    const obj: any = {};
+    if (message.user !== undefined) {
+      obj.user = User.toJSON(message.user);
+    }
+    if (message.sessionsRevoked !== 0) {
+      obj.sessionsRevoked = Math.round(message.sessionsRevoked);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<AdminUserResponse>): AdminUserResponse {
+    return AdminUserResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<AdminUserResponse>): AdminUserResponse {
+    const message = createBaseAdminUserResponse();
+    message.user = (object.user !== undefined && object.user !== null) ? User.fromPartial(object.user) : undefined;
+    message.sessionsRevoked = object.sessionsRevoked ?? 0;
     return message;
   },
 };
