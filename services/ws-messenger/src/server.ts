@@ -8,7 +8,6 @@ import type { IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
-import { Code } from '@hubbub/errors';
 import { connectNats, drainNats } from '@hubbub/nats';
 import type { NatsConnection } from '@hubbub/nats';
 import { PerAddressLimit, createLogger, createMetricsRegistry, createReadiness } from '@hubbub/runtime';
@@ -21,7 +20,7 @@ import type { IdentityAdapter } from './adapters/identity-grpc';
 import { createMessageStoreAdapter } from './adapters/message-store-grpc';
 import type { MessageStoreAdapter } from './adapters/message-store-grpc';
 import { createNatsEvents } from './adapters/nats-events';
-import { hasCode } from './app/backend';
+import { isCredentialRefusal } from './app/backend';
 import type { Clock, EventsPort } from './app/ports';
 import { Dispatcher } from './app/dispatcher';
 import { PushHub } from './app/push-hub';
@@ -98,19 +97,12 @@ export async function start(cfg: Config, deps: StartDeps = {}): Promise<WsmServe
   try {
     // After a NATS outage, revocation events sent meanwhile are lost: re-check the subscriptions.
     let afterReconnect: () => void = () => undefined;
-    let natsWasDown = false;
     const nc = await connectNats({
       servers: cfg.natsUrl,
       name: SERVICE_NAME,
       log,
-      onStatus: (ok) => {
-        readiness.set('nats', ok);
-        if (!ok) natsWasDown = true;
-        else if (natsWasDown) {
-          natsWasDown = false;
-          afterReconnect();
-        }
-      },
+      onStatus: (ok) => readiness.set('nats', ok),
+      onReconnect: () => afterReconnect(),
     });
     cleanups.push(() => drainNats(nc));
     const identity: IdentityAdapter = createIdentityAdapter(cfg.identityAddr, cfg.backendTimeoutMs, {
@@ -140,10 +132,7 @@ export async function start(cfg: Config, deps: StartDeps = {}): Promise<WsmServe
       if (rechecking || hub.size === 0) return;
       rechecking = true;
       void hub
-        .recheck(
-          (token, userId) => identity.verifyToken(token, userId),
-          (e) => hasCode(e, Code.UNAUTHENTICATED, Code.PERMISSION_DENIED, Code.NOT_FOUND, Code.INVALID_ARGUMENT),
-        )
+        .recheck((token, userId) => identity.verifyToken(token, userId), isCredentialRefusal)
         .then((n) => {
           if (n > 0)
             log.info({ ended: n, code: WsmErrorCode.SubscriptionRevoked }, 'recheck ended revoked subscriptions');

@@ -111,6 +111,12 @@ const invalidCredentials = (): AppError => errors.unauthenticated('INVALID_CREDE
 const tokenInvalid = (): AppError => errors.unauthenticated('TOKEN_INVALID', 'Invalid or expired token');
 const userNotFound = (): AppError => errors.notFound('USER_NOT_FOUND', 'No such user');
 
+/** A ban's or kick's reason: one line of at most 500 characters (it is logged and shown to operators). */
+function checkReason(reason: string): void {
+  if (reason.length > 500 || !isSafeLine(reason))
+    throw errors.invalidArgument('REASON_INVALID', 'reason must be one line of at most 500 characters');
+}
+
 function requireUserId(id: string, field = 'user_id'): string {
   if (!/^[1-9]\d{0,18}$/.test(id))
     throw errors.invalidArgument('USER_ID_INVALID', `${field} must be a decimal user id`);
@@ -682,8 +688,7 @@ export class IdentityApp {
 
   async ban(req: identityV1.BanRequest): Promise<identityV1.BanResponse> {
     const u = await this.liveUser(req.userId);
-    if (req.reason.length > 500 || !isSafeLine(req.reason))
-      throw errors.invalidArgument('REASON_INVALID', 'reason must be one line of at most 500 characters');
+    checkReason(req.reason);
     if (req.until && req.until.getTime() <= this.now())
       throw errors.invalidArgument('UNTIL_INVALID', 'until must be in the future');
     const now = this.date();
@@ -724,8 +729,7 @@ export class IdentityApp {
   /** Ends every session of the account now (it may log in again) and tells the doors (user event `kicked`). */
   async kick(req: { userId: string; reason: string; by: string }): Promise<identityV1.AdminUserResponse> {
     const u = await this.liveUser(req.userId);
-    if (req.reason.length > 500 || !isSafeLine(req.reason))
-      throw errors.invalidArgument('REASON_INVALID', 'reason must be one line of at most 500 characters');
+    checkReason(req.reason);
     const revoked = await this.revokeAll(idStr(u.id), 'kicked');
     this.publishUser(UserEventType.USER_EVENT_TYPE_KICKED, u, req.by || 'system');
     this.log.info({ userId: idStr(u.id), by: req.by, reason: req.reason, revoked }, 'account kicked');
@@ -794,8 +798,7 @@ export class IdentityApp {
     if (!c) throw errors.invalidArgument('CIDR_INVALID', 'Not an IPv4/IPv6 address or CIDR');
     if (req.until && req.until.getTime() <= this.now())
       throw errors.invalidArgument('UNTIL_INVALID', 'until must be in the future');
-    if (req.reason.length > 500 || !isSafeLine(req.reason))
-      throw errors.invalidArgument('REASON_INVALID', 'reason must be one line of at most 500 characters');
+    checkReason(req.reason);
     const row = {
       cidr: c.text,
       reason: req.reason,

@@ -12,6 +12,11 @@ export function hasCode(e: unknown, ...codes: Code[]): boolean {
   return isAppError(e) && codes.includes(e.code);
 }
 
+/** identity's answer that credentials or a token are not valid (a refusal, not an outage). */
+export function isCredentialRefusal(e: unknown): boolean {
+  return hasCode(e, Code.UNAUTHENTICATED, Code.PERMISSION_DENIED, Code.NOT_FOUND, Code.INVALID_ARGUMENT);
+}
+
 export function reasonOf(e: unknown): string {
   return isAppError(e) ? e.reason : '';
 }

@@ -3,13 +3,12 @@
  * Every path ends in exactly one reply; nothing a peer sends throws out of `handle`.
  */
 import { randomBytes } from 'node:crypto';
-import { Code } from '@hubbub/errors';
 import { ERROR_TYPE, encodeReply } from '../protocol/frames';
 import type { Reply } from '../protocol/frames';
 import type { TokenBucket } from '../protocol/rate-limit';
 import { decodeRequest, rateLimitedReply, versionReply } from '../protocol/request';
 import { Detail, Status, WsmErrorCode } from '../protocol/status';
-import { hasCode, isUnavailable } from './backend';
+import { isCredentialRefusal, isUnavailable } from './backend';
 import { HANDLERS } from './commands';
 import type { AppDeps, ConnContext, Ctx } from './context';
 import { isDecimalId, sec } from './mapping';
@@ -125,7 +124,7 @@ export class Dispatcher {
           tokens.put(token, info, this.deps.clock.nowMs());
           return { ok: true, token: info };
         } catch (e) {
-          if (!hasCode(e, Code.UNAUTHENTICATED, Code.PERMISSION_DENIED, Code.NOT_FOUND, Code.INVALID_ARGUMENT)) throw e;
+          if (!isCredentialRefusal(e)) throw e;
         }
       }
       if (!needDetail) return notAuth;

@@ -2,7 +2,7 @@
 import { Code } from '@hubbub/errors';
 import type { UserOut } from '../../protocol/frames';
 import { Detail } from '../../protocol/status';
-import { hasCode, reasonOf } from '../backend';
+import { hasCode, isCredentialRefusal, reasonOf } from '../backend';
 import { actorOf, reply } from '../context';
 import type { Ctx, Handler } from '../context';
 import { GUEST_PREFIX, guestProfile, isDecimalId, profile } from '../mapping';
@@ -52,7 +52,7 @@ export const authentication: Handler = async (ctx) => {
     return reply(ctx, 'OK', { time: ctx.T, user: [{ uuid: s.userId, auth_id: s.token, token_ttl: s.ttlSeconds }] });
   } catch (e) {
     if (hasCode(e, Code.RESOURCE_EXHAUSTED)) return reply(ctx, 'TOO_MANY_REQUESTS', none, Detail.tooManyAttempts);
-    if (hasCode(e, Code.UNAUTHENTICATED, Code.PERMISSION_DENIED, Code.NOT_FOUND, Code.INVALID_ARGUMENT)) {
+    if (isCredentialRefusal(e)) {
       return reply(ctx, (await known()) ? 'UNAUTHORIZED' : 'NOT_FOUND', none);
     }
     throw e;
