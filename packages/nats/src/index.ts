@@ -7,6 +7,8 @@ export type { KV } from './kv';
 export { registerNatsService } from './service';
 export type { Service } from './service';
 export {
+  addBinaryEndpoint,
+  binaryEndpointHandler,
   SERVICE_ERROR_CODE_HEADER,
   SERVICE_ERROR_HEADER,
   isNoResponders,
@@ -18,4 +20,13 @@ export {
   serviceReplyError,
   watchConnection,
 } from './rpc';
-export type { BinaryCodec, ConnectionWatch, FallbackCause, NatsRpc, NatsRpcOptions, Replyable } from './rpc';
+export type {
+  BinaryCodec,
+  BinaryEndpointOptions,
+  ConnectionWatch,
+  EndpointCallResult,
+  FallbackCause,
+  NatsRpc,
+  NatsRpcOptions,
+  Replyable,
+} from './rpc';

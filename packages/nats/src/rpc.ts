@@ -16,9 +16,10 @@
  *   idempotent writes); otherwise the caller gets DEADLINE_EXCEEDED `NATS_TIMEOUT` / the error reply.
  * - any other error reply is the server's answer: thrown as that AppError, never retried.
  */
-import { AppError, Code, errors, isCode } from '@hubbub/errors';
+import { AppError, Code, codeName, errors, isCode } from '@hubbub/errors';
 import type { Logger } from '@hubbub/runtime';
 import type { NatsConnection } from '@nats-io/nats-core';
+import type { Service } from './service';
 
 export const SERVICE_ERROR_CODE_HEADER = 'Nats-Service-Error-Code';
 export const SERVICE_ERROR_HEADER = 'Nats-Service-Error';
@@ -226,4 +227,136 @@ export function natsRpc<Req, Res, O = object>(o: NatsRpcOptions<Req, Res, O>): N
       watch.stop();
     },
   });
+}
+
+// ------------------------------------------------------------------------------------------------ serving
+
+export type EndpointCallResult = 'ok' | 'error' | 'refused';
+
+export interface BinaryEndpointOptions<Req, Res> {
+  /** Services-framework endpoint name (`nats micro info` shows it), e.g. `verify-token`. */
+  readonly name: string;
+  readonly subject: string;
+  readonly queue: string;
+  readonly request: BinaryCodec<Req>;
+  readonly response: BinaryCodec<Res>;
+  /** Proto message names, e.g. `VerifyTokenRequest`, and their package, e.g. `hubbub.identity.v1`. */
+  readonly types: { readonly package: string; readonly request: string; readonly reply: string };
+  /** Names the call in texts: `too many <call> calls in flight`, `<call> over NATS failed`. */
+  readonly call: string;
+  /** The work; its AppErrors become error replies. */
+  readonly handle: (req: Req) => Promise<Res>;
+  readonly log: Logger;
+  /** Stable log codes. */
+  readonly logCodes: { readonly badRequest: string; readonly internal: string; readonly endpoint: string };
+  /** Calls handled at once; more get RESOURCE_EXHAUSTED `BUSY` (callers fall back). 0 refuses all. */
+  readonly maxInFlight: number;
+  /** Largest reply; a larger one (the work was done) gets RESOURCE_EXHAUSTED `REPLY_TOO_LARGE`. */
+  readonly maxReplyBytes?: () => number;
+  /** Runs right before every reply, error replies included. */
+  readonly beforeReply?: () => void;
+  /**
+   * Once per call: `refused` (BUSY, undecodable) before the work ran; `ok`/`error` after, with the gRPC code name
+   * and the work's time in seconds.
+   */
+  readonly onCall?: (result: EndpointCallResult, code: string, seconds: number) => void;
+  /** Shortest time between two bad-request warnings (the ones in between are counted); default 0: every one. */
+  readonly badRequestLogIntervalMs?: number;
+}
+
+/**
+ * The handler of a binary protobuf endpoint (the server side of natsRpc): bounded in-flight calls, undecodable
+ * input refused with INVALID_ARGUMENT `BAD_REQUEST` and logged, AppErrors as services-framework errors. It never
+ * throws; a reply that cannot be published is dropped (the caller times out and falls back).
+ */
+export function binaryEndpointHandler<Req, Res>(o: BinaryEndpointOptions<Req, Res>): (m: Replyable) => Promise<void> {
+  let inFlight = 0;
+  const logEvery = o.badRequestLogIntervalMs ?? 0;
+  let lastBadLogAt = -Infinity;
+  let badSuppressed = 0;
+  const badRequest = (err: unknown, bytes: number): void => {
+    const now = Date.now();
+    if (now - lastBadLogAt < logEvery) {
+      badSuppressed++;
+      return;
+    }
+    lastBadLogAt = now;
+    o.log.warn(
+      { err, code: o.logCodes.badRequest, bytes, suppressed: badSuppressed },
+      `undecodable ${o.types.request} on NATS`,
+    );
+    badSuppressed = 0;
+  };
+  const fail = (m: Replyable, e: AppError): void => {
+    o.beforeReply?.();
+    respondAppError(m, e);
+  };
+
+  return async (m: Replyable): Promise<void> => {
+    try {
+      if (inFlight >= o.maxInFlight) {
+        o.onCall?.('refused', 'RESOURCE_EXHAUSTED', 0);
+        fail(m, errors.resourceExhausted('BUSY', `too many ${o.call} calls in flight; use gRPC or retry`));
+        return;
+      }
+      let req: Req;
+      try {
+        req = o.request.decode(m.data);
+      } catch (err) {
+        o.onCall?.('refused', 'INVALID_ARGUMENT', 0);
+        badRequest(err, m.data.length);
+        fail(m, errors.invalidArgument('BAD_REQUEST', `not a ${o.types.request}`));
+        return;
+      }
+      inFlight++;
+      const started = performance.now();
+      try {
+        const out = o.response.encode(await o.handle(req)).finish();
+        const seconds = (performance.now() - started) / 1000;
+        if (o.maxReplyBytes && out.length > o.maxReplyBytes()) {
+          o.onCall?.('error', 'RESOURCE_EXHAUSTED', seconds);
+          fail(m, errors.resourceExhausted('REPLY_TOO_LARGE', `reply of ${out.length} bytes exceeds max_payload`));
+          return;
+        }
+        o.onCall?.('ok', 'OK', seconds);
+        o.beforeReply?.();
+        respondBytes(m, out);
+      } catch (e) {
+        const err = AppError.from(e);
+        o.onCall?.('error', codeName(err.code), (performance.now() - started) / 1000);
+        if (err.code === Code.INTERNAL)
+          o.log.error({ err: e, code: o.logCodes.internal }, `${o.call} over NATS failed`);
+        fail(m, err);
+      } finally {
+        inFlight--;
+      }
+    } catch (e) {
+      // Only a throwing hook or logger gets here; the caller then times out and falls back.
+      o.log.error({ err: e, code: o.logCodes.internal }, `${o.name} handler failed`);
+    }
+  };
+}
+
+/** Adds the endpoint to a registered NATS service; returns its handler (tests drive it directly). */
+export function addBinaryEndpoint<Req, Res>(
+  svc: Service,
+  o: BinaryEndpointOptions<Req, Res>,
+): (m: Replyable) => Promise<void> {
+  const handle = binaryEndpointHandler(o);
+  svc.addEndpoint(o.name, {
+    subject: o.subject,
+    queue: o.queue,
+    handler: (err, m) => {
+      if (err) {
+        o.log.warn({ err, code: o.logCodes.endpoint }, `${o.name} endpoint subscription error`);
+        return;
+      }
+      void handle(m);
+    },
+    metadata: {
+      request: `${o.types.package}.${o.types.request}`,
+      reply: `${o.types.package}.${o.types.reply}`,
+    },
+  });
+  return handle;
 }

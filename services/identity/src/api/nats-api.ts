@@ -6,11 +6,10 @@
  * the gRPC service calls (same checks, same token cache), or a services-framework error whose code is the gRPC
  * canonical code and whose description is `REASON: message` (e.g. UNAUTHENTICATED `TOKEN_INVALID: …`).
  * Hostile input (undecodable bytes, too many calls at once) gets an error reply with a stable reason and is
- * logged (rate-limited); the handler never throws.
+ * logged (rate-limited); the handler never throws (@hubbub/nats binaryEndpointHandler).
  */
-import { AppError, Code, codeName, errors } from '@hubbub/errors';
-import { respondAppError, respondBytes } from '@hubbub/nats';
-import type { Replyable, Service } from '@hubbub/nats';
+import { addBinaryEndpoint, binaryEndpointHandler } from '@hubbub/nats';
+import type { BinaryEndpointOptions, EndpointCallResult, Replyable, Service } from '@hubbub/nats';
 import { identityV1 } from '@hubbub/proto';
 import type { Logger } from '@hubbub/runtime';
 import type { IdentityApp } from '../app/identity';
@@ -25,7 +24,7 @@ export const NatsLogCode = {
   Endpoint: 'IDENTITY_NATS_ENDPOINT',
 } as const;
 
-export type NatsCallResult = 'ok' | 'error' | 'refused';
+export type NatsCallResult = EndpointCallResult;
 
 export interface VerifyEndpointOptions {
   readonly subject: string;
@@ -41,29 +40,34 @@ export interface VerifyEndpointOptions {
   readonly badRequestLogIntervalMs?: number;
 }
 
+function endpoint(
+  app: Pick<IdentityApp, 'verifyToken'>,
+  o: VerifyEndpointOptions,
+): BinaryEndpointOptions<identityV1.VerifyTokenRequest, identityV1.VerifyTokenResponse> {
+  return {
+    name: VERIFY_ENDPOINT,
+    subject: o.subject,
+    queue: VERIFY_QUEUE,
+    request: identityV1.VerifyTokenRequest,
+    response: identityV1.VerifyTokenResponse,
+    types: { package: 'hubbub.identity.v1', request: 'VerifyTokenRequest', reply: 'VerifyTokenResponse' },
+    call: 'VerifyToken',
+    handle: (req) => app.verifyToken(req),
+    log: o.log,
+    logCodes: { badRequest: NatsLogCode.BadRequest, internal: NatsLogCode.Internal, endpoint: NatsLogCode.Endpoint },
+    maxInFlight: o.maxInFlight,
+    badRequestLogIntervalMs: o.badRequestLogIntervalMs ?? 1_000,
+    ...(o.onCall ? { onCall: o.onCall } : {}),
+  };
+}
+
 /** Serves VerifyToken on NATS; returns the handler (tests drive it directly). */
 export function addVerifyEndpoint(
   natsSvc: Service,
   app: Pick<IdentityApp, 'verifyToken'>,
   o: VerifyEndpointOptions,
 ): (m: Replyable) => Promise<void> {
-  const handle = verifyHandler(app, o);
-  natsSvc.addEndpoint(VERIFY_ENDPOINT, {
-    subject: o.subject,
-    queue: VERIFY_QUEUE,
-    handler: (err, m) => {
-      if (err) {
-        o.log.warn({ err, code: NatsLogCode.Endpoint }, 'verify-token endpoint subscription error');
-        return;
-      }
-      void handle(m);
-    },
-    metadata: {
-      request: 'hubbub.identity.v1.VerifyTokenRequest',
-      reply: 'hubbub.identity.v1.VerifyTokenResponse',
-    },
-  });
-  return handle;
+  return addBinaryEndpoint(natsSvc, endpoint(app, o));
 }
 
 /** The handler alone (no subscription). */
@@ -71,58 +75,5 @@ export function verifyHandler(
   app: Pick<IdentityApp, 'verifyToken'>,
   o: VerifyEndpointOptions,
 ): (m: Replyable) => Promise<void> {
-  let inFlight = 0;
-  const logEvery = o.badRequestLogIntervalMs ?? 1_000;
-  let lastBadLogAt = -Infinity;
-  let badSuppressed = 0;
-  const badRequest = (err: unknown, bytes: number): void => {
-    const now = Date.now();
-    if (now - lastBadLogAt < logEvery) {
-      badSuppressed++;
-      return;
-    }
-    lastBadLogAt = now;
-    o.log.warn(
-      { err, code: NatsLogCode.BadRequest, bytes, suppressed: badSuppressed },
-      'undecodable VerifyTokenRequest on NATS',
-    );
-    badSuppressed = 0;
-  };
-
-  return async (m: Replyable): Promise<void> => {
-    try {
-      if (inFlight >= o.maxInFlight) {
-        o.onCall?.('refused', 'RESOURCE_EXHAUSTED', 0);
-        respondAppError(m, errors.resourceExhausted('BUSY', 'too many VerifyToken calls in flight; use gRPC or retry'));
-        return;
-      }
-      let req: identityV1.VerifyTokenRequest;
-      try {
-        req = identityV1.VerifyTokenRequest.decode(m.data);
-      } catch (err) {
-        o.onCall?.('refused', 'INVALID_ARGUMENT', 0);
-        badRequest(err, m.data.length);
-        respondAppError(m, errors.invalidArgument('BAD_REQUEST', 'not a VerifyTokenRequest'));
-        return;
-      }
-      inFlight++;
-      const started = performance.now();
-      try {
-        const out = identityV1.VerifyTokenResponse.encode(await app.verifyToken(req)).finish();
-        o.onCall?.('ok', 'OK', (performance.now() - started) / 1000);
-        respondBytes(m, out);
-      } catch (e) {
-        const err = AppError.from(e);
-        o.onCall?.('error', codeName(err.code), (performance.now() - started) / 1000);
-        if (err.code === Code.INTERNAL)
-          o.log.error({ err: e, code: NatsLogCode.Internal }, 'VerifyToken over NATS failed');
-        respondAppError(m, err);
-      } finally {
-        inFlight--;
-      }
-    } catch (e) {
-      // Only a throwing hook or logger gets here; the caller then times out and falls back to gRPC.
-      o.log.error({ err: e, code: NatsLogCode.Internal }, 'verify-token handler failed');
-    }
-  };
+  return binaryEndpointHandler(endpoint(app, o));
 }
