@@ -9,14 +9,11 @@
 import { DumDumClient } from '../clients/dumdum';
 import { MoreliaClient } from '../clients/morelia';
 import { startE2eEnv } from '../harness/env';
+import { pct } from './stats';
 
 function arg(name: string, def: number): number {
   const i = process.argv.indexOf(`--${name}`);
   return i >= 0 ? Number(process.argv[i + 1]) : def;
-}
-
-function pct(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
 }
 
 async function main(): Promise<void> {

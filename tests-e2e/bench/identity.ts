@@ -40,6 +40,8 @@ import { identityV1, subjects } from '@hubbub/proto';
 import { connect as natsConnect } from '@nats-io/transport-node';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { createTestDatabase, createTestNats } from '@hubbub/testing';
+import { freePort } from '../harness/proc';
+import { pct } from './stats';
 
 const SECONDS = Number(process.env['BENCH_SECONDS'] ?? 10);
 const WORKERS = Number(process.env['BENCH_WORKERS'] ?? 2);
@@ -88,11 +90,6 @@ interface JobResult {
   readonly errors: number;
   readonly latUs: Float64Array;
   readonly elapsedMs: number;
-}
-
-function pct(sorted: Float64Array | number[], p: number): number {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 }
 
 function summary(latUs: Float64Array | number[]): string {
@@ -280,18 +277,6 @@ async function startIdentity(env: Record<string, string>): Promise<{ child: Chil
     child.once('exit', (code) => reject(new Error(`identity exited with ${code}`)));
   });
   return { child, port };
-}
-
-async function freePort(): Promise<number> {
-  const { createServer } = await import('node:net');
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as { port: number }).port;
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 /** Server-side handler time of VerifyToken from identity's own histogram (transport excluded; gRPC and NATS). */

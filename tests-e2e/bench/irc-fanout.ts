@@ -28,6 +28,7 @@ import { BenchConn, sendFrames } from './irc/client';
 import { startMemoryBroadcastServer } from './irc/memory-server';
 import { ROOT, cpuDelta, cpuSnapshot, createDatabase, fsyncLatency, pidsByName, startProc } from './irc/procs';
 import type { Proc } from './irc/procs';
+import { pct } from './stats';
 
 const ADMIN_URL = process.env['DATABASE_URL'] ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const NATS_URL = process.env['NATS_URL'] ?? 'nats://127.0.0.1:4222';
@@ -52,10 +53,6 @@ async function until(cond: () => boolean, limitMs: number): Promise<boolean> {
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.floor(s.length / 2)]!;
-}
-
-function pct(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 }
 
 const fmt = (n: number): string => Math.round(n).toLocaleString('en-US');

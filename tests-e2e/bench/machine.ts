@@ -21,12 +21,9 @@ import type { Socket } from 'node:net';
 import { cpus } from 'node:os';
 import { Client } from 'pg';
 import { createTestDatabase } from '@hubbub/testing';
+import { pct } from './stats';
 
 const N = Number(process.env['BENCH_N'] ?? 5000);
-
-function pct(sorted: Float64Array, p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
-}
 
 function summary(lat: number[]): string {
   const s = Float64Array.from(lat).sort();

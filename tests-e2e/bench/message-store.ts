@@ -36,6 +36,7 @@ import { messagesV1, subjects } from '@hubbub/proto';
 import { createTestNats } from '@hubbub/testing';
 import { freePort } from '../harness/proc';
 import { connect } from '@nats-io/transport-node';
+import { pct } from './stats';
 
 const ADMIN_URL = process.env['DATABASE_URL'] ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const NATS_URL = process.env['NATS_URL'] ?? 'nats://127.0.0.1:4222';
@@ -245,10 +246,9 @@ if (!isMainThread) {
   });
 }
 
-function pct(xs: number[], p: number): number {
-  if (xs.length === 0) return NaN;
-  const s = Float64Array.from(xs).sort();
-  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
+/** Percentile of unsorted samples. */
+function pctOf(xs: number[], p: number): number {
+  return pct(Float64Array.from(xs).sort(), p);
 }
 
 const ms = (us: number): string => (us / 1000).toFixed(2);
@@ -426,10 +426,10 @@ async function main(): Promise<void> {
           `posts: ${r.posts} in ${(r.elapsedMs / 1000).toFixed(1)} s = ${Math.round(rate)} posts/s  (errors ${r.errors})`,
         );
         console.log(
-          `${ph.mode === 'batch' ? 'call (100 posts)' : 'post'} latency: p50 ${ms(pct(r.latUs, 50))} ms  p99 ${ms(pct(r.latUs, 99))} ms  max ${ms(pct(r.latUs, 100))} ms`,
+          `${ph.mode === 'batch' ? 'call (100 posts)' : 'post'} latency: p50 ${ms(pctOf(r.latUs, 50))} ms  p99 ${ms(pctOf(r.latUs, 99))} ms  max ${ms(pctOf(r.latUs, 100))} ms`,
         );
         console.log(
-          `post→NATS event latency: p50 ${ms(pct(eventLat, 50))} ms  p99 ${ms(pct(eventLat, 99))} ms  (${eventLat.length} events)`,
+          `post→NATS event latency: p50 ${ms(pctOf(eventLat, 50))} ms  p99 ${ms(pctOf(eventLat, 99))} ms  (${eventLat.length} events)`,
         );
         console.log(
           `server: ${await batchStats(metricsPort)}; CPU ${((srvCpu / r.elapsedMs) * 100_000).toFixed(0)}% of a core = ${((srvCpu * 1e6) / Math.max(1, r.posts)).toFixed(0)} us/post`,

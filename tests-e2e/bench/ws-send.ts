@@ -23,6 +23,7 @@ import { Worker } from 'node:worker_threads';
 import { closeAll, openClient, Pipelined } from './ws/client';
 import type { PushWorkerJob, PushWorkerResult } from './ws/push-worker';
 import type { WsBenchClient } from './ws/client';
+import { pct } from './stats';
 
 function arg(name: string, def: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -30,11 +31,6 @@ function arg(name: string, def: string): string {
 }
 
 const JSONAPI = { version: '1.0', revision: '17' };
-
-function pct(sorted: Float64Array, p: number): number {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
-}
 
 /** CPU seconds (user + system) a process has used so far. */
 function cpuSeconds(pid: number | undefined): number {
