@@ -24,3 +24,5 @@ export { foldName } from './names';
 export { Batcher, BatcherClosedError } from './batcher';
 export type { BatcherOptions } from './batcher';
 export { PerAddressLimit } from './per-address';
+export { periodicTask } from './periodic';
+export type { PeriodicTask } from './periodic';

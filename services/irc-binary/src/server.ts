@@ -13,7 +13,7 @@ import { connectNats, drainNats } from '@hubbub/nats';
 import type { NatsConnection } from '@hubbub/nats';
 import { Presence, identityNameAuthority } from '@hubbub/presence';
 import { identityV1 } from '@hubbub/proto';
-import { createLogger, createMetricsRegistry, createReadiness, startOpsServer } from '@hubbub/runtime';
+import { createLogger, createMetricsRegistry, createReadiness, periodicTask, startOpsServer } from '@hubbub/runtime';
 import type { Logger, OpsServer } from '@hubbub/runtime';
 import type { Registry } from 'prom-client';
 import { identityAdapter } from './adapters/identity-grpc';
@@ -189,25 +189,15 @@ export async function start(config: Config, deps: StartDeps = {}): Promise<IrcBi
       fn: async () => void (await Promise.allSettled([...door.releasing])),
     });
 
-    let rechecking = false;
-    const recheckAccounts = (): void => {
-      if (rechecking) return;
-      rechecking = true;
-      void door
-        .recheckAccounts(identity)
-        .then((n) => {
-          if (n > 0) log.info({ connections: n, code: 'IRCB_ACCOUNT_REVOKED' }, 'recheck closed revoked accounts');
-        })
-        .catch((err: unknown) =>
-          log.warn({ err, code: 'IRCB_ACCOUNT_RECHECK_FAILED' }, 'account recheck failed; next round retries'),
-        )
-        .finally(() => (rechecking = false));
-    };
-    if (config.accountRecheckMs > 0) {
-      const t = setInterval(recheckAccounts, config.accountRecheckMs);
-      t.unref();
-      cleanups.push({ name: 'account recheck', fn: () => clearInterval(t) });
-    }
+    const recheck = periodicTask(config.accountRecheckMs, async () => {
+      try {
+        const n = await door.recheckAccounts(identity);
+        if (n > 0) log.info({ connections: n, code: 'IRCB_ACCOUNT_REVOKED' }, 'recheck closed revoked accounts');
+      } catch (err) {
+        log.warn({ err, code: 'IRCB_ACCOUNT_RECHECK_FAILED' }, 'account recheck failed; next round retries');
+      }
+    });
+    cleanups.push({ name: 'account recheck', fn: () => recheck.stop() });
 
     await events.start({
       onPosted: (ev) => door.onPosted(ev),
@@ -224,7 +214,7 @@ export async function start(config: Config, deps: StartDeps = {}): Promise<IrcBi
           .fillAfterReconnect()
           .catch((err: unknown) => log.warn({ err, code: 'IRCB_GAP_FILL_FAILED' }, 'gap fill failed'));
         // User events sent while the bus was down are lost: ask identity about the connected accounts.
-        recheckAccounts();
+        recheck.trigger();
       },
     });
     cleanups.push({ name: 'events', fn: () => events.close() });

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { connectNats, drainNats } from '@hubbub/nats';
 import type { NatsConnection } from '@hubbub/nats';
-import { PerAddressLimit, createLogger, createMetricsRegistry, createReadiness } from '@hubbub/runtime';
+import { PerAddressLimit, createLogger, createMetricsRegistry, createReadiness, periodicTask } from '@hubbub/runtime';
 import type { Logger, Readiness } from '@hubbub/runtime';
 import type { Registry } from 'prom-client';
 import { WebSocketServer } from 'ws';
@@ -127,30 +127,21 @@ export async function start(cfg: Config, deps: StartDeps = {}): Promise<WsmServe
       hub.onSessionsRevoked(userId, sessionIds, all);
     });
     // The safety net for revocations whose event was missed: re-verify every subscription's token.
-    let rechecking = false;
-    const recheckSubscriptions = (): void => {
-      if (rechecking || hub.size === 0) return;
-      rechecking = true;
-      void hub
-        .recheck((token, userId) => identity.verifyToken(token, userId), isCredentialRefusal)
-        .then((n) => {
-          if (n > 0)
-            log.info({ ended: n, code: WsmErrorCode.SubscriptionRevoked }, 'recheck ended revoked subscriptions');
-        })
-        .catch((err: unknown) =>
-          log.warn(
-            { err, code: WsmErrorCode.SubscriptionRecheckFailed },
-            'subscription recheck failed; next round retries',
-          ),
-        )
-        .finally(() => (rechecking = false));
-    };
-    afterReconnect = recheckSubscriptions;
-    if (cfg.subscriptionRecheckMs > 0) {
-      const t = setInterval(recheckSubscriptions, cfg.subscriptionRecheckMs);
-      t.unref();
-      cleanups.push(() => clearInterval(t));
-    }
+    const recheck = periodicTask(cfg.subscriptionRecheckMs, async () => {
+      if (hub.size === 0) return;
+      try {
+        const n = await hub.recheck((token, userId) => identity.verifyToken(token, userId), isCredentialRefusal);
+        if (n > 0)
+          log.info({ ended: n, code: WsmErrorCode.SubscriptionRevoked }, 'recheck ended revoked subscriptions');
+      } catch (err) {
+        log.warn(
+          { err, code: WsmErrorCode.SubscriptionRecheckFailed },
+          'subscription recheck failed; next round retries',
+        );
+      }
+    });
+    afterReconnect = () => recheck.trigger();
+    cleanups.push(() => recheck.stop());
     await nc.flush();
 
     // Public channels exist before the first request (retried in the background while
