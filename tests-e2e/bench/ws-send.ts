@@ -7,7 +7,10 @@
  *   npx tsc -b tests-e2e && DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres \
  *     NATS_URL=nats://127.0.0.1:4222 node tests-e2e/dist/bench/ws-send.js \
  *     [--seconds 20] [--max 3000] [--k 1,4,16,64] [--push 1000] [--push-rate 50] [--push-seconds 10] [--push-threads 2]
- *     [--idle 10000] [--idle-seconds 60]
+ *     [--idle 10000] [--idle-seconds 60] [--warmup-seconds 5]
+ *
+ * Before the timed runs, --warmup-seconds of K=4 traffic (a flow and users of its own) warms the JIT; it is
+ * printed and marked as not counted.
  *
  * Prints numbers; never asserts timings. Checks correctness: zero non-200 replies, zero dropped
  * connections, every replied message present in message-store's PostgreSQL database.
@@ -293,6 +296,7 @@ async function main(): Promise<void> {
   const pushRate = Number(arg('push-rate', '50'));
   const pushSeconds = Number(arg('push-seconds', '10'));
   const pushThreads = Number(arg('push-threads', '2'));
+  const warmupSeconds = Number(arg('warmup-seconds', '5'));
 
   const env = await startE2eEnv({
     doors: [],
@@ -340,6 +344,12 @@ async function main(): Promise<void> {
     console.log(fdatasyncLine());
     const runId = Date.now().toString(36);
     const pids = { ws: pid, store: env.stack.messageStore.pid, identity: env.stack.identity.pid };
+    if (warmupSeconds > 0) {
+      // Untimed: V8 compiles the hot paths of ws-messenger, message-store and identity during the first few
+      // thousand requests, and on these two cores its compiler threads compete with the requests.
+      const w = await runK(url, 4, warmupSeconds, 1_000_000, `${runId}w`);
+      console.log(`warm-up (not counted): ${w.line}`);
+    }
     for (const k of ks) {
       const cpu0 = { ws: cpuSeconds(pids.ws), store: cpuSeconds(pids.store), identity: cpuSeconds(pids.identity) };
       const r = await runK(url, k, seconds, maxPerConn, runId);
