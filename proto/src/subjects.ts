@@ -70,6 +70,18 @@ export function subjects(prefix: string) {
      * hubbub.identity.v1.AdminUserRequest → AdminUserResponse. Only the operators' NATS user may publish them.
      */
     adminUser: (action: 'ban' | 'unban' | 'kick'): string => `${p}.admin.user.${action}`,
+    /**
+     * `<p>.admin.channel.create`: the operators' request subject, served by message-store (queue group
+     * `message-store`, services-framework endpoint `admin-channel-create`). Request and reply are proto3 JSON:
+     * hubbub.messages.v1.AdminChannelCreateRequest → AdminChannelCreateResponse. Operators only.
+     */
+    adminChannelCreate: `${p}.admin.channel.create`,
+    /**
+     * `<p>.admin.broadcast`: the operators' request subject, served by message-store (queue group
+     * `message-store`, services-framework endpoint `admin-broadcast`). Request and reply are proto3 JSON:
+     * hubbub.messages.v1.AdminBroadcastRequest → AdminBroadcastResponse. Operators only.
+     */
+    adminBroadcast: `${p}.admin.broadcast`,
     /** KV bucket names (bucket names allow [A-Za-z0-9_-]). */
     buckets: {
       presence: `${p}_presence`,

@@ -1,8 +1,9 @@
 /**
  * deploy/nats/hubbub-auth.conf: the whole system runs with each service on its own NATS user and the
  * permissions of that file (a private nats-server, prefix `hubbub`), and the permissions hold: a door
- * cannot forge chat or account events nor serve posts, nobody gets in without a password, and the
- * operator user sees the services (`nats micro`) and the events but not the RPC payloads.
+ * cannot forge chat or account events, serve posts or drive admin actions, nobody gets in without a password, and
+ * the operator user sees the services (`nats micro`) and the events but not the RPC payloads, kicks accounts,
+ * creates channels and broadcasts into them.
  */
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
@@ -115,9 +116,13 @@ it('a door may not forge events, serve posts or token checks; nobody gets in wit
   door.subscribe('hubbub.rpc.messages.post');
   door.subscribe('hubbub.rpc.identity.verify');
   door.publish('hubbub.admin.user.kick', '{"username":"someone"}');
+  door.publish('hubbub.admin.broadcast', '{"text":"forged broadcast","channels":["general"]}');
+  door.publish('hubbub.admin.channel.create', '{"slug":"forged"}');
   await door.flush().catch(() => undefined);
-  await waitFor(() => v.length >= 5, 5_000, 'five permission violations');
+  await waitFor(() => v.length >= 7, 5_000, 'seven permission violations');
   expect(v.join('\n')).toMatch(/Permissions Violation for Publish to "hubbub\.admin\.user\.kick"/);
+  expect(v.join('\n')).toMatch(/Permissions Violation for Publish to "hubbub\.admin\.broadcast"/);
+  expect(v.join('\n')).toMatch(/Permissions Violation for Publish to "hubbub\.admin\.channel\.create"/);
   expect(v.join('\n')).toMatch(/Permissions Violation for Publish to "hubbub\.chat\.1\.posted"/);
   expect(v.join('\n')).toMatch(/Permissions Violation for Publish to "hubbub\.identity\.user\.banned"/);
   expect(v.join('\n')).toMatch(/Permissions Violation for Subscription to "hubbub\.rpc\.messages\.post"/);
@@ -168,4 +173,76 @@ it('the operator kicks an account over NATS: its Morelia push subscription ends 
   } finally {
     await m.close();
   }
+});
+
+it('the operator creates a channel and broadcasts into general: dum-dum and Morelia both receive it', async () => {
+  const m = await MoreliaClient.connect(stack.ports.ws);
+  const dd = await DumDumClient.connect(stack.ports.irc, 'auth_dd2');
+  try {
+    await m.register('auth_listener', 'correct horse battery');
+    expect((await m.subscribe()).errors.code).toBe(200);
+    const op = await as('operator');
+    const v = violations(op);
+    const ask = async (subject: string, body: unknown): Promise<unknown> => {
+      const r = await op.request(subject, JSON.stringify(body), { timeout: 10_000 });
+      expect(r.headers?.get('Nats-Service-Error') ?? '').toBe('');
+      return r.json();
+    };
+
+    const created = messagesV1.AdminChannelCreateResponse.fromJSON(
+      await ask('hubbub.admin.channel.create', { slug: 'ops-news', title: 'Ops news', by: 'e2e-ops' }),
+    );
+    expect(created.channel).toMatchObject({ slug: 'ops-news', visibility: messagesV1.Visibility.VISIBILITY_PUBLIC });
+    // Both doors learn of it from the `created` event: a pushed Morelia flow, the dum-dum channel list.
+    await waitFor(
+      () => m.updates.some((u) => (u.data?.flow ?? []).some((f) => f.uuid === created.channel!.id)),
+      10_000,
+      'flow pushed to Morelia',
+    );
+    await waitFor(async () => (await dd.listChannels()).includes('ops-news'), 10_000, 'dum-dum channel list');
+
+    const text = 'maintenance at 22:00';
+    const req = { text, channels: ['general'], client_key: 'e2e-maint' };
+    const res = messagesV1.AdminBroadcastResponse.fromJSON(await ask('hubbub.admin.broadcast', req));
+    expect(res.messages).toHaveLength(1);
+    const sent = res.messages[0]!;
+    expect(sent).toMatchObject({ text, authorId: 'system:operator', authorName: 'system', door: 'admin' });
+
+    // Live on both doors.
+    await waitFor(() => dd.received.some((x) => x.id === BigInt(sent.id)), 10_000, 'dum-dum receives it');
+    expect(dd.received.find((x) => x.id === BigInt(sent.id))).toMatchObject({
+      channel: 'general',
+      nick: 'system',
+      content: text,
+    });
+    await waitFor(() => m.pushedMessages.some((x) => x.uuid === sent.id), 10_000, 'Morelia push');
+    expect(m.pushedMessages.find((x) => x.uuid === sent.id)).toMatchObject({
+      text,
+      from_user: 'system:operator',
+      from_flow: sent.channelId,
+    });
+    // The author resolves for Morelia clients; history on both doors; get_update lists it.
+    const info = await m.request('user_info', {
+      user: [{ uuid: m.uuid, auth_id: m.authId }, { uuid: 'system:operator' }],
+    });
+    expect(info.errors.code).toBe(200);
+    expect(info.data?.user).toMatchObject([
+      { uuid: 'system:operator', login: null, username: 'system', bio: null, avatar: null, is_bot: true },
+    ]);
+    const all = await m.allMessages(sent.channelId);
+    expect(all.data?.message?.find((x) => x.uuid === sent.id)).toMatchObject({ text, from_user: 'system:operator' });
+    const upd = await m.getUpdate(Math.floor(sent.createdAt!.getTime() / 1000));
+    expect(upd.data?.message?.some((x) => x.uuid === sent.id)).toBe(true);
+    const ddHistory = await dd.listMessages('general');
+    expect(ddHistory.find((x) => x.id === BigInt(sent.id))).toMatchObject({ nick: 'system', content: text });
+
+    // A retry (same client_key) returns the same message and nobody receives it twice.
+    const again = messagesV1.AdminBroadcastResponse.fromJSON(await ask('hubbub.admin.broadcast', req));
+    expect(again.messages.map((x) => x.id)).toEqual([sent.id]);
+    expect(dd.received.filter((x) => x.id === BigInt(sent.id))).toHaveLength(1);
+    expect(v).toEqual([]);
+  } finally {
+    await Promise.all([m.close(), dd.close()]);
+  }
+  for (const p of stack.all()) expect(p.logs.filter((l) => /Permissions Violation/i.test(l))).toEqual([]);
 });

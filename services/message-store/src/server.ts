@@ -13,6 +13,7 @@ import { createLogger, createMetricsRegistry, createReadiness, startOpsServer } 
 import type { Logger, OpsServer } from '@hubbub/runtime';
 import { Counter, Gauge, Histogram } from 'prom-client';
 import { messageStoreGrpc, testSeedEnabled, testingGrpc } from './api/grpc-api';
+import { addAdminEndpoints } from './api/nats-admin';
 import { addPostEndpoint } from './api/nats-api';
 import { MessageService } from './app/message-service';
 import { OutboxPublisher } from './app/outbox-publisher';
@@ -198,7 +199,8 @@ export async function start(cfg: Config, deps: StartDeps = {}): Promise<MessageS
     const natsSvc: Service = await registerNatsService(nc, {
       name: SERVICE_NAME,
       version: SERVICE_VERSION,
-      description: 'channels, membership and messages of hubbub (gRPC hubbub.messages.v1; posts also on NATS)',
+      description:
+        'channels, membership and messages of hubbub (gRPC hubbub.messages.v1; posts and operator actions also on NATS)',
       metadata: { grpc_port: String(grpc.port), worker_id: String(ids.workerId ?? '') },
     });
     cleanups.push({ name: 'nats service', fn: () => natsSvc.stop() });
@@ -210,6 +212,17 @@ export async function start(cfg: Config, deps: StartDeps = {}): Promise<MessageS
         maxReplyBytes: () => nc.info?.max_payload ?? 1024 * 1024,
         onCall: (result) => mNatsPosts.inc({ result }),
       });
+
+    // The operators' request subjects (only the operator NATS user may publish them: deploy/nats/hubbub-auth.conf).
+    addAdminEndpoints(natsSvc, service, {
+      subjects: {
+        channelCreate: subjects(cfg.natsPrefix).adminChannelCreate,
+        broadcast: subjects(cfg.natsPrefix).adminBroadcast,
+      },
+      log,
+      maxTextBytes: cfg.maxTextBytes,
+      maxReplyBytes: () => nc.info?.max_payload ?? 1024 * 1024,
+    });
 
     let closing: Promise<void> | undefined;
     return {

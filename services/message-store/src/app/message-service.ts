@@ -17,12 +17,14 @@ import { channelToProto } from '../store/repo';
 import { pgCode } from '../store/sql';
 import type { OutboxPublisher } from './outbox-publisher';
 import {
+  MAX_CLIENT_KEY_BYTES,
   MAX_HISTORY_LIMIT,
   MAX_MEMBERS,
   authorizePost,
   canReadMessage,
   checkContent,
   checkNewMessage,
+  checkNoNul,
   checkPrincipal,
   checkSlug,
   checkTags,
@@ -42,7 +44,24 @@ import type { SnowflakeGenerator } from './snowflake';
 
 type Principal = messagesV1.Principal;
 type Message = messagesV1.Message;
-const { ChannelKind, Visibility, MessageEventKind, ChannelEventKind, MessageKind } = messagesV1;
+const { ChannelKind, Visibility, MessageEventKind, ChannelEventKind, MessageKind, PrincipalKind } = messagesV1;
+
+/**
+ * The author of operators' broadcasts. Built only here: `system:` principals are refused as posters on every
+ * door-facing API (checkPrincipal), and identity reserves the name `system`, so no account or guest looks
+ * like it.
+ */
+export const OPERATOR: Principal = Object.freeze({
+  userId: 'system:operator',
+  displayName: 'system',
+  kind: PrincipalKind.PRINCIPAL_KIND_UNSPECIFIED,
+  sysop: true,
+  door: 'admin',
+});
+/** Most channels one broadcast reaches. */
+export const MAX_BROADCAST_CHANNELS = 1_000;
+/** Longest broadcast client key: `<key>:<channel id>` stays within a post's client key limit. */
+export const MAX_BROADCAST_KEY_BYTES = MAX_CLIENT_KEY_BYTES - 28;
 
 export interface ServiceLimits extends Limits {
   readonly maxBatchMessages: number;
@@ -968,6 +987,142 @@ export class MessageService {
     if (!isId(req.messageId)) throw errors.invalidArgument('BAD_ID', 'message_id must be a decimal id');
     await this.o.repo.markRead(c.row.id, p.userId, req.messageId);
     return {};
+  }
+
+  // ------------------------------------------------------------------ operators (NATS admin subjects)
+
+  /**
+   * An operator creates a channel (`<prefix>.admin.channel.create`): CreateChannel's rules for slug (required
+   * here), title and info, without a door principal. Kind UNSPECIFIED = GROUP (DIRECT refused); public unless
+   * `private`; the owner, when given, is an account and the only member. The `created` event goes out through
+   * the outbox like every channel change.
+   */
+  async adminCreateChannel(req: messagesV1.AdminChannelCreateRequest): Promise<messagesV1.AdminChannelCreateResponse> {
+    const kind = req.kind === ChannelKind.CHANNEL_KIND_UNSPECIFIED ? ChannelKind.CHANNEL_KIND_GROUP : req.kind;
+    if (kind === ChannelKind.CHANNEL_KIND_DIRECT || !(kind in CHANNEL_KINDS))
+      throw errors.invalidArgument('BAD_CHANNEL_KIND', 'operators create GROUP, CHANNEL or BOARD channels');
+    if (req.slug === '') throw errors.invalidArgument('BAD_SLUG', 'a slug is required');
+    const slug = checkSlug(req.slug);
+    checkTitleInfo(req.title, req.info);
+    checkNoNul(req.title, req.info);
+    const owner = req.ownerUserId;
+    if (owner !== '' && (!isAccountId(owner) || owner.includes('\u0000')))
+      throw errors.invalidArgument('BAD_OWNER', 'the owner is an account id (not a guest or system principal)');
+    const visibility = req.private ? Visibility.VISIBILITY_PRIVATE : Visibility.VISIBILITY_PUBLIC;
+    const allowGuests = visibility === Visibility.VISIBILITY_PUBLIC ? (req.allowGuests ?? true) : false;
+    const members = owner === '' ? [] : [owner];
+    const { row } = await this.insertChannel({
+      kind,
+      slug,
+      title: req.title,
+      info: req.info,
+      visibility,
+      ownerId: owner,
+      allowGuests,
+      directKey: null,
+      members,
+    });
+    return { channel: channelToProto(row, members) };
+  }
+
+  /**
+   * An operator broadcasts (`<prefix>.admin.broadcast`): one message per channel, authored by OPERATOR (never
+   * a door's principal), through the post batcher like every post (snowflake ids, outbox `posted` events in id
+   * order, answered after COMMIT). Channels by slug in the order given (duplicates once), or every public,
+   * non-archived channel. Every channel is checked before anything is stored. With a client key, channel c's
+   * message carries `<key>:<c>`, so a retry returns the messages stored first (`duplicates` counts them).
+   * `maxReplyBytes` refuses up front a broadcast whose reply (every message with its text) could not be sent.
+   */
+  async adminBroadcast(
+    req: messagesV1.AdminBroadcastRequest,
+    o: { maxReplyBytes?: number } = {},
+  ): Promise<{ messages: Message[]; duplicates: number }> {
+    if (req.text.trim() === '') throw errors.invalidArgument('TEXT_REQUIRED', 'a broadcast needs text');
+    checkContent({ text: req.text, subject: '', attachments: undefined }, this.o.limits);
+    checkNoNul(req.clientKey);
+    if (utf8Bytes(req.clientKey) > MAX_BROADCAST_KEY_BYTES)
+      throw errors.invalidArgument('CLIENT_KEY_TOO_LONG', `client key over ${MAX_BROADCAST_KEY_BYTES} bytes`);
+    if (req.channels.length > MAX_BROADCAST_CHANNELS)
+      throw errors.invalidArgument('TOO_MANY_CHANNELS', `at most ${MAX_BROADCAST_CHANNELS} channels per broadcast`);
+    let rows: ChannelRow[];
+    try {
+      rows = req.channels.length > 0 ? await this.broadcastChannels(req.channels) : await this.publicChannels();
+    } catch (e) {
+      throw toStoreError(e);
+    }
+    if (o.maxReplyBytes !== undefined) {
+      // Each message of the reply: its text (JSON-escaped), its key, and ~500 bytes of other fields.
+      const per = Buffer.byteLength(JSON.stringify(req.text)) + 2 * utf8Bytes(req.clientKey) + 512;
+      if (rows.length * per > o.maxReplyBytes)
+        throw errors.invalidArgument(
+          'BROADCAST_TOO_LARGE',
+          `${rows.length} copies of this text do not fit one reply (${o.maxReplyBytes} bytes); name fewer channels`,
+        );
+    }
+    if (rows.length === 0) return { messages: [], duplicates: 0 };
+    const items: PreparedPost[] = rows.map((channel) => ({
+      principal: OPERATOR,
+      msg: checkNewMessage(
+        {
+          channelId: channel.id,
+          text: req.text,
+          kind: MessageKind.MESSAGE_KIND_NORMAL,
+          subject: '',
+          tags: [],
+          replyToId: '',
+          recipientId: '',
+          isPrivate: false,
+          attachments: undefined,
+          clientKey: req.clientKey === '' ? '' : `${req.clientKey}:${channel.id}`,
+        },
+        this.o.limits,
+      ),
+      channel,
+      // The operator never becomes a member of the channels it broadcasts into.
+      join: false,
+    }));
+    this.requireIds();
+    let outs: PostOutcome[];
+    try {
+      outs = await this.batcher.submitMany(items);
+    } catch (e) {
+      throw toStoreError(e);
+    }
+    return { messages: outs.map((x) => x.message), duplicates: outs.filter((x) => x.duplicate).length };
+  }
+
+  /** Broadcast targets by slug, in the order given: unknown NOT_FOUND, archived or direct FAILED_PRECONDITION. */
+  private async broadcastChannels(slugs: readonly string[]): Promise<ChannelRow[]> {
+    const wanted = [...new Set(slugs)];
+    const bySlug = new Map((await this.o.repo.channelsBySlugs(wanted)).map((r) => [r.slug, r]));
+    return wanted.map((slug) => {
+      const row = bySlug.get(slug);
+      const name = JSON.stringify(slug.length > 40 ? `${slug.slice(0, 40)}…` : slug);
+      if (!row) throw errors.notFound('CHANNEL_NOT_FOUND', `no channel ${name}`);
+      if (row.archived) throw errors.failedPrecondition('CHANNEL_ARCHIVED', `the channel ${name} is archived`);
+      if (row.kind === ChannelKind.CHANNEL_KIND_DIRECT)
+        throw errors.failedPrecondition('DIRECT_CHANNEL', `the channel ${name} is a direct conversation`);
+      return row;
+    });
+  }
+
+  /** Every public, non-archived channel in id order (refused beyond MAX_BROADCAST_CHANNELS). */
+  private async publicChannels(): Promise<ChannelRow[]> {
+    const rows = await this.o.repo.listChannels({
+      userId: undefined,
+      all: true,
+      kind: 0,
+      visibility: Visibility.VISIBILITY_PUBLIC,
+      changedSince: undefined,
+      includeArchived: false,
+      memberOnly: false,
+    });
+    if (rows.length > MAX_BROADCAST_CHANNELS)
+      throw errors.invalidArgument(
+        'TOO_MANY_CHANNELS',
+        `${rows.length} public channels; a broadcast reaches at most ${MAX_BROADCAST_CHANNELS}: name them`,
+      );
+    return rows;
   }
 
   // ------------------------------------------------------------------ oneliners

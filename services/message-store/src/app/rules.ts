@@ -51,7 +51,8 @@ export function isAccountId(s: string): boolean {
 
 /**
  * Checks a principal's shape. `actor` principals may change data (so not `system:`); posting ones also need
- * a display name.
+ * a display name. Every principal a caller sends goes through here, so no caller posts as `system:operator`
+ * (the author of operators' broadcasts, which MessageService.adminBroadcast sets itself).
  */
 export function checkPrincipal(p: Principal | undefined, use: 'reader' | 'actor' | 'poster'): Principal {
   if (!p || p.userId === '') throw errors.invalidArgument('PRINCIPAL_REQUIRED', 'a principal is required');

@@ -247,6 +247,13 @@ export class Repo {
     return rows[0] ? channelFromRow(rows[0]) : undefined;
   }
 
+  /** The channels with these slugs (any order; unknown slugs are simply absent). */
+  async channelsBySlugs(slugs: readonly string[]): Promise<ChannelRow[]> {
+    if (slugs.length === 0) return [];
+    const rows = await this.sql.query(`SELECT ${CHANNEL_COLS} FROM channels WHERE slug = ANY($1::text[])`, [slugs]);
+    return rows.map(channelFromRow);
+  }
+
   async channelByDirectKey(key: string): Promise<ChannelRow | undefined> {
     const rows = await this.sql.query(`SELECT ${CHANNEL_COLS} FROM channels WHERE direct_key = $1`, [key]);
     return rows[0] ? channelFromRow(rows[0]) : undefined;

@@ -77,6 +77,16 @@ export function profile(p: Profile, withLogin: boolean): UserOut {
   };
 }
 
+/**
+ * Authors that are not people: message-store's operator broadcasts come from `system:operator` (display name
+ * `system`, a name identity reserves). `user_info` finds them, so clients resolving authors show "system".
+ */
+export const SYSTEM_PREFIX = 'system:';
+
+export function systemProfile(id: string): UserOut {
+  return { uuid: id, login: null, username: 'system', bio: null, avatar: null, is_bot: true };
+}
+
 export function guestProfile(id: string): UserOut {
   return {
     uuid: id,

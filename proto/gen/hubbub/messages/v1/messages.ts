@@ -316,6 +316,8 @@ export interface Principal {
   /**
    * identity's decimal user id, or `guest:<nick>` for guests. `system:<door>` (kind UNSPECIFIED) is a door's
    * own read-only principal: it reads every channel (gap fills, fan-out checks) and may not post or change.
+   * (Messages of operators' broadcasts carry the author `system:operator`, which message-store sets itself;
+   * no caller may post as it.)
    */
   userId: string;
   /** Display name at the time of the call; snapshotted into messages posted. */
@@ -809,6 +811,74 @@ export interface ListOnelinersRequest {
 export interface ListOnelinersResponse {
   /** The newest `limit`, oldest first. */
   oneliners: Oneliner[];
+}
+
+/**
+ * Request of the operators' NATS subject <prefix>.admin.channel.create (proto3 JSON; only the operators' NATS
+ * user may publish there, deploy/nats/hubbub-auth.conf), served by message-store (endpoint
+ * `admin-channel-create`, queue group `message-store`). Reply: AdminChannelCreateResponse, or a
+ * services-framework error (`Nats-Service-Error-Code` = gRPC canonical code, `Nats-Service-Error` =
+ * `REASON: message`): INVALID_ARGUMENT `BAD_SLUG`/`SLUG_RESERVED`/`TITLE_TOO_LONG`/`INFO_TOO_LONG`/
+ * `BAD_CHANNEL_KIND`/`BAD_OWNER`/`BAD_REQUEST`/`REQUEST_TOO_LARGE`, ALREADY_EXISTS `SLUG_TAKEN`. The
+ * channel's `created` ChannelEvent goes out as for CreateChannel.
+ */
+export interface AdminChannelCreateRequest {
+  /** Required here (no generated `c<id>` slugs): the rules of Channel.slug. */
+  slug: string;
+  /** At most 256 UTF-8 bytes. */
+  title: string;
+  /** At most 4096 UTF-8 bytes. */
+  info: string;
+  /** UNSPECIFIED = GROUP; GROUP, CHANNEL or BOARD (DIRECT is refused: it is opened between two accounts). */
+  kind: ChannelKind;
+  /** false (default) = public, true = private (only members read it). */
+  private: boolean;
+  /** Whether guests may post: default true for public channels; private channels never allow guests. */
+  allowGuests?:
+    | boolean
+    | undefined;
+  /**
+   * Optional owner: an identity account id (not `guest:`/`system:`), also the first member. Empty = no
+   * owner and no members (then only sysops post in a CHANNEL kind channel).
+   */
+  ownerUserId: string;
+  /** Who acts (logged); default `nats-operator`. */
+  by: string;
+}
+
+export interface AdminChannelCreateResponse {
+  /** The channel created, with its members. */
+  channel: Channel | undefined;
+}
+
+/**
+ * Request of the operators' NATS subject <prefix>.admin.broadcast (proto3 JSON, operators only), served by
+ * message-store (endpoint `admin-broadcast`, queue group `message-store`): one message per channel, posted
+ * through the same path as every post (snowflake ids, outbox `posted` events), authored by the operator
+ * principal `system:operator` (display name `system`, door `admin`, author kind UNSPECIFIED). Reply:
+ * AdminBroadcastResponse after the commit, or a services-framework error: INVALID_ARGUMENT `TEXT_REQUIRED`/
+ * `TEXT_TOO_LARGE`/`NUL_CHARACTER`/`CLIENT_KEY_TOO_LONG`/`TOO_MANY_CHANNELS`/`BAD_REQUEST`/
+ * `REQUEST_TOO_LARGE`, NOT_FOUND `CHANNEL_NOT_FOUND` (unknown slug), FAILED_PRECONDITION `CHANNEL_ARCHIVED`
+ * or `DIRECT_CHANNEL`, UNAVAILABLE (safe to retry with a client_key). Nothing is posted unless every
+ * channel named is accepted.
+ */
+export interface AdminBroadcastRequest {
+  /** The message text: the limits of a post (at most MESSAGE_STORE_MAX_TEXT_BYTES), not empty. */
+  text: string;
+  /** Channel slugs (at most 1000); empty = every public, non-archived channel (refused beyond 1000). */
+  channels: string[];
+  /**
+   * Optional idempotency key (at most 100 bytes): each channel's message is stored with the key
+   * `<client_key>:<channel_id>`, so a retried broadcast returns the messages stored first.
+   */
+  clientKey: string;
+  /** Who acts (logged); default `nats-operator`. */
+  by: string;
+}
+
+export interface AdminBroadcastResponse {
+  /** One per channel, in the order of `channels` (or ascending channel id for every public channel). */
+  messages: Message[];
 }
 
 /** The channel facts consumers need to route an event without a lookup. */
@@ -7352,6 +7422,454 @@ export const ListOnelinersResponse: MessageFns<ListOnelinersResponse> = {
   fromPartial(object: DeepPartial<ListOnelinersResponse>): ListOnelinersResponse {
     const message = createBaseListOnelinersResponse();
     message.oneliners = object.oneliners?.map((e) => Oneliner.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseAdminChannelCreateRequest(): AdminChannelCreateRequest {
+  return { slug: "", title: "", info: "", kind: 0, private: false, allowGuests: undefined, ownerUserId: "", by: "" };
+}
+
+export const AdminChannelCreateRequest: MessageFns<AdminChannelCreateRequest> = {
+  encode(message: AdminChannelCreateRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.slug !== "") {
+      writer.uint32(10).string(message.slug);
+    }
+    if (message.title !== "") {
+      writer.uint32(18).string(message.title);
+    }
+    if (message.info !== "") {
+      writer.uint32(26).string(message.info);
+    }
+    if (message.kind !== 0) {
+      writer.uint32(32).int32(message.kind);
+    }
+    if (message.private !== false) {
+      writer.uint32(40).bool(message.private);
+    }
+    if (message.allowGuests !== undefined) {
+      writer.uint32(48).bool(message.allowGuests);
+    }
+    if (message.ownerUserId !== "") {
+      writer.uint32(58).string(message.ownerUserId);
+    }
+    if (message.by !== "") {
+      writer.uint32(66).string(message.by);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): AdminChannelCreateRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAdminChannelCreateRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.slug = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.title = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.info = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.kind = reader.int32() as any;
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.private = reader.bool();
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.allowGuests = reader.bool();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.ownerUserId = reader.string();
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.by = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): AdminChannelCreateRequest {
+    return {
+      slug: isSet(object.slug) ? globalThis.String(object.slug) : "",
+      title: isSet(object.title) ? globalThis.String(object.title) : "",
+      info: isSet(object.info) ? globalThis.String(object.info) : "",
+      kind: isSet(object.kind) ? channelKindFromJSON(object.kind) : 0,
+      private: isSet(object.private) ? globalThis.Boolean(object.private) : false,
+      allowGuests: isSet(object.allowGuests)
+        ? globalThis.Boolean(object.allowGuests)
+        : isSet(object.allow_guests)
+        ? globalThis.Boolean(object.allow_guests)
+        : undefined,
+      ownerUserId: isSet(object.ownerUserId)
+        ? globalThis.String(object.ownerUserId)
+        : isSet(object.owner_user_id)
+        ? globalThis.String(object.owner_user_id)
+        : "",
+      by: isSet(object.by) ? globalThis.String(object.by) : "",
+    };
+  },
+
+  toJSON(message: AdminChannelCreateRequest): unknown {
+    const obj: any = {};
+    if (message.slug !== "") {
+      obj.slug = message.slug;
+    }
+    if (message.title !== "") {
+      obj.title = message.title;
+    }
+    if (message.info !== "") {
+      obj.info = message.info;
+    }
+    if (message.kind !== 0) {
+      obj.kind = channelKindToJSON(message.kind);
+    }
+    if (message.private !== false) {
+      obj.private = message.private;
+    }
+    if (message.allowGuests !== undefined) {
+      obj.allowGuests = message.allowGuests;
+    }
+    if (message.ownerUserId !== "") {
+      obj.ownerUserId = message.ownerUserId;
+    }
+    if (message.by !== "") {
+      obj.by = message.by;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<AdminChannelCreateRequest>): AdminChannelCreateRequest {
+    return AdminChannelCreateRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<AdminChannelCreateRequest>): AdminChannelCreateRequest {
+    const message = createBaseAdminChannelCreateRequest();
+    message.slug = object.slug ?? "";
+    message.title = object.title ?? "";
+    message.info = object.info ?? "";
+    message.kind = object.kind ?? 0;
+    message.private = object.private ?? false;
+    message.allowGuests = object.allowGuests ?? undefined;
+    message.ownerUserId = object.ownerUserId ?? "";
+    message.by = object.by ?? "";
+    return message;
+  },
+};
+
+function createBaseAdminChannelCreateResponse(): AdminChannelCreateResponse {
+  return { channel: undefined };
+}
+
+export const AdminChannelCreateResponse: MessageFns<AdminChannelCreateResponse> = {
+  encode(message: AdminChannelCreateResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.channel !== undefined) {
+      Channel.encode(message.channel, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): AdminChannelCreateResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAdminChannelCreateResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.channel = Channel.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): AdminChannelCreateResponse {
+    return { channel: isSet(object.channel) ? Channel.fromJSON(object.channel) : undefined };
+  },
+
+  toJSON(message: AdminChannelCreateResponse): unknown {
+    const obj: any = {};
+    if (message.channel !== undefined) {
+      obj.channel = Channel.toJSON(message.channel);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<AdminChannelCreateResponse>): AdminChannelCreateResponse {
+    return AdminChannelCreateResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<AdminChannelCreateResponse>): AdminChannelCreateResponse {
+    const message = createBaseAdminChannelCreateResponse();
+    message.channel = (object.channel !== undefined && object.channel !== null)
+      ? Channel.fromPartial(object.channel)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseAdminBroadcastRequest(): AdminBroadcastRequest {
+  return { text: "", channels: [], clientKey: "", by: "" };
+}
+
+export const AdminBroadcastRequest: MessageFns<AdminBroadcastRequest> = {
+  encode(message: AdminBroadcastRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.text !== "") {
+      writer.uint32(10).string(message.text);
+    }
+    for (const v of message.channels) {
+      writer.uint32(18).string(v!);
+    }
+    if (message.clientKey !== "") {
+      writer.uint32(26).string(message.clientKey);
+    }
+    if (message.by !== "") {
+      writer.uint32(34).string(message.by);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): AdminBroadcastRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAdminBroadcastRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.text = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.channels.push(reader.string());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.clientKey = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.by = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): AdminBroadcastRequest {
+    return {
+      text: isSet(object.text) ? globalThis.String(object.text) : "",
+      channels: globalThis.Array.isArray(object?.channels) ? object.channels.map((e: any) => globalThis.String(e)) : [],
+      clientKey: isSet(object.clientKey)
+        ? globalThis.String(object.clientKey)
+        : isSet(object.client_key)
+        ? globalThis.String(object.client_key)
+        : "",
+      by: isSet(object.by) ? globalThis.String(object.by) : "",
+    };
+  },
+
+  toJSON(message: AdminBroadcastRequest): unknown {
+    const obj: any = {};
+    if (message.text !== "") {
+      obj.text = message.text;
+    }
+    if (message.channels?.length) {
+      obj.channels = message.channels;
+    }
+    if (message.clientKey !== "") {
+      obj.clientKey = message.clientKey;
+    }
+    if (message.by !== "") {
+      obj.by = message.by;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<AdminBroadcastRequest>): AdminBroadcastRequest {
+    return AdminBroadcastRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<AdminBroadcastRequest>): AdminBroadcastRequest {
+    const message = createBaseAdminBroadcastRequest();
+    message.text = object.text ?? "";
+    message.channels = object.channels?.map((e) => e) || [];
+    message.clientKey = object.clientKey ?? "";
+    message.by = object.by ?? "";
+    return message;
+  },
+};
+
+function createBaseAdminBroadcastResponse(): AdminBroadcastResponse {
+  return { messages: [] };
+}
+
+export const AdminBroadcastResponse: MessageFns<AdminBroadcastResponse> = {
+  encode(message: AdminBroadcastResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.messages) {
+      Message.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): AdminBroadcastResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAdminBroadcastResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.messages.push(Message.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): AdminBroadcastResponse {
+    return {
+      messages: globalThis.Array.isArray(object?.messages) ? object.messages.map((e: any) => Message.fromJSON(e)) : [],
+    };
+  },
+
+  toJSON(message: AdminBroadcastResponse): unknown {
+    const obj: any = {};
+    if (message.messages?.length) {
+      obj.messages = message.messages.map((e) => Message.toJSON(e));
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<AdminBroadcastResponse>): AdminBroadcastResponse {
+    return AdminBroadcastResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<AdminBroadcastResponse>): AdminBroadcastResponse {
+    const message = createBaseAdminBroadcastResponse();
+    message.messages = object.messages?.map((e) => Message.fromPartial(e)) || [];
     return message;
   },
 };

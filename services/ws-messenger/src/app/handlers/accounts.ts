@@ -5,7 +5,7 @@ import { Detail } from '../../protocol/status';
 import { hasCode, isCredentialRefusal, reasonOf } from '../backend';
 import { actorOf, reply } from '../context';
 import type { Ctx, Handler } from '../context';
-import { GUEST_PREFIX, guestProfile, isDecimalId, profile } from '../mapping';
+import { GUEST_PREFIX, SYSTEM_PREFIX, guestProfile, isDecimalId, profile, systemProfile } from '../mapping';
 import type { Profile } from '../ports';
 
 const firstUser = (ctx: Ctx) => ctx.data.user?.[0] ?? {};
@@ -74,6 +74,10 @@ export const userInfo: Handler = async (ctx) => {
   for (const id of wanted) {
     if (id !== undefined && id.startsWith(GUEST_PREFIX) && id.length > GUEST_PREFIX.length) {
       users.push(guestProfile(id));
+      continue;
+    }
+    if (id !== undefined && id.startsWith(SYSTEM_PREFIX) && id.length > SYSTEM_PREFIX.length) {
+      users.push(systemProfile(id));
       continue;
     }
     const p = id === undefined ? undefined : found.get(id);
