@@ -9,6 +9,8 @@
  *     [--seconds 20] [--max 3000] [--k 1,4,16,64] [--push 1000] [--push-rate 50] [--push-seconds 10] [--push-threads 2]
  *     [--idle 10000] [--idle-seconds 60] [--warmup-seconds 5]
  *
+ * BENCH_SERVICE_ENV (a JSON object of env vars) reaches every service, for experiments.
+ *
  * Before the timed runs, --warmup-seconds of K=4 traffic (a flow and users of its own) warms the JIT; it is
  * printed and marked as not counted.
  *
@@ -305,6 +307,8 @@ async function main(): Promise<void> {
       IDENTITY_REGISTRATIONS_PER_HOUR: '1000000',
       WSM_RATE_PER_S: '0',
       WSM_PUBLIC_CHANNELS: 'general',
+      // Experiments: BENCH_SERVICE_ENV='{"MESSAGE_STORE_BATCH_MAX_IN_FLIGHT":"1"}' reaches every service.
+      ...(JSON.parse(process.env['BENCH_SERVICE_ENV'] ?? '{}') as Record<string, string>),
     },
   });
   // `--wsm-node-args "--cpu-prof --cpu-prof-dir=/tmp/prof"` runs ws-messenger with extra node flags.
