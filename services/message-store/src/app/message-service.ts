@@ -1063,18 +1063,12 @@ export class MessageService {
     const items: PreparedPost[] = rows.map((channel) => ({
       principal: OPERATOR,
       msg: checkNewMessage(
-        {
+        messagesV1.NewMessage.fromPartial({
           channelId: channel.id,
           text: req.text,
           kind: MessageKind.MESSAGE_KIND_NORMAL,
-          subject: '',
-          tags: [],
-          replyToId: '',
-          recipientId: '',
-          isPrivate: false,
-          attachments: undefined,
           clientKey: req.clientKey === '' ? '' : `${req.clientKey}:${channel.id}`,
-        },
+        }),
         this.o.limits,
       ),
       channel,

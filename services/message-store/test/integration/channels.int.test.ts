@@ -8,7 +8,19 @@ import { systemPrincipal } from '@hubbub/msg-client';
 import { createTestDatabase, createTestNats, waitFor } from '@hubbub/testing';
 import type { TestDatabase, TestNats } from '@hubbub/testing';
 import type { NatsConnection } from '@nats-io/nats-core';
-import { alice, bob, carol, createReq, frank, listReq, natsClient, newMessage, startStore, sysop } from './harness';
+import {
+  alice,
+  bob,
+  carol,
+  createReq,
+  frank,
+  listReq,
+  natsClient,
+  newMessage,
+  refusal,
+  startStore,
+  sysop,
+} from './harness';
 import type { Started } from './harness';
 
 const { ChannelKind, Visibility } = messagesV1;
@@ -37,16 +49,6 @@ afterAll(async () => {
   await nats?.cleanup();
   await db?.drop();
 });
-
-async function code(p: Promise<unknown>): Promise<{ code: number; reason: string }> {
-  try {
-    await p;
-  } catch (e) {
-    const err = e as { code: number; reason: string };
-    return { code: err.code, reason: err.reason };
-  }
-  throw new Error('expected a refusal');
-}
 
 const lookup = (p: messagesV1.Principal | undefined, id: string, more: Partial<messagesV1.LookupChannelRequest> = {}) =>
   s.client.lookupChannel({ principal: p, id, slug: '', includeMembers: true, includeStats: false, ...more });
@@ -90,7 +92,7 @@ describe('public channels', () => {
 
   it('rejects bad slugs with INVALID_ARGUMENT', async () => {
     for (const slug of ['Upper', 'has space', 'x'.repeat(33), '', 'c12']) {
-      expect(await code(s.client.ensurePublicChannels({ slugs: [slug], kind: 0 }))).toMatchObject({
+      expect(await refusal(s.client.ensurePublicChannels({ slugs: [slug], kind: 0 }))).toMatchObject({
         code: Code.INVALID_ARGUMENT,
       });
     }
@@ -113,7 +115,7 @@ describe('public channels', () => {
     const j = await s.client.joinChannel({ principal: carol, channelId: ch!.id });
     expect(j.channel!.memberIds).toEqual([carol.userId]);
     await s.client.joinChannel({ principal: carol, channelId: ch!.id }); // no-op
-    expect(await code(s.client.joinChannel({ principal: frank, channelId: ch!.id }))).toMatchObject({
+    expect(await refusal(s.client.joinChannel({ principal: frank, channelId: ch!.id }))).toMatchObject({
       code: Code.PERMISSION_DENIED,
       reason: 'GUESTS_CANNOT_JOIN',
     });
@@ -123,7 +125,7 @@ describe('public channels', () => {
 
   it('creates public channels only for sysops', async () => {
     expect(
-      await code(
+      await refusal(
         s.client.createChannel(
           createReq(alice, ChannelKind.CHANNEL_KIND_GROUP, { visibility: Visibility.VISIBILITY_PUBLIC, slug: 'news' }),
         ),
@@ -144,7 +146,7 @@ describe('public channels', () => {
       kind: ChannelKind.CHANNEL_KIND_CHANNEL,
     });
     expect(
-      await code(
+      await refusal(
         s.client.createChannel(
           createReq(sysop, ChannelKind.CHANNEL_KIND_GROUP, { visibility: Visibility.VISIBILITY_PUBLIC, slug: 'news' }),
         ),
@@ -186,13 +188,13 @@ describe('private channels', () => {
       createReq(alice, ChannelKind.CHANNEL_KIND_GROUP, { memberIds: [bob.userId] }),
     );
     const id = channel!.id;
-    expect(await code(lookup(carol, id))).toMatchObject({ code: Code.NOT_FOUND, reason: 'CHANNEL_NOT_FOUND' });
-    expect(await code(lookup(undefined, id))).toMatchObject({ code: Code.NOT_FOUND });
-    expect(await code(s.client.listMessages(listReq(carol, id)))).toMatchObject({ code: Code.NOT_FOUND });
-    expect(await code(s.client.postMessage({ principal: carol, message: newMessage(id, 'x') }))).toMatchObject({
+    expect(await refusal(lookup(carol, id))).toMatchObject({ code: Code.NOT_FOUND, reason: 'CHANNEL_NOT_FOUND' });
+    expect(await refusal(lookup(undefined, id))).toMatchObject({ code: Code.NOT_FOUND });
+    expect(await refusal(s.client.listMessages(listReq(carol, id)))).toMatchObject({ code: Code.NOT_FOUND });
+    expect(await refusal(s.client.postMessage({ principal: carol, message: newMessage(id, 'x') }))).toMatchObject({
       code: Code.NOT_FOUND,
     });
-    expect(await code(s.client.postMessage({ principal: frank, message: newMessage(id, 'x') }))).toMatchObject({
+    expect(await refusal(s.client.postMessage({ principal: frank, message: newMessage(id, 'x') }))).toMatchObject({
       code: Code.NOT_FOUND,
     });
     expect((await list(carol)).channels.map((c) => c.id)).not.toContain(id);
@@ -207,7 +209,7 @@ describe('private channels', () => {
     );
     const id = channel!.id;
     await s.client.postMessage({ principal: alice, message: newMessage(id, 'announcement') });
-    expect(await code(s.client.postMessage({ principal: bob, message: newMessage(id, 'reply') }))).toMatchObject({
+    expect(await refusal(s.client.postMessage({ principal: bob, message: newMessage(id, 'reply') }))).toMatchObject({
       code: Code.PERMISSION_DENIED,
       reason: 'ONLY_OWNER_POSTS',
     });
@@ -216,7 +218,7 @@ describe('private channels', () => {
 
   it('direct channels have exactly two members including the creator', async () => {
     expect(
-      await code(
+      await refusal(
         s.client.createChannel(createReq(alice, ChannelKind.CHANNEL_KIND_DIRECT, { memberIds: [bob.userId] })),
       ),
     ).toMatchObject({
@@ -224,7 +226,7 @@ describe('private channels', () => {
       reason: 'DIRECT_NEEDS_TWO',
     });
     expect(
-      await code(
+      await refusal(
         s.client.createChannel(
           createReq(alice, ChannelKind.CHANNEL_KIND_DIRECT, { memberIds: [bob.userId, carol.userId] }),
         ),
@@ -237,7 +239,7 @@ describe('private channels', () => {
     );
     expect(r.channel!.memberIds).toEqual([bob.userId, alice.userId]);
     expect(
-      await code(s.client.addMembers({ principal: alice, channelId: r.channel!.id, userIds: [carol.userId] })),
+      await refusal(s.client.addMembers({ principal: alice, channelId: r.channel!.id, userIds: [carol.userId] })),
     ).toMatchObject({
       code: Code.FAILED_PRECONDITION,
     });
@@ -252,7 +254,7 @@ describe('private channels', () => {
     expect(
       (await list(carol, { kind: ChannelKind.CHANNEL_KIND_DIRECT, memberOnly: true })).channels.map((c) => c.id),
     ).toContain(a.channel!.id);
-    expect(await code(s.client.openDirect({ principal: frank, otherUserId: alice.userId }))).toMatchObject({
+    expect(await refusal(s.client.openDirect({ principal: frank, otherUserId: alice.userId }))).toMatchObject({
       code: Code.PERMISSION_DENIED,
     });
   });
@@ -262,17 +264,21 @@ describe('private channels', () => {
     const id = channel!.id;
     const added = await s.client.addMembers({ principal: alice, channelId: id, userIds: [bob.userId, carol.userId] });
     expect(added.channel!.memberIds).toEqual([alice.userId, bob.userId, carol.userId]);
-    expect(await code(s.client.addMembers({ principal: bob, channelId: id, userIds: ['1009'] }))).toMatchObject({
+    expect(await refusal(s.client.addMembers({ principal: bob, channelId: id, userIds: ['1009'] }))).toMatchObject({
       code: Code.PERMISSION_DENIED,
       reason: 'NOT_OWNER',
     });
-    expect(await code(s.client.addMembers({ principal: alice, channelId: id, userIds: ['guest:x'] }))).toMatchObject({
-      code: Code.INVALID_ARGUMENT,
-    });
+    expect(await refusal(s.client.addMembers({ principal: alice, channelId: id, userIds: ['guest:x'] }))).toMatchObject(
+      {
+        code: Code.INVALID_ARGUMENT,
+      },
+    );
     const removed = await s.client.removeMember({ principal: alice, channelId: id, userId: carol.userId });
     expect(removed.channel!.memberIds).toEqual([alice.userId, bob.userId]);
-    expect(await code(lookup(carol, id))).toMatchObject({ code: Code.NOT_FOUND });
-    expect(await code(s.client.removeMember({ principal: alice, channelId: id, userId: alice.userId }))).toMatchObject({
+    expect(await refusal(lookup(carol, id))).toMatchObject({ code: Code.NOT_FOUND });
+    expect(
+      await refusal(s.client.removeMember({ principal: alice, channelId: id, userId: alice.userId })),
+    ).toMatchObject({
       code: Code.FAILED_PRECONDITION,
     });
     await s.client.leaveChannel({ principal: bob, channelId: id });
@@ -280,38 +286,46 @@ describe('private channels', () => {
   });
 
   it('refuses guests creating channels and rejects bad input', async () => {
-    expect(await code(s.client.createChannel(createReq(frank, ChannelKind.CHANNEL_KIND_GROUP)))).toMatchObject({
+    expect(await refusal(s.client.createChannel(createReq(frank, ChannelKind.CHANNEL_KIND_GROUP)))).toMatchObject({
       code: Code.PERMISSION_DENIED,
     });
-    expect(await code(s.client.createChannel(createReq(alice, ChannelKind.CHANNEL_KIND_UNSPECIFIED)))).toMatchObject({
-      code: Code.INVALID_ARGUMENT,
-    });
+    expect(await refusal(s.client.createChannel(createReq(alice, ChannelKind.CHANNEL_KIND_UNSPECIFIED)))).toMatchObject(
+      {
+        code: Code.INVALID_ARGUMENT,
+      },
+    );
     expect(
-      await code(s.client.createChannel(createReq(alice, ChannelKind.CHANNEL_KIND_GROUP, { title: 'x'.repeat(257) }))),
+      await refusal(
+        s.client.createChannel(createReq(alice, ChannelKind.CHANNEL_KIND_GROUP, { title: 'x'.repeat(257) })),
+      ),
     ).toMatchObject({
       code: Code.INVALID_ARGUMENT,
       reason: 'TITLE_TOO_LONG',
     });
     expect(
-      await code(s.client.createChannel(createReq(alice, ChannelKind.CHANNEL_KIND_GROUP, { info: 'x'.repeat(4097) }))),
+      await refusal(
+        s.client.createChannel(createReq(alice, ChannelKind.CHANNEL_KIND_GROUP, { info: 'x'.repeat(4097) })),
+      ),
     ).toMatchObject({
       code: Code.INVALID_ARGUMENT,
     });
     const many = Array.from({ length: 1001 }, (_, i) => String(5000 + i));
     expect(
-      await code(s.client.createChannel(createReq(alice, ChannelKind.CHANNEL_KIND_GROUP, { memberIds: many }))),
+      await refusal(s.client.createChannel(createReq(alice, ChannelKind.CHANNEL_KIND_GROUP, { memberIds: many }))),
     ).toMatchObject({
       code: Code.INVALID_ARGUMENT,
       reason: 'TOO_MANY_MEMBERS',
     });
     expect(
-      await code(s.client.createChannel({ ...createReq(alice, ChannelKind.CHANNEL_KIND_GROUP), principal: undefined })),
+      await refusal(
+        s.client.createChannel({ ...createReq(alice, ChannelKind.CHANNEL_KIND_GROUP), principal: undefined }),
+      ),
     ).toMatchObject({
       code: Code.INVALID_ARGUMENT,
       reason: 'PRINCIPAL_REQUIRED',
     });
     expect(
-      await code(s.client.createChannel(createReq(systemPrincipal('x'), ChannelKind.CHANNEL_KIND_GROUP))),
+      await refusal(s.client.createChannel(createReq(systemPrincipal('x'), ChannelKind.CHANNEL_KIND_GROUP))),
     ).toMatchObject({
       code: Code.PERMISSION_DENIED,
     });
@@ -333,13 +347,15 @@ describe('update and archive', () => {
     });
     expect(u.channel).toMatchObject({ title: 'New title', info: 'about', slug: 'renamed' });
     expect(u.channel!.changedAt!.getTime()).toBeGreaterThanOrEqual(channel!.changedAt!.getTime());
-    expect(await code(s.client.updateChannel({ principal: bob, channelId: id, title: 'mine' }))).toMatchObject({
+    expect(await refusal(s.client.updateChannel({ principal: bob, channelId: id, title: 'mine' }))).toMatchObject({
       code: Code.PERMISSION_DENIED,
       reason: 'NOT_OWNER',
     });
-    expect(await code(s.client.updateChannel({ principal: alice, channelId: id, allowGuests: true }))).toMatchObject({
-      code: Code.INVALID_ARGUMENT,
-    });
+    expect(await refusal(s.client.updateChannel({ principal: alice, channelId: id, allowGuests: true }))).toMatchObject(
+      {
+        code: Code.INVALID_ARGUMENT,
+      },
+    );
     const bySlug = await s.client.lookupChannel({
       principal: bob,
       id: '',
@@ -356,12 +372,14 @@ describe('update and archive', () => {
   it('archives: no more posts (FAILED_PRECONDITION), hidden from lists, history kept', async () => {
     const [ch] = (await s.client.ensurePublicChannels({ slugs: ['old'], kind: 0 })).channels;
     await s.client.postMessage({ principal: alice, message: newMessage(ch!.id, 'before') });
-    expect(await code(s.client.archiveChannel({ principal: alice, channelId: ch!.id }))).toMatchObject({
+    expect(await refusal(s.client.archiveChannel({ principal: alice, channelId: ch!.id }))).toMatchObject({
       code: Code.PERMISSION_DENIED,
     });
     const a = await s.client.archiveChannel({ principal: sysop, channelId: ch!.id });
     expect(a.channel!.archived).toBe(true);
-    expect(await code(s.client.postMessage({ principal: alice, message: newMessage(ch!.id, 'after') }))).toMatchObject({
+    expect(
+      await refusal(s.client.postMessage({ principal: alice, message: newMessage(ch!.id, 'after') })),
+    ).toMatchObject({
       code: Code.FAILED_PRECONDITION,
       reason: 'CHANNEL_ARCHIVED',
     });

@@ -99,3 +99,14 @@ export function createReq(
     ...more,
   };
 }
+
+/** Resolves with the error's code and reason when `p` is refused; fails the test when it succeeds. */
+export async function refusal(p: Promise<unknown>): Promise<{ code: number; reason: string }> {
+  try {
+    await p;
+  } catch (e) {
+    const err = e as { code: number; reason: string };
+    return { code: err.code, reason: err.reason };
+  }
+  throw new Error('expected a refusal');
+}

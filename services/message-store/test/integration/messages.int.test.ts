@@ -11,7 +11,19 @@ import type { TestDatabase, TestNats } from '@hubbub/testing';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { Client } from 'pg';
 import { FTS_VECTOR } from '../../src/store/migrations';
-import { alice, bob, carol, createReq, frank, listReq, natsClient, newMessage, startStore, sysop } from './harness';
+import {
+  alice,
+  bob,
+  carol,
+  createReq,
+  frank,
+  listReq,
+  natsClient,
+  newMessage,
+  refusal,
+  startStore,
+  sysop,
+} from './harness';
 import type { Started } from './harness';
 
 const { ChannelKind, MessageEventKind } = messagesV1;
@@ -45,16 +57,6 @@ afterAll(async () => {
   await nats?.cleanup();
   await db?.drop();
 });
-
-async function refusal(p: Promise<unknown>): Promise<{ code: number; reason: string }> {
-  try {
-    await p;
-  } catch (e) {
-    const err = e as { code: number; reason: string };
-    return { code: err.code, reason: err.reason };
-  }
-  throw new Error('expected a refusal');
-}
 
 async function freshPublic(slug: string): Promise<string> {
   return (await s.client.ensurePublicChannels({ slugs: [slug], kind: 0 })).channels[0]!.id;

@@ -15,7 +15,7 @@ import type { NatsConnection } from '@nats-io/nats-core';
 import { Client } from 'pg';
 import { MAX_CHANNEL_CREATE_REQUEST_BYTES } from '../../src/api/nats-admin';
 import { OPERATOR } from '../../src/app/message-service';
-import { alice, bob, listReq, natsClient, newMessage, startStore } from './harness';
+import { alice, bob, listReq, natsClient, newMessage, refusal, startStore } from './harness';
 import type { Started } from './harness';
 
 jest.setTimeout(30_000);
@@ -89,16 +89,6 @@ const create = async (body: unknown) =>
   );
 const broadcast = async (body: unknown) =>
   messagesV1.AdminBroadcastResponse.fromJSON(await raw(subjects(nats.prefix).adminBroadcast, JSON.stringify(body)));
-
-async function refusal(p: Promise<unknown>): Promise<{ code: number; reason: string }> {
-  try {
-    await p;
-  } catch (e) {
-    const err = e as { code: number; reason: string };
-    return { code: err.code, reason: err.reason };
-  }
-  throw new Error('expected a refusal');
-}
 
 const history = async (channelId: string, p: messagesV1.Principal = systemPrincipal('test')) =>
   (await s.client.listMessages(listReq(p, channelId))).messages;
