@@ -43,8 +43,9 @@ async function main(): Promise<void> {
       const t = m.text === null ? undefined : sentAt.get(m.text);
       if (t !== undefined && !m.edited_status) lat.ws.push(performance.now() - t);
     };
-    // Paced sending: every 1 ms timer tick sends the posts that are due by then.
-    const pace = (count: number, prefix: string): Promise<void> => {
+    // Paced sending: every 1 ms timer tick sends the posts that are due by then; `timed` posts record their send
+    // time, which the receivers look up by text.
+    const pace = (count: number, prefix: string, timed: boolean): Promise<void> => {
       const start = performance.now();
       let sent = 0;
       return new Promise<void>((resolve) => {
@@ -52,7 +53,7 @@ async function main(): Promise<void> {
           const due = Math.min(count, Math.floor(((performance.now() - start) / 1000) * rate));
           while (sent < due) {
             const text = `${prefix}${sent}`;
-            if (prefix === 'm') sentAt.set(text, performance.now());
+            if (timed) sentAt.set(text, performance.now());
             sender.send('general', text);
             sent++;
           }
@@ -65,11 +66,11 @@ async function main(): Promise<void> {
     };
     // Warm-up at the same rate, not timed: V8 compiles the hot paths of every process in the chain during the
     // first few thousand posts, and on these two cores its compiler threads compete with the posts.
-    await pace(rate * warmupSeconds, 'warm-');
+    await pace(rate * warmupSeconds, 'warm-', false);
     await new Promise((r) => setTimeout(r, 500));
 
     const total = rate * seconds;
-    await pace(total, 'm');
+    await pace(total, 'm', true);
     const deadline = Date.now() + 10_000;
     while ((lat.ws.length < total || lat.irc.length < total) && Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, 50));
