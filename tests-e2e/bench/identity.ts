@@ -19,6 +19,9 @@
  * Env: DATABASE_URL (admin URL; unset = PGlite in a temp folder), NATS_URL, BENCH_SECONDS (default 10),
  * BENCH_WORKERS (default 2), BENCH_CONCURRENCY (in-flight calls per worker, default 32),
  * BENCH_RATE (paced calls/s, comma-separated, default 2000,5000,10000), BENCH_SCRYPT_LOG_N (default: the service default, 15),
+ * BENCH_WARMUP_SECONDS (untimed paced calls at the highest BENCH_RATE before the paced runs, default 3),
+ * BENCH_PHASES (comma-separated subset of login,idle,saturated,paced,cold; default all; e.g. `paced` alone to
+ * profile identity under the target load with BENCH_IDENTITY_NODE_ARGS=--cpu-prof),
  * BENCH_CLIENT (`h2` default: raw HTTP/2 with pre-encoded gRPC frames, so the generator costs less CPU than
  * the server; `grpc`: the grpc-js client; `nats`: NATS request/reply to identity's `verify-token` endpoint,
  * subject `<prefix>.rpc.identity.verify` (docs/adr/0004), one NATS connection per worker with `noAsyncTraces`,
@@ -49,6 +52,8 @@ const WORKERS = Number(process.env['BENCH_WORKERS'] ?? 2);
 const CONCURRENCY = Number(process.env['BENCH_CONCURRENCY'] ?? 32);
 const RATES = (process.env['BENCH_RATE'] ?? '2000,5000,10000').split(',').map(Number);
 const LOG_N = process.env['BENCH_SCRYPT_LOG_N'];
+const WARMUP_SECONDS = Number(process.env['BENCH_WARMUP_SECONDS'] ?? 3);
+const PHASES = new Set((process.env['BENCH_PHASES'] ?? 'login,idle,saturated,paced,cold').split(','));
 type ClientKind = 'grpc' | 'h2' | 'nats';
 const CLIENT_ENV = process.env['BENCH_CLIENT'] ?? 'h2';
 if (isMainThread && !['grpc', 'h2', 'nats'].includes(CLIENT_ENV)) {
@@ -362,10 +367,10 @@ async function main(): Promise<void> {
       sessionTtlSeconds: 0,
     });
 
-    // 1. password logins
+    // 1. password logins (always a few: the later phases verify their tokens)
     const loginLat: number[] = [];
     const tokens: string[] = [];
-    for (let i = 0; i < 30; i++) {
+    for (let i = 0; i < (PHASES.has('login') ? 30 : 4); i++) {
       const t0 = performance.now();
       const r = await client.authenticate({
         username: 'bench',
@@ -376,25 +381,33 @@ async function main(): Promise<void> {
       loginLat.push((performance.now() - t0) * 1000);
       tokens.push(r.session!.token);
     }
-    console.log(
-      `password login (Authenticate), sequential, n=30:  ${summary(loginLat)}  mean ${(loginLat.reduce((a, b) => a + b, 0) / 30 / 1000).toFixed(1)} ms`,
-    );
-    const t0 = performance.now();
-    let n = 0;
-    await Promise.all(
-      Array.from({ length: 4 }, async () => {
-        for (let i = 0; i < 5; i++) {
-          await client.authenticate({ username: 'bench', password, clientAddress: '127.0.0.1', sessionTtlSeconds: 0 });
-          n++;
-        }
-      }),
-    );
-    console.log(
-      `password login throughput, 4 in flight: ${(n / ((performance.now() - t0) / 1000)).toFixed(1)} logins/s`,
-    );
+    if (PHASES.has('login')) {
+      console.log(
+        `password login (Authenticate), sequential, n=30:  ${summary(loginLat)}  mean ${(loginLat.reduce((a, b) => a + b, 0) / 30 / 1000).toFixed(1)} ms`,
+      );
+      const t0 = performance.now();
+      let n = 0;
+      await Promise.all(
+        Array.from({ length: 4 }, async () => {
+          for (let i = 0; i < 5; i++) {
+            await client.authenticate({
+              username: 'bench',
+              password,
+              clientAddress: '127.0.0.1',
+              sessionTtlSeconds: 0,
+            });
+            n++;
+          }
+        }),
+      );
+      console.log(
+        `password login throughput, 4 in flight: ${(n / ((performance.now() - t0) / 1000)).toFixed(1)} logins/s`,
+      );
+    }
 
     // 2. unloaded VerifyToken latency
-    for (const c of CLIENT === 'nats' ? (['grpc', 'nats'] as const) : (['grpc'] as const)) {
+    const idleClients = CLIENT === 'nats' ? (['grpc', 'nats'] as const) : (['grpc'] as const);
+    for (const c of PHASES.has('idle') ? idleClients : []) {
       const seq = await runWorkers(
         { addr, ...net, client: c, mode: 'closed', concurrency: 1, rate: 0, seconds: Math.min(3, SECONDS), tokens },
         1,
@@ -405,16 +418,34 @@ async function main(): Promise<void> {
     }
 
     // 3. saturated throughput
-    const sat = await runWorkers(
-      { addr, ...net, client: CLIENT, mode: 'closed', concurrency: CONCURRENCY, rate: 0, seconds: SECONDS, tokens },
-      WORKERS,
-    );
-    console.log(
-      `VerifyToken, saturated (${transport(CLIENT)}, ${WORKERS}x${CONCURRENCY} in flight): ${sat.perSec.toFixed(0)}/s  ${summary(sat.lat)}  errors ${sat.errors}`,
-    );
+    if (PHASES.has('saturated')) {
+      const sat = await runWorkers(
+        { addr, ...net, client: CLIENT, mode: 'closed', concurrency: CONCURRENCY, rate: 0, seconds: SECONDS, tokens },
+        WORKERS,
+      );
+      console.log(
+        `VerifyToken, saturated (${transport(CLIENT)}, ${WORKERS}x${CONCURRENCY} in flight): ${sat.perSec.toFixed(0)}/s  ${summary(sat.lat)}  errors ${sat.errors}`,
+      );
+    }
 
-    // 4. paced at the target load
-    for (const rate of RATES) {
+    // 4. paced at the target load, after untimed warm-up at the highest rate (V8 compiles the hot paths of
+    //    identity and the generator during the first thousands of calls; without it p99 measures the compiler)
+    if (PHASES.has('paced') && WARMUP_SECONDS > 0) {
+      await runWorkers(
+        {
+          addr,
+          ...net,
+          client: CLIENT,
+          mode: 'paced',
+          concurrency: 0,
+          rate: Math.max(...RATES),
+          seconds: WARMUP_SECONDS,
+          tokens,
+        },
+        WORKERS,
+      );
+    }
+    for (const rate of PHASES.has('paced') ? RATES : []) {
       const paced = await runWorkers(
         { addr, ...net, client: CLIENT, mode: 'paced', concurrency: 0, rate, seconds: SECONDS, tokens },
         WORKERS,
@@ -431,25 +462,27 @@ async function main(): Promise<void> {
     await stop(child);
 
     // 5. cache off: every verification reads the database
-    const nocache = await startIdentity({ ...baseEnv, IDENTITY_TOKEN_CACHE_SIZE: '0' });
-    children.push(nocache.child);
-    const cold = await runWorkers(
-      {
-        addr: `127.0.0.1:${nocache.port}`,
-        ...net,
-        client: CLIENT,
-        mode: 'closed',
-        concurrency: CONCURRENCY,
-        rate: 0,
-        seconds: Math.min(5, SECONDS),
-        tokens,
-      },
-      WORKERS,
-    );
-    console.log(
-      `VerifyToken, cache off, saturated (${transport(CLIENT)}, ${WORKERS}x${CONCURRENCY}): ${cold.perSec.toFixed(0)}/s  ${summary(cold.lat)}  errors ${cold.errors}`,
-    );
-    await stop(nocache.child);
+    if (PHASES.has('cold')) {
+      const nocache = await startIdentity({ ...baseEnv, IDENTITY_TOKEN_CACHE_SIZE: '0' });
+      children.push(nocache.child);
+      const cold = await runWorkers(
+        {
+          addr: `127.0.0.1:${nocache.port}`,
+          ...net,
+          client: CLIENT,
+          mode: 'closed',
+          concurrency: CONCURRENCY,
+          rate: 0,
+          seconds: Math.min(5, SECONDS),
+          tokens,
+        },
+        WORKERS,
+      );
+      console.log(
+        `VerifyToken, cache off, saturated (${transport(CLIENT)}, ${WORKERS}x${CONCURRENCY}): ${cold.perSec.toFixed(0)}/s  ${summary(cold.lat)}  errors ${cold.errors}`,
+      );
+      await stop(nocache.child);
+    }
   } finally {
     for (const c of children) await stop(c);
     await nats.cleanup().catch(() => undefined);
