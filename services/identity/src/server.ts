@@ -168,7 +168,11 @@ export async function start(cfg: IdentityConfig, deps: StartDeps = {}): Promise<
         },
       });
     }
-    addAdminEndpoints(svc, app, { subject: (a) => subj.adminUser(a), log });
+    addAdminEndpoints(svc, app, {
+      subject: (a) => subj.adminUser(a),
+      log,
+      maxReplyBytes: () => nc.info?.max_payload ?? 1024 * 1024,
+    });
     return { port: grpc.port, metricsPort, app, nc, close: async () => void (await lc.shutdown('close')) };
   } catch (e) {
     await lc.shutdown('start failed');

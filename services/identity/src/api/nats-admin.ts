@@ -10,38 +10,55 @@
  * Request and reply are proto3 JSON (AdminUserRequest → AdminUserResponse), readable in the NATS CLI. Errors
  * are services-framework errors (gRPC canonical code, `REASON: message`). Who may publish here is NATS's
  * business (deploy/nats/hubbub-auth.conf gives `hubbub.admin.>` to the operator user only); every action is
- * logged with its `by`. Bad input gets INVALID_ARGUMENT and never throws out of the handler.
+ * logged with its `by` (IDENTITY_ADMIN_ACTION; refusals IDENTITY_ADMIN_REFUSED; failures IDENTITY_ADMIN_INTERNAL).
+ * Bad input (more than 4 kB, anything but one JSON object of the request type, a `by` that is not one line of at
+ * most 64 bytes) gets INVALID_ARGUMENT and never throws out of the handler (@hubbub/nats operator endpoints).
  */
-import { AppError, Code, errors } from '@hubbub/errors';
-import { decodeJson, encodeJson, respondAppError, respondBytes } from '@hubbub/nats';
-import type { Replyable, Service } from '@hubbub/nats';
+import { addOperatorEndpoint, encodeJson, operatorHandler } from '@hubbub/nats';
+import type { OperatorEndpoint, OperatorEndpointsOptions, Replyable, Service } from '@hubbub/nats';
 import { identityV1 } from '@hubbub/proto';
 import type { Logger } from '@hubbub/runtime';
 import type { IdentityApp } from '../app/identity';
 
 export const ADMIN_QUEUE = 'identity';
 export type AdminAction = 'ban' | 'unban' | 'kick';
-const DEFAULT_BY = 'nats-operator';
 /** Largest request accepted (a name, a reason and a time fit easily). */
-const MAX_REQUEST_BYTES = 4_096;
+export const MAX_ADMIN_REQUEST_BYTES = 4_096;
 
-/** The handler of one action (tests drive it directly). */
-export function adminHandler(
-  app: Pick<IdentityApp, 'resolveAccount' | 'ban' | 'unban' | 'kick'>,
-  action: AdminAction,
-  log: Logger,
-): (m: Replyable) => Promise<void> {
-  return async (m) => {
-    try {
-      if (m.data.length > MAX_REQUEST_BYTES)
-        throw errors.invalidArgument('REQUEST_TOO_LARGE', `requests are at most ${MAX_REQUEST_BYTES} bytes`);
-      let req: identityV1.AdminUserRequest;
-      try {
-        req = decodeJson(identityV1.AdminUserRequest, m.data);
-      } catch {
-        throw errors.invalidArgument('BAD_REQUEST', 'not the JSON of hubbub.identity.v1.AdminUserRequest');
-      }
-      const by = req.by || DEFAULT_BY;
+export type AdminApp = Pick<IdentityApp, 'resolveAccount' | 'ban' | 'unban' | 'kick'>;
+
+export interface AdminOptions {
+  readonly log: Logger;
+  /** Largest reply the NATS server accepts (its max_payload). */
+  readonly maxReplyBytes: () => number;
+}
+
+function operatorOptions(o: AdminOptions): OperatorEndpointsOptions {
+  return {
+    queue: ADMIN_QUEUE,
+    package: 'hubbub.identity.v1',
+    log: o.log,
+    maxReplyBytes: o.maxReplyBytes,
+    logCodes: {
+      action: 'IDENTITY_ADMIN_ACTION',
+      refused: 'IDENTITY_ADMIN_REFUSED',
+      internal: 'IDENTITY_ADMIN_INTERNAL',
+      replyTooLarge: 'IDENTITY_ADMIN_REPLY_TOO_LARGE',
+      endpoint: 'IDENTITY_ADMIN_ENDPOINT',
+    },
+  };
+}
+
+function endpoint(app: AdminApp, action: AdminAction, subject: string): OperatorEndpoint<identityV1.AdminUserRequest> {
+  return {
+    name: `admin-user-${action}`,
+    action,
+    subject,
+    request: identityV1.AdminUserRequest,
+    types: { request: 'AdminUserRequest', reply: 'AdminUserResponse' },
+    maxRequestBytes: MAX_ADMIN_REQUEST_BYTES,
+    by: (req) => req.by,
+    run: async (req, by) => {
       const userId = await app.resolveAccount({ userId: req.userId, username: req.username });
       let res: identityV1.AdminUserResponse;
       if (action === 'ban') {
@@ -51,37 +68,23 @@ export function adminHandler(
       } else {
         res = await app.kick({ userId, reason: req.reason, by });
       }
-      log.info({ action, userId, by, code: 'IDENTITY_ADMIN_ACTION' }, 'operator action over NATS');
-      respondBytes(m, encodeJson(identityV1.AdminUserResponse, res));
-    } catch (e) {
-      const err = AppError.from(e);
-      if (err.code === Code.INTERNAL)
-        log.error({ err: e, action, code: 'IDENTITY_ADMIN_INTERNAL' }, 'admin action failed');
-      else log.warn({ action, reason: err.reason, code: 'IDENTITY_ADMIN_REFUSED' }, 'admin action refused');
-      respondAppError(m, err);
-    }
+      return { reply: encodeJson(identityV1.AdminUserResponse, res), fields: { userId } };
+    },
   };
+}
+
+/** The handler of one action (tests drive it directly; the subject is not used). */
+export function adminHandler(app: AdminApp, action: AdminAction, o: AdminOptions): (m: Replyable) => Promise<void> {
+  return operatorHandler(endpoint(app, action, ''), operatorOptions(o));
 }
 
 /** Registers the three endpoints on identity's NATS service. */
 export function addAdminEndpoints(
   natsSvc: Service,
-  app: Pick<IdentityApp, 'resolveAccount' | 'ban' | 'unban' | 'kick'>,
-  o: { subject: (action: AdminAction) => string; log: Logger },
+  app: AdminApp,
+  o: AdminOptions & { readonly subject: (action: AdminAction) => string },
 ): void {
-  for (const action of ['ban', 'unban', 'kick'] as const) {
-    const handle = adminHandler(app, action, o.log);
-    natsSvc.addEndpoint(`admin-user-${action}`, {
-      subject: o.subject(action),
-      queue: ADMIN_QUEUE,
-      handler: (err, m) => {
-        if (err) {
-          o.log.warn({ err, code: 'IDENTITY_ADMIN_ENDPOINT' }, 'admin endpoint subscription error');
-          return;
-        }
-        void handle(m);
-      },
-      metadata: { request: 'hubbub.identity.v1.AdminUserRequest', reply: 'hubbub.identity.v1.AdminUserResponse' },
-    });
-  }
+  const oo = operatorOptions(o);
+  for (const action of ['ban', 'unban', 'kick'] as const)
+    addOperatorEndpoint(natsSvc, endpoint(app, action, o.subject(action)), oo);
 }

@@ -105,4 +105,30 @@ describe('admin request subjects over NATS', () => {
     });
     expect((await req('kick', { username: 'victor' })).user?.username).toBe('victor');
   });
+
+  it('refuses JSON that is not one object, oversize requests and a bad operator name; nothing is done', async () => {
+    const r = await h.client.register(registerReq('wendy', { createSession: true }));
+    const token = r.session!.token;
+    const refusal = async (body: string) => {
+      const raw = await nc.request(subjects(h.nats.prefix).adminUser('kick'), body, { timeout: 5_000 });
+      return serviceReplyError(
+        raw.headers?.get('Nats-Service-Error-Code') ?? '',
+        raw.headers?.get('Nats-Service-Error') ?? '',
+      );
+    };
+    // ts-proto's fromJSON alone would read these as an empty request.
+    for (const body of ['[]', '"wendy"', '42', 'null', '  [{"username":"wendy"}]'])
+      expect(await refusal(body)).toMatchObject({ code: Code.INVALID_ARGUMENT, reason: 'BAD_REQUEST' });
+    expect(await refusal(JSON.stringify({ username: 'wendy', reason: 'x'.repeat(5_000) }))).toMatchObject({
+      code: Code.INVALID_ARGUMENT,
+      reason: 'REQUEST_TOO_LARGE',
+    });
+    for (const by of ['two\nlines', 'o'.repeat(65)])
+      expect(await refusal(JSON.stringify({ username: 'wendy', by }))).toMatchObject({
+        code: Code.INVALID_ARGUMENT,
+        reason: 'BY_INVALID',
+      });
+    // Not kicked: the session still verifies.
+    expect((await h.client.verifyToken({ token, expectedUserId: '', requiredScope: '' })).username).toBe('wendy');
+  });
 });
