@@ -319,6 +319,7 @@ function procCpuS(pid: number | undefined): number {
 }
 
 let lastBatch = { n: 0, sum: 0, ms: 0 };
+let lastCommitBuckets = new Map<string, number>();
 /** Batches and mean batch size since the previous call, from message-store's /metrics. */
 async function batchStats(metricsPort: number): Promise<string> {
   try {
@@ -329,7 +330,18 @@ async function batchStats(metricsPort: number): Promise<string> {
     const ms = num(/^hubbub_msg_batch_commit_ms_sum\{[^}]*\} (\S+)/m);
     const d = { n: n - lastBatch.n, sum: sum - lastBatch.sum, ms: ms - lastBatch.ms };
     lastBatch = { n, sum, ms };
-    return `${d.n} batches, mean ${(d.sum / Math.max(1, d.n)).toFixed(1)} posts/batch, mean commit ${(d.ms / Math.max(1, d.n)).toFixed(2)} ms`;
+    // Where the commit times of this phase fall (cumulative shares of the histogram's buckets).
+    const buckets = new Map<string, number>();
+    for (const m of text.matchAll(/^hubbub_msg_batch_commit_ms_bucket\{le="([^"]+)"[^}]*\} (\S+)/gm))
+      buckets.set(m[1]!, Number(m[2]));
+    const shares = ['1', '2', '4', '8', '16']
+      .map((le) => {
+        const c = (buckets.get(le) ?? 0) - (lastCommitBuckets.get(le) ?? 0);
+        return `<=${le} ms ${((100 * c) / Math.max(1, d.n)).toFixed(2)}%`;
+      })
+      .join(', ');
+    lastCommitBuckets = buckets;
+    return `${d.n} batches, mean ${(d.sum / Math.max(1, d.n)).toFixed(1)} posts/batch, mean commit ${(d.ms / Math.max(1, d.n)).toFixed(2)} ms (${shares})`;
   } catch (e) {
     return `metrics unavailable (${String(e)})`;
   }
@@ -400,6 +412,7 @@ async function main(): Promise<void> {
 
       // warm-up (JIT, connections, memberships)
       await runPhase({ ...base, mode: 'single', seconds: 2, tag: 'warm' }, { concurrency: 64, rate: 0 });
+      await batchStats(metricsPort); // the first phase's server line starts after the warm-up
 
       const only = process.env['BENCH_PHASES']?.split(',');
       const phases = (
