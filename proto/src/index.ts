@@ -2,6 +2,8 @@
  * @hubbub/proto: generated contract types (gen/, do not edit) and the NATS subjects that carry them.
  * Each domain is exported as a namespace: `import { identityV1 } from '@hubbub/proto'`.
  */
+import './text-encoding';
+
 export {
   HealthCheckRequest,
   HealthCheckResponse,
