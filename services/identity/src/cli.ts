@@ -12,16 +12,25 @@
  *   hubbub user revoke-sessions <name>
  *   hubbub bans
  *   hubbub address ban <ip|cidr> --reason R [--for D] | address unban <ip|cidr> | address check <ip>
+ *   hubbub channel create <slug> [--title T] [--info I] [--kind group|channel|board] [--private] [--no-guests]
+ *                                [--owner NAME]
+ *   hubbub broadcast <text> [--channel slug,slug…] [--key K]
+ *
+ * `channel create` and `broadcast` are message-store's operator subjects `<NATS_PREFIX>.admin.channel.create`
+ * and `<NATS_PREFIX>.admin.broadcast` (proto3 JSON), asked over NATS at NATS_URL, which must carry the operator
+ * NATS user where deploy/nats/hubbub-auth.conf is in force; `--owner` is resolved to an account id by identity.
  *
  * Without --password the password is read from stdin (one line; not echoed on a terminal).
- * Add --json for machine-readable output. Exit status: 0 ok, 1 refused by identity, 2 usage.
+ * Add --json for machine-readable output. Exit status: 0 ok, 1 refused by identity or message-store (or no
+ * answer over NATS), 2 usage.
  */
-import type { AppError } from '@hubbub/errors';
-import { codeName, isAppError } from '@hubbub/errors';
+import { AppError, Code, codeName, errors, isAppError } from '@hubbub/errors';
 import { createClient } from '@hubbub/grpc';
 import type { PromiseClient } from '@hubbub/grpc';
-import { identityV1 } from '@hubbub/proto';
-import { loadConfig, str } from '@hubbub/runtime';
+import { connectNats, decodeJson, encodeJson, isNoResponders, isTimeout, serviceReplyError } from '@hubbub/nats';
+import type { NatsConnection } from '@hubbub/nats';
+import { identityV1, messagesV1, subjects } from '@hubbub/proto';
+import { commonSchema, createLogger, loadConfig, str } from '@hubbub/runtime';
 
 type Client = PromiseClient<typeof identityV1.IdentityServiceService>;
 
@@ -38,6 +47,9 @@ const USAGE = `usage: hubbub <command> (identity at $IDENTITY_ADDR, default 127.
   address ban <ip|cidr> --reason R [--for D]
   address unban <ip|cidr>
   address check <ip>
+  channel create <slug> [--title T] [--info I] [--kind group|channel|board] [--private] [--no-guests] [--owner NAME]
+  broadcast <text> [--channel slug,slug...] [--key K]
+    (message-store over NATS at $NATS_URL, subjects under $NATS_PREFIX, default hubbub)
 options: --json  print JSON
 Passwords not given with --password are read from stdin.`;
 
@@ -48,7 +60,49 @@ interface Parsed {
   flags: Map<string, string | true>;
 }
 
-const VALUE_FLAGS = new Set(['password', 'email', 'display-name', 'reason', 'for', 'until', 'limit']);
+const VALUE_FLAGS = new Set([
+  'password',
+  'email',
+  'display-name',
+  'reason',
+  'for',
+  'until',
+  'limit',
+  'title',
+  'info',
+  'kind',
+  'owner',
+  'channel',
+  'key',
+]);
+
+/** Sends an operator request (proto3 JSON) and returns the reply's bytes; an error reply is thrown as AppError. */
+export type OperatorRequest = (subject: string, body: Uint8Array) => Promise<Uint8Array>;
+
+/** Operator requests over a NATS connection (the operator's NATS user). */
+export function natsOperatorRequest(nc: NatsConnection, timeoutMs = 10_000): OperatorRequest {
+  return async (subject, body) => {
+    let r;
+    try {
+      r = await nc.request(subject, body, { timeout: timeoutMs });
+    } catch (e) {
+      if (isNoResponders(e))
+        throw errors.unavailable('NO_RESPONDERS', `nothing serves ${subject}: is message-store up?`);
+      if (isTimeout(e))
+        throw new AppError(Code.DEADLINE_EXCEEDED, 'NATS_TIMEOUT', `no answer on ${subject} in ${timeoutMs} ms`);
+      throw e;
+    }
+    const code = r.headers?.get('Nats-Service-Error-Code') ?? '';
+    if (code !== '') throw serviceReplyError(code, r.headers?.get('Nats-Service-Error') ?? '');
+    return r.data;
+  };
+}
+
+const CHANNEL_KINDS: Record<string, messagesV1.ChannelKind> = {
+  group: messagesV1.ChannelKind.CHANNEL_KIND_GROUP,
+  channel: messagesV1.ChannelKind.CHANNEL_KIND_CHANNEL,
+  board: messagesV1.ChannelKind.CHANNEL_KIND_BOARD,
+};
 
 export function parseArgs(argv: readonly string[]): Parsed {
   const args: string[] = [];
@@ -123,7 +177,18 @@ function fmtUser(u: identityV1.User): string {
   return `${u.id.padStart(6)}  ${u.username.padEnd(24)} ${role.padEnd(6)} ${u.deleted ? 'deleted ' : ''}created ${u.createdAt?.toISOString() ?? '-'}${ban}`;
 }
 
-export async function run(argv: readonly string[], client: Client, out: (s: string) => void): Promise<number> {
+export interface OperatorTarget {
+  readonly request: OperatorRequest;
+  /** NATS_PREFIX. */
+  readonly prefix: string;
+}
+
+export async function run(
+  argv: readonly string[],
+  client: Client,
+  out: (s: string) => void,
+  ops?: OperatorTarget,
+): Promise<number> {
   const { args, flags } = parseArgs(argv);
   const json = flags.has('json');
   const show = (human: string, obj: unknown): void => out(json ? JSON.stringify(obj) : human);
@@ -137,7 +202,11 @@ export async function run(argv: readonly string[], client: Client, out: (s: stri
   };
   const [group, cmd, target, extra] = args;
   const by = 'cli';
-  switch (`${group ?? ''} ${cmd ?? ''}`.trim()) {
+  const operator = (): OperatorTarget => {
+    if (!ops) throw new UsageError(`${group ?? ''} needs NATS (NATS_URL)`);
+    return ops;
+  };
+  switch (group === 'broadcast' ? 'broadcast' : `${group ?? ''} ${cmd ?? ''}`.trim()) {
     case 'user add': {
       if (!cmd || !target) throw new UsageError('user add <name>');
       const password = flag('password') ?? (await readSecret(`Password for ${target}: `));
@@ -276,6 +345,58 @@ export async function run(argv: readonly string[], client: Client, out: (s: stri
       );
       return 0;
     }
+    case 'channel create': {
+      if (!target) throw new UsageError('channel create <slug>');
+      const kind = CHANNEL_KINDS[flag('kind') ?? 'group'];
+      if (kind === undefined) throw new UsageError('--kind is group, channel or board');
+      const owner = flag('owner') ? (await userByName(flag('owner'))).id : '';
+      const req = messagesV1.AdminChannelCreateRequest.fromPartial({
+        slug: target,
+        title: flag('title') ?? '',
+        info: flag('info') ?? '',
+        kind,
+        private: flags.has('private'),
+        ...(flags.has('no-guests') ? { allowGuests: false } : {}),
+        ownerUserId: owner,
+        by,
+      });
+      const r = decodeJson(
+        messagesV1.AdminChannelCreateResponse,
+        await operator().request(
+          subjects(operator().prefix).adminChannelCreate,
+          encodeJson(messagesV1.AdminChannelCreateRequest, req),
+        ),
+      );
+      const c = r.channel!;
+      const kindName = messagesV1.channelKindToJSON(c.kind).replace('CHANNEL_KIND_', '').toLowerCase();
+      show(
+        `created channel ${c.slug} (id ${c.id}, ${kindName}, ${flags.has('private') ? 'private' : 'public'})`,
+        messagesV1.AdminChannelCreateResponse.toJSON(r),
+      );
+      return 0;
+    }
+    case 'broadcast': {
+      // `broadcast <text>`: the text is the first argument after the group (quote it in the shell).
+      const text = cmd;
+      if (!text) throw new UsageError('broadcast <text>');
+      const channels = (flag('channel') ?? '')
+        .split(',')
+        .map((x) => x.trim())
+        .filter((x) => x !== '');
+      const req = messagesV1.AdminBroadcastRequest.fromPartial({ text, channels, clientKey: flag('key') ?? '', by });
+      const r = decodeJson(
+        messagesV1.AdminBroadcastResponse,
+        await operator().request(
+          subjects(operator().prefix).adminBroadcast,
+          encodeJson(messagesV1.AdminBroadcastRequest, req),
+        ),
+      );
+      show(
+        `broadcast to ${r.messages.length} channel(s): ${r.messages.map((m) => `${m.channelId}#${m.id}`).join(' ')}`,
+        messagesV1.AdminBroadcastResponse.toJSON(r),
+      );
+      return 0;
+    }
     default:
       throw new UsageError(`unknown command "${args.join(' ')}"`);
   }
@@ -283,7 +404,11 @@ export async function run(argv: readonly string[], client: Client, out: (s: stri
 
 async function main(): Promise<void> {
   const cfg = loadConfig(
-    { identityAddr: str({ env: 'IDENTITY_ADDR', doc: 'identity gRPC address', default: '127.0.0.1:50051' }) },
+    {
+      identityAddr: str({ env: 'IDENTITY_ADDR', doc: 'identity gRPC address', default: '127.0.0.1:50051' }),
+      natsUrl: commonSchema.natsUrl,
+      natsPrefix: commonSchema.natsPrefix,
+    },
     process.env,
   );
   const argv = process.argv.slice(2);
@@ -293,19 +418,30 @@ async function main(): Promise<void> {
     return;
   }
   const client = createClient(identityV1.IdentityServiceService, cfg.identityAddr, { deadlineMs: 10_000 });
+  // Only the message-store commands need NATS.
+  const nc =
+    argv[0] === 'channel' || argv[0] === 'broadcast'
+      ? await connectNats({
+          servers: cfg.natsUrl,
+          name: 'hubbub-cli',
+          log: createLogger({ service: 'hubbub-cli', level: 'warn' }),
+        })
+      : undefined;
   try {
-    process.exitCode = await run(argv, client, (s) => process.stdout.write(s + '\n'));
+    const ops = nc ? { request: natsOperatorRequest(nc), prefix: cfg.natsPrefix } : undefined;
+    process.exitCode = await run(argv, client, (s) => process.stdout.write(s + '\n'), ops);
   } catch (e) {
     if (e instanceof UsageError) {
       process.stderr.write(`${e.message}\n${USAGE}\n`);
       process.exitCode = 2;
     } else if (isAppError(e)) {
       const err: AppError = e;
-      process.stderr.write(`identity refused: ${codeName(err.code)} ${err.reason}: ${err.message}\n`);
+      process.stderr.write(`refused: ${codeName(err.code)} ${err.reason}: ${err.message}\n`);
       process.exitCode = 1;
     } else throw e;
   } finally {
     client.close();
+    await nc?.close();
   }
 }
 
