@@ -21,6 +21,10 @@ interface Run {
 }
 
 function hubbub(...argv: string[]): Promise<Run> {
+  return hubbubWith({}, ...argv);
+}
+
+function hubbubWith(envOverride: Record<string, string>, ...argv: string[]): Promise<Run> {
   return new Promise((resolve) => {
     execFile(
       process.execPath,
@@ -31,6 +35,7 @@ function hubbub(...argv: string[]): Promise<Run> {
           IDENTITY_ADDR: env.stack.identityAddr,
           NATS_URL: env.nats.url,
           NATS_PREFIX: env.nats.prefix,
+          ...envOverride,
         },
         timeout: 30_000,
       },
@@ -108,5 +113,12 @@ describe('operator CLI', () => {
     expect(badKind.code).toBe(2);
     expect(badKind.stderr).toContain('--kind is group, channel or board');
     expect((await hubbub('broadcast')).code).toBe(2);
+  });
+
+  it('fails at once, with exit 1, when NATS cannot be reached', async () => {
+    // Without a single-attempt connect the CLI would wait for NATS forever (execFile's 30 s timeout: code -1).
+    const r = await hubbubWith({ NATS_URL: 'nats://127.0.0.1:1' }, 'broadcast', 'hello');
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/UNAVAILABLE NATS_UNREACHABLE: cannot reach NATS at nats:\/\/127\.0\.0\.1:1/);
   });
 });

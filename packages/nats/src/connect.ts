@@ -16,6 +16,11 @@ export interface ConnectOptions {
   readonly onStatus?: (connected: boolean) => void;
   /** Called after a reconnect, so subscribers can fill gaps from history. */
   readonly onReconnect?: () => void;
+  /**
+   * Command-line tools: one attempt within `timeoutMs` that fails with the connect error, and no reconnects
+   * (services wait for NATS on start and reconnect forever).
+   */
+  readonly once?: { readonly timeoutMs: number };
 }
 
 /**
@@ -54,11 +59,12 @@ export async function connectNats(o: ConnectOptions): Promise<NatsConnection> {
     servers,
     ...auth,
     name: o.name,
-    maxReconnectAttempts: -1,
+    maxReconnectAttempts: o.once ? 0 : -1,
     reconnectTimeWait: 250,
     reconnectJitter: 100,
     pingInterval: 10_000,
-    waitOnFirstConnect: true,
+    waitOnFirstConnect: !o.once,
+    ...(o.once ? { timeout: o.once.timeoutMs, reconnect: false } : {}),
     // Without this, every request() builds two Error objects (stack traces) up front in case it fails:
     // the largest cost of a post on the doors' hot path (docs/adr/0003). Failures still carry their cause.
     noAsyncTraces: true,

@@ -27,7 +27,15 @@
 import { AppError, Code, codeName, errors, isAppError } from '@hubbub/errors';
 import { createClient } from '@hubbub/grpc';
 import type { PromiseClient } from '@hubbub/grpc';
-import { connectNats, decodeJson, encodeJson, isNoResponders, isTimeout, serviceReplyError } from '@hubbub/nats';
+import {
+  connectNats,
+  decodeJson,
+  parseNatsServers,
+  encodeJson,
+  isNoResponders,
+  isTimeout,
+  serviceReplyError,
+} from '@hubbub/nats';
 import type { NatsConnection } from '@hubbub/nats';
 import { identityV1, messagesV1, subjects } from '@hubbub/proto';
 import { commonSchema, createLogger, loadConfig, str } from '@hubbub/runtime';
@@ -418,16 +426,24 @@ async function main(): Promise<void> {
     return;
   }
   const client = createClient(identityV1.IdentityServiceService, cfg.identityAddr, { deadlineMs: 10_000 });
-  // Only the message-store commands need NATS.
-  const nc =
-    argv[0] === 'channel' || argv[0] === 'broadcast'
-      ? await connectNats({
-          servers: cfg.natsUrl,
-          name: 'hubbub-cli',
-          log: createLogger({ service: 'hubbub-cli', level: 'warn' }),
-        })
-      : undefined;
+  let nc: NatsConnection | undefined;
   try {
+    // Only the message-store commands need NATS.
+    nc =
+      argv[0] === 'channel' || argv[0] === 'broadcast'
+        ? await connectNats({
+            servers: cfg.natsUrl,
+            name: 'hubbub-cli',
+            log: createLogger({ service: 'hubbub-cli', level: 'silent' }),
+            once: { timeoutMs: 5_000 },
+          }).catch((e: unknown) => {
+            throw errors.unavailable(
+              'NATS_UNREACHABLE',
+              `cannot reach NATS at ${parseNatsServers(cfg.natsUrl).servers.join(',')}`,
+              e,
+            );
+          })
+        : undefined;
     const ops = nc ? { request: natsOperatorRequest(nc), prefix: cfg.natsPrefix } : undefined;
     process.exitCode = await run(argv, client, (s) => process.stdout.write(s + '\n'), ops);
   } catch (e) {
