@@ -23,6 +23,7 @@ export {
   isNoResponders,
   isTimeout,
   natsRpc,
+  replyError,
   respondAppError,
   respondBytes,
   serviceErrorDescription,

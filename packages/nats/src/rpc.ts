@@ -73,6 +73,12 @@ export function serviceReplyError(code: string, description: string): AppError {
     : new AppError(c, 'NATS', description || 'error reply without a description');
 }
 
+/** The AppError of a services-framework error reply, or undefined when the reply is an answer. */
+export function replyError(reply: { readonly headers?: { get(k: string): string } | undefined }): AppError | undefined {
+  const code = reply.headers?.get(SERVICE_ERROR_CODE_HEADER) ?? '';
+  return code === '' ? undefined : serviceReplyError(code, reply.headers?.get(SERVICE_ERROR_HEADER) ?? '');
+}
+
 function causeName(e: unknown): string {
   return e instanceof Error && e.cause instanceof Error ? e.cause.name : '';
 }
@@ -199,9 +205,8 @@ export function natsRpc<Req, Res, O = object>(o: NatsRpcOptions<Req, Res, O>): N
         ? new AppError(Code.DEADLINE_EXCEEDED, 'NATS_TIMEOUT', `${name}: no answer in time`)
         : errors.unavailable('NATS_UNAVAILABLE', e instanceof Error ? e.message : 'nats request failed');
     }
-    const code = reply.headers?.get(SERVICE_ERROR_CODE_HEADER) ?? '';
-    if (code !== '') {
-      const err = serviceReplyError(code, reply.headers?.get(SERVICE_ERROR_HEADER) ?? '');
+    const err = replyError(reply);
+    if (err) {
       const refused = err.code === Code.RESOURCE_EXHAUSTED && retryReasons.has(err.reason);
       if ((refused || err.code === Code.UNAVAILABLE) && safe(req))
         return viaFallback(req, refused ? 'refused' : 'unavailable');

@@ -34,10 +34,11 @@ import {
   encodeJson,
   isNoResponders,
   isTimeout,
-  serviceReplyError,
+  replyError,
 } from '@hubbub/nats';
-import type { NatsConnection } from '@hubbub/nats';
+import type { JsonCodec, NatsConnection } from '@hubbub/nats';
 import { identityV1, messagesV1, subjects } from '@hubbub/proto';
+import type { Subjects } from '@hubbub/proto';
 import { commonSchema, createLogger, loadConfig, str } from '@hubbub/runtime';
 
 type Client = PromiseClient<typeof identityV1.IdentityServiceService>;
@@ -100,8 +101,8 @@ export function natsOperatorRequest(nc: NatsConnection, timeoutMs = 10_000): Ope
         throw new AppError(Code.DEADLINE_EXCEEDED, 'NATS_TIMEOUT', `no answer on ${subject} in ${timeoutMs} ms`);
       throw e;
     }
-    const code = r.headers?.get('Nats-Service-Error-Code') ?? '';
-    if (code !== '') throw serviceReplyError(code, r.headers?.get('Nats-Service-Error') ?? '');
+    const err = replyError(r);
+    if (err) throw err;
     return r.data;
   };
 }
@@ -210,9 +211,15 @@ export async function run(
   };
   const [group, cmd, target, extra] = args;
   const by = 'cli';
-  const operator = (): OperatorTarget => {
+  /** One operator request to message-store: proto3 JSON out, proto3 JSON back. */
+  const ask = async <Req, Res>(
+    subject: (s: Subjects) => string,
+    request: JsonCodec<Req>,
+    req: Req,
+    response: JsonCodec<Res>,
+  ): Promise<Res> => {
     if (!ops) throw new UsageError(`${group ?? ''} needs NATS (NATS_URL)`);
-    return ops;
+    return decodeJson(response, await ops.request(subject(subjects(ops.prefix)), encodeJson(request, req)));
   };
   switch (group === 'broadcast' ? 'broadcast' : `${group ?? ''} ${cmd ?? ''}`.trim()) {
     case 'user add': {
@@ -368,17 +375,17 @@ export async function run(
         ownerUserId: owner,
         by,
       });
-      const r = decodeJson(
+      const r = await ask(
+        (s) => s.adminChannelCreate,
+        messagesV1.AdminChannelCreateRequest,
+        req,
         messagesV1.AdminChannelCreateResponse,
-        await operator().request(
-          subjects(operator().prefix).adminChannelCreate,
-          encodeJson(messagesV1.AdminChannelCreateRequest, req),
-        ),
       );
       const c = r.channel!;
       const kindName = messagesV1.channelKindToJSON(c.kind).replace('CHANNEL_KIND_', '').toLowerCase();
+      const visibility = c.visibility === messagesV1.Visibility.VISIBILITY_PRIVATE ? 'private' : 'public';
       show(
-        `created channel ${c.slug} (id ${c.id}, ${kindName}, ${flags.has('private') ? 'private' : 'public'})`,
+        `created channel ${c.slug} (id ${c.id}, ${kindName}, ${visibility})`,
         messagesV1.AdminChannelCreateResponse.toJSON(r),
       );
       return 0;
@@ -392,12 +399,11 @@ export async function run(
         .map((x) => x.trim())
         .filter((x) => x !== '');
       const req = messagesV1.AdminBroadcastRequest.fromPartial({ text, channels, clientKey: flag('key') ?? '', by });
-      const r = decodeJson(
+      const r = await ask(
+        (s) => s.adminBroadcast,
+        messagesV1.AdminBroadcastRequest,
+        req,
         messagesV1.AdminBroadcastResponse,
-        await operator().request(
-          subjects(operator().prefix).adminBroadcast,
-          encodeJson(messagesV1.AdminBroadcastRequest, req),
-        ),
       );
       show(
         `broadcast to ${r.messages.length} channel(s): ${r.messages.map((m) => `${m.channelId}#${m.id}`).join(' ')}`,

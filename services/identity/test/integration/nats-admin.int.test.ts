@@ -4,7 +4,7 @@
  * bad input with a services-framework error.
  */
 import { Code } from '@hubbub/errors';
-import { connectNats, serviceReplyError } from '@hubbub/nats';
+import { connectNats, replyError } from '@hubbub/nats';
 import type { NatsConnection } from '@hubbub/nats';
 import { identityV1, subjects } from '@hubbub/proto';
 import { createLogger } from '@hubbub/runtime';
@@ -24,8 +24,8 @@ describe('admin request subjects over NATS', () => {
 
   const req = async (action: 'ban' | 'unban' | 'kick', body: unknown) => {
     const r = await nc.request(subjects(h.nats.prefix).adminUser(action), JSON.stringify(body), { timeout: 5_000 });
-    const code = r.headers?.get('Nats-Service-Error-Code') ?? '';
-    if (code !== '') throw serviceReplyError(code, r.headers?.get('Nats-Service-Error') ?? '');
+    const err = replyError(r);
+    if (err) throw err;
     return identityV1.AdminUserResponse.fromJSON(JSON.parse(r.string()));
   };
 
@@ -86,12 +86,7 @@ describe('admin request subjects over NATS', () => {
     await expect(req('kick', { username: 'nobody-here' })).rejects.toMatchObject({ code: Code.NOT_FOUND });
     await expect(req('ban', {})).rejects.toMatchObject({ code: Code.INVALID_ARGUMENT, reason: 'USER_REQUIRED' });
     const raw = await nc.request(subjects(h.nats.prefix).adminUser('ban'), 'not json', { timeout: 5_000 });
-    expect(
-      serviceReplyError(
-        raw.headers?.get('Nats-Service-Error-Code') ?? '',
-        raw.headers?.get('Nats-Service-Error') ?? '',
-      ),
-    ).toMatchObject({ code: Code.INVALID_ARGUMENT, reason: 'BAD_REQUEST' });
+    expect(replyError(raw)).toMatchObject({ code: Code.INVALID_ARGUMENT, reason: 'BAD_REQUEST' });
     await h.client.register(registerReq('victor'));
     await expect(req('ban', { username: 'victor', reason: 'two\nlines' })).rejects.toMatchObject({
       code: Code.INVALID_ARGUMENT,
@@ -111,10 +106,7 @@ describe('admin request subjects over NATS', () => {
     const token = r.session!.token;
     const refusal = async (body: string) => {
       const raw = await nc.request(subjects(h.nats.prefix).adminUser('kick'), body, { timeout: 5_000 });
-      return serviceReplyError(
-        raw.headers?.get('Nats-Service-Error-Code') ?? '',
-        raw.headers?.get('Nats-Service-Error') ?? '',
-      );
+      return replyError(raw);
     };
     // ts-proto's fromJSON alone would read these as an empty request.
     for (const body of ['[]', '"wendy"', '42', 'null', '  [{"username":"wendy"}]'])

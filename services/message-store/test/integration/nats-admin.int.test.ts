@@ -5,7 +5,7 @@
  * every action, and leave the door-facing APIs refusing `system:` principals as posters.
  */
 import { Code } from '@hubbub/errors';
-import { serviceReplyError } from '@hubbub/nats';
+import { replyError } from '@hubbub/nats';
 import { systemPrincipal } from '@hubbub/msg-client';
 import { messagesV1, subjects } from '@hubbub/proto';
 import { createLogger } from '@hubbub/runtime';
@@ -78,8 +78,8 @@ afterAll(async () => {
 /** Sends raw bytes; resolves with the JSON reply or rejects with the services-framework error. */
 async function raw(subject: string, body: string | Uint8Array): Promise<unknown> {
   const r = await nc.request(subject, body, { timeout: 10_000 });
-  const code = r.headers?.get('Nats-Service-Error-Code') ?? '';
-  if (code !== '') throw serviceReplyError(code, r.headers?.get('Nats-Service-Error') ?? '');
+  const err = replyError(r);
+  if (err) throw err;
   return r.json();
 }
 
