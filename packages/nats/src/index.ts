@@ -4,14 +4,7 @@ export { decodeJson, encodeJson, publishJson, subscribeJson } from './typed-subj
 export type { JsonCodec } from './typed-subject';
 export { claim, openKv, release, renew } from './kv';
 export type { KV } from './kv';
-export {
-  addOperatorEndpoint,
-  decodeOperatorRequest,
-  DEFAULT_OPERATOR,
-  MAX_OPERATOR_NAME_BYTES,
-  operatorHandler,
-  operatorName,
-} from './operator-endpoint';
+export { addOperatorEndpoint, DEFAULT_OPERATOR, MAX_OPERATOR_NAME_BYTES, operatorHandler } from './operator-endpoint';
 export type { OperatorEndpoint, OperatorEndpointsOptions, OperatorResult } from './operator-endpoint';
 export { registerNatsService } from './service';
 export type { Service } from './service';

@@ -73,7 +73,7 @@ export interface OperatorEndpointsOptions {
 const isSpace = (b: number | undefined): boolean => b === 0x20 || b === 0x09 || b === 0x0a || b === 0x0d;
 
 /** One JSON object of the request type, at most `maxBytes`; anything else is INVALID_ARGUMENT. */
-export function decodeOperatorRequest<T>(codec: JsonCodec<T>, typeName: string, data: Uint8Array, maxBytes: number): T {
+function decodeOperatorRequest<T>(codec: JsonCodec<T>, typeName: string, data: Uint8Array, maxBytes: number): T {
   if (data.length > maxBytes)
     throw errors.invalidArgument('REQUEST_TOO_LARGE', `requests are at most ${maxBytes} bytes`);
   try {
@@ -87,7 +87,7 @@ export function decodeOperatorRequest<T>(codec: JsonCodec<T>, typeName: string, 
 }
 
 /** The operator's name: the default when empty, else one line of at most MAX_OPERATOR_NAME_BYTES bytes. */
-export function operatorName(by: string): string {
+function operatorName(by: string): string {
   if (by === '') return DEFAULT_OPERATOR;
   // eslint-disable-next-line no-control-regex
   if (Buffer.byteLength(by, 'utf8') > MAX_OPERATOR_NAME_BYTES || /[\u0000-\u001f\u007f]/.test(by))
