@@ -26,7 +26,9 @@
  * the server; `grpc`: the grpc-js client; `nats`: NATS request/reply to identity's `verify-token` endpoint,
  * subject `<prefix>.rpc.identity.verify` (docs/adr/0004), one NATS connection per worker with `noAsyncTraces`,
  * pre-encoded binary VerifyTokenRequest bytes; a reply with a `Nats-Service-Error-Code` header counts as an
- * error). BENCH_CLIENT applies to phases 3-5; phase 2 always uses the grpc-js client, and with `nats` it is
+ * error; `nats-lean`: the same requests over the lean hand-written NATS requester of lean-nats.ts, one socket per
+ * worker, no per-request timer or promise, so the generator costs a fraction of nats.js's CPU and garbage).
+ * BENCH_CLIENT applies to phases 3-5; phase 2 always uses the grpc-js client, and with a NATS client it is
  * repeated over NATS. The handler-time line (identity's `hubbub_identity_rpc_seconds`) covers both transports.
  */
 import { spawn } from 'node:child_process';
@@ -45,6 +47,7 @@ import { connect as natsConnect } from '@nats-io/transport-node';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { createTestDatabase, createTestNats } from '@hubbub/testing';
 import { freePort } from '../harness/proc';
+import { leanRequester } from './lean-nats';
 import { pct } from './stats';
 
 const SECONDS = Number(process.env['BENCH_SECONDS'] ?? 10);
@@ -54,10 +57,10 @@ const RATES = (process.env['BENCH_RATE'] ?? '2000,5000,10000').split(',').map(Nu
 const LOG_N = process.env['BENCH_SCRYPT_LOG_N'];
 const WARMUP_SECONDS = Number(process.env['BENCH_WARMUP_SECONDS'] ?? 3);
 const PHASES = new Set((process.env['BENCH_PHASES'] ?? 'login,idle,saturated,paced,cold').split(','));
-type ClientKind = 'grpc' | 'h2' | 'nats';
+type ClientKind = 'grpc' | 'h2' | 'nats' | 'nats-lean';
 const CLIENT_ENV = process.env['BENCH_CLIENT'] ?? 'h2';
-if (isMainThread && !['grpc', 'h2', 'nats'].includes(CLIENT_ENV)) {
-  console.error(`BENCH_CLIENT must be h2, grpc or nats, got ${JSON.stringify(CLIENT_ENV)}`);
+if (isMainThread && !['grpc', 'h2', 'nats', 'nats-lean'].includes(CLIENT_ENV)) {
+  console.error(`BENCH_CLIENT must be h2, grpc, nats or nats-lean, got ${JSON.stringify(CLIENT_ENV)}`);
   process.exit(2);
 }
 const CLIENT = CLIENT_ENV as ClientKind;
@@ -66,7 +69,9 @@ const CLIENT = CLIENT_ENV as ClientKind;
 function transport(c: ClientKind): string {
   switch (c) {
     case 'nats':
-      return 'NATS request/reply';
+      return 'NATS request/reply, nats.js client';
+    case 'nats-lean':
+      return 'NATS request/reply, lean client';
     case 'h2':
       return 'gRPC, raw h2 client';
     default:
@@ -145,7 +150,86 @@ async function natsCall(nc: NatsConnection, subject: string, body: Uint8Array): 
   }
 }
 
+/**
+ * BENCH_CLIENT=nats-lean: the same requests over the lean hand-written NATS requester (lean-nats.ts), which costs
+ * the generator a fraction of nats.js's CPU and garbage per request; replies are matched by number, and the send
+ * and scheduled times live in preallocated arrays.
+ */
+async function runLeanJob(job: Job): Promise<JobResult> {
+  const messages = job.tokens.map((token) =>
+    Buffer.from(identityV1.VerifyTokenRequest.encode({ token, expectedUserId: '', requiredScope: '' }).finish()),
+  );
+  const SLOTS = 1 << 16;
+  const sentAt = new Float64Array(SLOTS);
+  const scheduledAt = new Float64Array(SLOTS);
+  const waiters: ((() => void) | undefined)[] = new Array<(() => void) | undefined>(SLOTS);
+  const lat: number[] = [];
+  const sentLat: number[] = [];
+  let ok = 0;
+  let errors = 0;
+  let inflight = 0;
+  const paced = job.mode === 'paced';
+  const req = await leanRequester(job.natsUrl, job.subject, (n, good) => {
+    const slot = n & (SLOTS - 1);
+    const now = performance.now();
+    if (good) ok++;
+    else errors++;
+    inflight--;
+    if (paced) {
+      lat.push((now - scheduledAt[slot]!) * 1000);
+      sentLat.push((now - sentAt[slot]!) * 1000);
+    } else lat.push((now - sentAt[slot]!) * 1000);
+    const w = waiters[slot];
+    if (w) {
+      waiters[slot] = undefined;
+      w();
+    }
+  });
+  let i = 0;
+  const send = (scheduled: number): number => {
+    const n = i++;
+    const slot = n & (SLOTS - 1);
+    sentAt[slot] = performance.now();
+    scheduledAt[slot] = scheduled;
+    inflight++;
+    req.request(n, messages[n % messages.length]!);
+    return slot;
+  };
+  const start = performance.now();
+  const end = start + job.seconds * 1000;
+  if (!paced) {
+    await Promise.all(
+      Array.from({ length: job.concurrency }, async () => {
+        while (performance.now() < end) {
+          await new Promise<void>((resolve) => {
+            waiters[send(performance.now())] = resolve;
+          });
+        }
+      }),
+    );
+  } else {
+    const intervalMs = 1000 / job.rate;
+    let next = start;
+    while (next < end) {
+      const now = performance.now();
+      while (next <= now && next < end) {
+        if (inflight >= MAX_INFLIGHT_PACED) errors++;
+        else send(next);
+        next += intervalMs;
+      }
+      await new Promise((r) => setTimeout(r, 1));
+    }
+    const deadline = performance.now() + 10_000;
+    while (inflight > 0 && performance.now() < deadline) await new Promise((r) => setTimeout(r, 1));
+    errors += inflight;
+  }
+  const elapsedMs = performance.now() - start;
+  await req.close();
+  return { ok, errors, latUs: Float64Array.from(lat), sentLatUs: Float64Array.from(sentLat), elapsedMs };
+}
+
 async function runJob(job: Job): Promise<JobResult> {
+  if (job.client === 'nats-lean') return runLeanJob(job);
   const client = createClient(identityV1.IdentityServiceService, job.addr, { deadlineMs: 10_000 });
   await client.waitForReady(5_000);
   const sessions = job.client === 'h2' ? [h2connect(`http://${job.addr}`), h2connect(`http://${job.addr}`)] : [];
@@ -406,7 +490,7 @@ async function main(): Promise<void> {
     }
 
     // 2. unloaded VerifyToken latency
-    const idleClients = CLIENT === 'nats' ? (['grpc', 'nats'] as const) : (['grpc'] as const);
+    const idleClients = CLIENT === 'grpc' || CLIENT === 'h2' ? (['grpc'] as const) : (['grpc', CLIENT] as const);
     for (const c of PHASES.has('idle') ? idleClients : []) {
       const seq = await runWorkers(
         { addr, ...net, client: c, mode: 'closed', concurrency: 1, rate: 0, seconds: Math.min(3, SECONDS), tokens },

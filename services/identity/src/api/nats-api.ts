@@ -41,7 +41,7 @@ export interface VerifyEndpointOptions {
 }
 
 function endpoint(
-  app: Pick<IdentityApp, 'verifyToken'>,
+  app: Pick<IdentityApp, 'verifyToken' | 'verifyTokenCached'>,
   o: VerifyEndpointOptions,
 ): BinaryEndpointOptions<identityV1.VerifyTokenRequest, identityV1.VerifyTokenResponse> {
   return {
@@ -53,6 +53,8 @@ function endpoint(
     types: { package: 'hubbub.identity.v1', request: 'VerifyTokenRequest', reply: 'VerifyTokenResponse' },
     call: 'VerifyToken',
     handle: (req) => app.verifyToken(req),
+    // A cached token is answered in the same turn with its memoized reply bytes (no promise, no encoding).
+    fast: (req) => app.verifyTokenCached(req),
     log: o.log,
     logCodes: { badRequest: NatsLogCode.BadRequest, internal: NatsLogCode.Internal, endpoint: NatsLogCode.Endpoint },
     maxInFlight: o.maxInFlight,
@@ -64,16 +66,16 @@ function endpoint(
 /** Serves VerifyToken on NATS; returns the handler (tests drive it directly). */
 export function addVerifyEndpoint(
   natsSvc: Service,
-  app: Pick<IdentityApp, 'verifyToken'>,
+  app: Pick<IdentityApp, 'verifyToken' | 'verifyTokenCached'>,
   o: VerifyEndpointOptions,
-): (m: Replyable) => Promise<void> {
+): (m: Replyable) => Promise<void> | undefined {
   return addBinaryEndpoint(natsSvc, endpoint(app, o));
 }
 
 /** The handler alone (no subscription). */
 export function verifyHandler(
-  app: Pick<IdentityApp, 'verifyToken'>,
+  app: Pick<IdentityApp, 'verifyToken' | 'verifyTokenCached'>,
   o: VerifyEndpointOptions,
-): (m: Replyable) => Promise<void> {
+): (m: Replyable) => Promise<void> | undefined {
   return binaryEndpointHandler(endpoint(app, o));
 }

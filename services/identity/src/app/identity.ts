@@ -26,6 +26,7 @@ import { hashPassword, needsRehash, verifyPassword } from './passwords';
 import type { ScryptParams } from './passwords';
 import {
   hashToken,
+  tokenHashBase64,
   isAppPasswordScope,
   isTokenShaped,
   newAppPassword,
@@ -844,10 +845,10 @@ export class IdentityApp {
 
   async verifyToken(req: identityV1.VerifyTokenRequest): Promise<identityV1.VerifyTokenResponse> {
     if (!isTokenShaped(req.token)) throw tokenInvalid();
-    const key = hashToken(req.token);
-    const ck = key.toString('base64');
+    const ck = tokenHashBase64(req.token);
     let t = this.cache.get(ck);
     if (!t) {
+      const key = Buffer.from(ck, 'base64');
       const now = this.date();
       const row = await this.knex('sessions as s')
         .join('users as u', 'u.id', 's.user_id')
@@ -880,12 +881,35 @@ export class IdentityApp {
     return this.tokenResponse(t, req);
   }
 
-  private tokenResponse(t: CachedToken, req: identityV1.VerifyTokenRequest): identityV1.VerifyTokenResponse {
+  /**
+   * verifyToken for a cached token, synchronous and encoded: the VerifyTokenResponse bytes (memoized per
+   * ttl_seconds value), or undefined when the token is not cached (then verifyToken reads the database). The same
+   * checks and errors as verifyToken. The doors' hot path over NATS (docs/adr/0004).
+   */
+  verifyTokenCached(req: identityV1.VerifyTokenRequest): Uint8Array | undefined {
+    if (!isTokenShaped(req.token)) throw tokenInvalid();
+    const t = this.cache.get(tokenHashBase64(req.token));
+    if (!t) return undefined;
+    const ttlSeconds = this.checkToken(t, req);
+    const memo = t.reply;
+    if (memo !== undefined && memo.ttlSeconds === ttlSeconds) return memo.bytes;
+    const bytes = identityV1.VerifyTokenResponse.encode(this.tokenResponse(t, req)).finish();
+    t.reply = { ttlSeconds, bytes };
+    return bytes;
+  }
+
+  /** The per-call checks of a known token; its ttl_seconds. */
+  private checkToken(t: CachedToken, req: identityV1.VerifyTokenRequest): number {
     const remainingMs = t.expiresAtMs - this.now();
     if (remainingMs <= 0) throw tokenInvalid();
     if (req.expectedUserId !== '' && req.expectedUserId !== t.userId) throw tokenInvalid();
     if (req.requiredScope !== '' && t.scopes.length > 0 && !t.scopes.includes(req.requiredScope))
       throw errors.permissionDenied('TOKEN_SCOPE', `token lacks the scope "${req.requiredScope.slice(0, 64)}"`);
+    return Math.max(1, Math.floor(remainingMs / 1000));
+  }
+
+  private tokenResponse(t: CachedToken, req: identityV1.VerifyTokenRequest): identityV1.VerifyTokenResponse {
+    const ttlSeconds = this.checkToken(t, req);
     return {
       userId: t.userId,
       username: t.username,
@@ -893,7 +917,7 @@ export class IdentityApp {
       role: t.role,
       sessionId: t.sessionId,
       expiresAt: new Date(t.expiresAtMs),
-      ttlSeconds: Math.max(1, Math.floor(remainingMs / 1000)),
+      ttlSeconds,
       scopes: [...t.scopes],
     };
   }

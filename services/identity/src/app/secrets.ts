@@ -3,6 +3,7 @@
  * and app passwords (12 characters of Crockford base32 = 60 bits, stored as a salted scrypt hash;
  * verification is throttled like passwords).
  */
+import * as crypto from 'node:crypto';
 import { createHash, randomBytes, randomInt } from 'node:crypto';
 
 export const TOKEN_BYTES = 32;
@@ -14,6 +15,18 @@ export function newSessionToken(): string {
 /** Only hashes ever reach the database. */
 export function hashToken(token: string): Buffer {
   return createHash('sha256').update(token, 'utf8').digest();
+}
+
+/**
+ * hashToken(token) in base64: the token cache's key (the VerifyToken hot path). The one-shot crypto.hash (Node
+ * 20.12+) creates no Hash object: each createHash() is a C++ object behind a weak handle, and thousands of those
+ * dying per young-generation GC made every scavenge 2-3 ms longer at 10,000 verifications/s.
+ */
+const oneShotHash = (crypto as { hash?: (alg: string, data: string, enc: 'base64') => string }).hash;
+export function tokenHashBase64(token: string): string {
+  return oneShotHash
+    ? oneShotHash('sha256', token, 'base64')
+    : createHash('sha256').update(token, 'utf8').digest('base64');
 }
 
 /** A syntactically possible token (43 base64url characters). Cheap pre-check before any lookup. */

@@ -13,6 +13,11 @@ export interface CachedToken {
   readonly sessionId: string;
   readonly expiresAtMs: number;
   readonly scopes: readonly string[];
+  /**
+   * The encoded VerifyTokenResponse for one `ttlSeconds` value (the only field that changes, once a second), so a
+   * cached token is answered without building or encoding a message (identity's VerifyToken fast path).
+   */
+  reply?: { readonly ttlSeconds: number; readonly bytes: Uint8Array };
 }
 
 interface Slot {

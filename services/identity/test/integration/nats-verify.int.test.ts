@@ -140,10 +140,41 @@ describe('VerifyToken over NATS (PostgreSQL + NATS)', () => {
     expect(text).toMatch(/hubbub_identity_rpc_seconds_count\{[^}]*method="verifyToken"[^}]*code="UNAUTHENTICATED"/);
   });
 
+  it('answers a cached token in the same turn from memoized bytes, and an uncached one after the database read', async () => {
+    const app = h.servers[0]!.app;
+    const encoded = identityV1.VerifyTokenRequest.encode(verifyReq(token)).finish();
+    const handle = verifyHandler(app, { subject, log, maxInFlight: 8 });
+    app.cache.clear();
+    const cold = fakeMsg(encoded);
+    const pending = handle(cold.m);
+    expect(pending).toBeInstanceOf(Promise); // a database read
+    expect(cold.out.data).toBeUndefined();
+    await pending;
+    const first = identityV1.VerifyTokenResponse.decode(cold.out.data!);
+    expect(first.userId).toBe(aliceId);
+    // now cached: answered before the handler returns, the same bytes as the slow path's, and shared between calls
+    const warm = fakeMsg(encoded);
+    expect(handle(warm.m)).toBeUndefined();
+    expect(identityV1.VerifyTokenResponse.decode(warm.out.data!)).toEqual(first);
+    const again = fakeMsg(encoded);
+    expect(handle(again.m)).toBeUndefined();
+    expect(again.out.data).toBe(warm.out.data);
+    // the per-call checks still run on the fast path
+    const wrongUser = fakeMsg(
+      identityV1.VerifyTokenRequest.encode({ ...verifyReq(token), expectedUserId: '999999' }).finish(),
+    );
+    expect(handle(wrongUser.m)).toBeUndefined();
+    expect(wrongUser.out).toMatchObject({
+      code: Code.UNAUTHENTICATED,
+      description: expect.stringMatching(/^TOKEN_INVALID: /),
+    });
+  });
+
   it('refuses calls beyond the in-flight limit with RESOURCE_EXHAUSTED BUSY', async () => {
     const app = h.servers[0]!.app;
     const encoded = identityV1.VerifyTokenRequest.encode(verifyReq(token)).finish();
-    // limit 1: the first call is in the app when the second arrives
+    // limit 1: the first call is in the app (reading the database: the token is not cached) when the second arrives
+    app.cache.clear();
     const one = verifyHandler(app, { subject, log, maxInFlight: 1 });
     const a = fakeMsg(encoded);
     const b = fakeMsg(encoded);

@@ -33,7 +33,7 @@ export function addPostEndpoint(
   natsSvc: Service,
   service: MessageService,
   o: PostEndpointOptions,
-): (m: Replyable) => Promise<void> {
+): (m: Replyable) => Promise<void> | undefined {
   return addBinaryEndpoint(natsSvc, {
     name: POST_ENDPOINT,
     subject: o.subject,
