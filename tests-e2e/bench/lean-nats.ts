@@ -29,6 +29,8 @@ export async function leanRequester(
   url: string,
   subject: string,
   onReply: (n: number, ok: boolean) => void,
+  /** Called right before onReply with the reply's payload (a view into the read buffer: copy to keep it). */
+  onPayload?: (payload: Uint8Array) => void,
 ): Promise<LeanRequester> {
   const u = new URL(url.includes('://') ? url : `nats://${url}`);
   const sock: Socket = tcpConnect({ host: u.hostname, port: Number(u.port || 4222), noDelay: true });
@@ -93,7 +95,10 @@ export async function leanRequester(
           const statusEnd = h.indexOf(CRLF);
           ok = h.indexOf(ERROR_HEADER) < 0 && h.subarray(0, statusEnd).indexOf(NO_RESPONDERS) < 0;
         }
-        if (n >= 0) onReply(n, ok);
+        if (n >= 0) {
+          onPayload?.(buf.subarray(eol + 2 + hlen, eol + 2 + total));
+          onReply(n, ok);
+        }
         off = end;
         continue;
       }

@@ -17,7 +17,9 @@
  * nats://127.0.0.1:4222), BENCH_SECONDS (default 10 per phase), BENCH_WORKERS (default 2),
  * BENCH_CHANNELS_PER_WORKER (gRPC connections per worker, default 1), BENCH_CLIENT (lean = HTTP/2 gRPC client, default;
  * msg-client = the doors' grpc-js client; nats = PostMessages over NATS request/reply, the doors' path of
- * docs/adr/0003), BENCH_PHASES (single,batch,paced), BENCH_STORE_NODE_ARGS.
+ * docs/adr/0003, with nats.js; nats-lean = the same requests from pre-encoded templates over the lean requester of
+ * lean-nats.ts, so the generator costs about a microsecond per post), BENCH_PHASES (single,batch,paced),
+ * BENCH_STORE_NODE_ARGS.
  */
 import { spawn } from 'node:child_process';
 import http2 from 'node:http2';
@@ -36,6 +38,7 @@ import { messagesV1, subjects } from '@hubbub/proto';
 import { createTestNats } from '@hubbub/testing';
 import { freePort } from '../harness/proc';
 import { connect } from '@nats-io/transport-node';
+import { leanRequester } from './lean-nats';
 import { pct } from './stats';
 
 const ADMIN_URL = process.env['DATABASE_URL'] ?? 'postgres://postgres@127.0.0.1:5432/postgres';
@@ -43,13 +46,9 @@ const NATS_URL = process.env['NATS_URL'] ?? 'nats://127.0.0.1:4222';
 const SECONDS = Number(process.env['BENCH_SECONDS'] ?? 10);
 const WORKERS = Number(process.env['BENCH_WORKERS'] ?? 2);
 const CHANNELS_PER_WORKER = Number(process.env['BENCH_CHANNELS_PER_WORKER'] ?? 1);
-type ClientKind = 'lean' | 'msg-client' | 'nats';
+type ClientKind = 'lean' | 'msg-client' | 'nats' | 'nats-lean';
 const CLIENT: ClientKind =
-  process.env['BENCH_CLIENT'] === 'msg-client'
-    ? 'msg-client'
-    : process.env['BENCH_CLIENT'] === 'nats'
-      ? 'nats'
-      : 'lean';
+  (['msg-client', 'nats', 'nats-lean'] as const).find((c) => c === process.env['BENCH_CLIENT']) ?? 'lean';
 
 /** Wall-clock microseconds, comparable across threads of this process. */
 const nowUs = (): number => (performance.timeOrigin + performance.now()) * 1000;
@@ -170,6 +169,111 @@ async function natsClient(url: string, prefix: string): Promise<PostClient> {
   };
 }
 
+/**
+ * BENCH_CLIENT=nats-lean: PostMessages over NATS through the lean requester (lean-nats.ts), with each request
+ * made by copying a pre-encoded template and overwriting fixed-width digits in place (the client keys' sequence
+ * numbers and the send time in the text), and each reply counted by scanning its bytes instead of decoding 100
+ * full messages. The generator then costs about a microsecond per post, so what is measured is message-store.
+ * The request is the same protobuf the other clients send.
+ */
+const SEQ_DIGITS = 10;
+const TIME_DIGITS = 16;
+async function leanNatsClient(url: string, prefix: string, tag: string): Promise<LeanPoster> {
+  const pending = new Map<number, { resolve: (stored: number) => void; reject: (e: Error) => void }>();
+  let lastReply: Uint8Array | undefined;
+  const req = await leanRequester(
+    url,
+    subjects(prefix).rpcPostMessages,
+    (n, ok) => {
+      const w = pending.get(n);
+      if (!w) return;
+      pending.delete(n);
+      if (!ok) w.reject(new Error('error reply'));
+      else w.resolve(countStored(lastReply));
+    },
+    (payload) => {
+      lastReply = payload;
+    },
+  );
+  const templates = new Map<string, { bytes: Buffer; seqAt: number[]; timeAt: number[] }>();
+  const template = (
+    uid: string,
+    channelId: string,
+    size: number,
+  ): { bytes: Buffer; seqAt: number[]; timeAt: number[] } => {
+    const key = `${uid} ${channelId} ${size}`;
+    let t = templates.get(key);
+    if (t) return t;
+    const seqMark = '9'.repeat(SEQ_DIGITS);
+    const timeMark = '8'.repeat(TIME_DIGITS);
+    const bytes = Buffer.from(
+      messagesV1.PostMessagesRequest.encode({
+        principal: principal({ userId: uid, displayName: `user${uid}`, door: 'bench' }),
+        principals: [],
+        messages: Array.from({ length: size }, () => newMessage(channelId, timeMark, `${tag}-${uid}-${seqMark}`)),
+      }).finish(),
+    );
+    const find = (mark: string): number[] => {
+      const at: number[] = [];
+      const m = Buffer.from(mark);
+      for (let i = bytes.indexOf(m); i >= 0; i = bytes.indexOf(m, i + m.length)) at.push(i);
+      return at;
+    };
+    t = { bytes, seqAt: find(seqMark), timeAt: find(timeMark) };
+    if (t.seqAt.length !== size || t.timeAt.length !== size) throw new Error('template markers not found');
+    templates.set(key, t);
+    return t;
+  };
+  let n = 0;
+  return {
+    post(uid, channelId, firstSeq, size, startUs) {
+      const t = template(uid, channelId, size);
+      const b = Buffer.from(t.bytes);
+      const time = String(Math.floor(startUs)).padStart(TIME_DIGITS, '0');
+      for (let i = 0; i < size; i++) {
+        b.write(String(firstSeq + i).padStart(SEQ_DIGITS, '0'), t.seqAt[i]!, 'latin1');
+        b.write(time, t.timeAt[i]!, 'latin1');
+      }
+      const id = n++;
+      return new Promise<number>((resolve, reject) => {
+        pending.set(id, { resolve, reject });
+        req.request(id, b);
+      });
+    },
+    close: () => void req.close(),
+  };
+}
+
+/** Results of a PostMessagesResponse that carry a message (field 1 of PostResult comes first when set). */
+function countStored(b: Uint8Array | undefined): number {
+  if (!b) return 0;
+  let stored = 0;
+  let i = 0;
+  const varint = (): number => {
+    let v = 0;
+    let shift = 0;
+    for (;;) {
+      const c = b[i++]!;
+      v += (c & 0x7f) * 2 ** shift;
+      if (c < 0x80) return v;
+      shift += 7;
+    }
+  };
+  while (i < b.length) {
+    if (b[i++] !== 0x0a) throw new Error('unexpected field in PostMessagesResponse');
+    const len = varint();
+    if (len > 0 && b[i] === 0x0a) stored++;
+    i += len;
+  }
+  return stored;
+}
+
+interface LeanPoster {
+  /** Posts `size` messages with client keys `<tag>-<uid>-<firstSeq…>` and the send time as text; resolves to the number stored. */
+  post(uid: string, channelId: string, firstSeq: number, size: number, startUs: number): Promise<number>;
+  close(): void;
+}
+
 /** The doors' client (@hubbub/msg-client on grpc-js), for comparison: BENCH_CLIENT=msg-client. */
 async function msgClient(addr: string, connections: number): Promise<PostClient> {
   const client = createMessageStoreClient(addr, { channels: connections, deadlineMs: 10_000 });
@@ -183,8 +287,10 @@ async function msgClient(addr: string, connections: number): Promise<PostClient>
 }
 
 async function runJob(job: Job): Promise<JobResult> {
-  const client =
-    job.client === 'msg-client'
+  const lean = job.client === 'nats-lean' ? await leanNatsClient(job.natsUrl, job.prefix, job.tag) : undefined;
+  const client = lean
+    ? undefined
+    : job.client === 'msg-client'
       ? await msgClient(job.addr, job.grpcChannels)
       : job.client === 'nats'
         ? await natsClient(job.natsUrl, job.prefix)
@@ -212,14 +318,21 @@ async function runJob(job: Job): Promise<JobResult> {
           }
           const start = nowUs();
           try {
-            if (job.mode === 'batch') {
+            if (lean) {
+              const size = job.mode === 'batch' ? 100 : 1;
+              const first = seq;
+              seq += size;
+              const stored = await lean.post(uid, channelId, first, size, start);
+              if (job.mode !== 'batch' && stored !== 1) throw new Error('not stored');
+              posts += stored;
+            } else if (job.mode === 'batch') {
               const msgs = Array.from({ length: 100 }, () =>
                 newMessage(channelId, `${start}`, `${job.tag}-${uid}-${seq++}`),
               );
-              const stored = await client.postBatch(p, msgs); // not `posts += await …` (lost updates)
+              const stored = await client!.postBatch(p, msgs); // not `posts += await …` (lost updates)
               posts += stored;
             } else {
-              await client.postOne(p, newMessage(channelId, `${start}`, `${job.tag}-${uid}-${seq++}`));
+              await client!.postOne(p, newMessage(channelId, `${start}`, `${job.tag}-${uid}-${seq++}`));
               posts++;
             }
             latUs.push(nowUs() - start);
@@ -232,7 +345,8 @@ async function runJob(job: Job): Promise<JobResult> {
   }
   await Promise.all(loops);
   const elapsedMs = performance.now() - t0;
-  client.close();
+  client?.close();
+  lean?.close();
   return { posts, errors, latUs, elapsedMs };
 }
 
