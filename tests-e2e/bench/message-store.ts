@@ -244,6 +244,21 @@ async function leanNatsClient(url: string, prefix: string, tag: string): Promise
   };
 }
 
+const TEXT_KEY = Buffer.from('"text":"');
+/** The digits of the first `"text":"…"` in an event's JSON (the send time in µs), or -1. */
+function sentTime(data: Uint8Array): number {
+  const i = Buffer.from(data.buffer, data.byteOffset, data.byteLength).indexOf(TEXT_KEY);
+  if (i < 0) return -1;
+  let v = 0;
+  let j = i + TEXT_KEY.length;
+  for (; j < data.length && data[j] !== 0x22; j++) {
+    const c = data[j]! - 48;
+    if (c < 0 || c > 9) return data[j] === 0x2e ? v : -1; // a fraction (the nats.js clients' float text) ends it
+    v = v * 10 + c;
+  }
+  return j > i + TEXT_KEY.length ? v : -1;
+}
+
 /** Results of a PostMessagesResponse that carry a message (field 1 of PostResult comes first when set). */
 function countStored(b: Uint8Array | undefined): number {
   if (!b) return 0;
@@ -508,10 +523,10 @@ async function main(): Promise<void> {
         const at = nowUs();
         events++;
         if (!recording) return;
-        // proto3 JSON of MessageEvent; only the text (the send time) is needed here.
-        const ev = msg.json<{ message?: { text?: string } }>();
-        const sent = Number(ev.message?.text);
-        if (Number.isFinite(sent)) eventLat.push(at - sent);
+        // proto3 JSON of MessageEvent; only the text (the send time, digits) is needed, so it is read straight
+        // from the bytes: parsing 10,000+ events/s as JSON cost this process a sixth of a core.
+        const sent = sentTime(msg.data);
+        if (sent > 0) eventLat.push(at - sent);
       },
     });
     try {
