@@ -13,5 +13,6 @@ export {
 } from '../gen/grpc/health/v1/health';
 export { ChatEvent, UserEvent, isSubjectToken, subjects } from './subjects';
 export type { Subjects } from './subjects';
+export { postedAsSent, storedAsSent } from './posted';
 export * as identityV1 from '../gen/hubbub/identity/v1/identity';
 export * as messagesV1 from '../gen/hubbub/messages/v1/messages';

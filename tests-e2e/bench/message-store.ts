@@ -19,7 +19,8 @@
  * msg-client = the doors' grpc-js client; nats = PostMessages over NATS request/reply, the doors' path of
  * docs/adr/0003, with nats.js; nats-lean = the same requests from pre-encoded templates over the lean requester of
  * lean-nats.ts, so the generator costs about a microsecond per post), BENCH_PHASES (single,batch,paced),
- * BENCH_STORE_NODE_ARGS.
+ * BENCH_STORE_NODE_ARGS, BENCH_LEAN_REPLY (default 1: PostMessages asks for the lean reply like the doors; 0: full
+ * replies).
  */
 import { spawn } from 'node:child_process';
 import http2 from 'node:http2';
@@ -49,6 +50,12 @@ const CHANNELS_PER_WORKER = Number(process.env['BENCH_CHANNELS_PER_WORKER'] ?? 1
 type ClientKind = 'lean' | 'msg-client' | 'nats' | 'nats-lean';
 const CLIENT: ClientKind =
   (['msg-client', 'nats', 'nats-lean'] as const).find((c) => c === process.env['BENCH_CLIENT']) ?? 'lean';
+
+/**
+ * PostMessages asks for the lean reply (ids for posts stored as sent, docs/adr/0005), as the doors' coalescer does;
+ * BENCH_LEAN_REPLY=0 asks for full replies (the A/B).
+ */
+const LEAN_REPLY = process.env['BENCH_LEAN_REPLY'] !== '0';
 
 /** Wall-clock microseconds, comparable across threads of this process. */
 const nowUs = (): number => (performance.timeOrigin + performance.now()) * 1000;
@@ -137,7 +144,12 @@ function leanClient(addr: string, connections: number): PostClient {
       const res = messagesV1.PostMessagesResponse.decode(
         await call(
           def.postMessages.path,
-          messagesV1.PostMessagesRequest.encode({ principal, messages, principals: [] }).finish(),
+          messagesV1.PostMessagesRequest.encode({
+            leanReply: LEAN_REPLY,
+            principal,
+            messages,
+            principals: [],
+          }).finish(),
         ),
       );
       return res.results.filter((r) => r.message).length;
@@ -160,11 +172,12 @@ async function natsClient(url: string, prefix: string): Promise<PostClient> {
   };
   return {
     postOne: async (principal, message) => {
-      const res = await call({ principal, principals: [], messages: [message] });
+      const res = await call({ leanReply: LEAN_REPLY, principal, principals: [], messages: [message] });
       if (res.results[0]?.errorCode) throw new Error(res.results[0].errorReason);
     },
     postBatch: async (principal, messages) =>
-      (await call({ principal, principals: [], messages })).results.filter((r) => r.message).length,
+      (await call({ leanReply: LEAN_REPLY, principal, principals: [], messages })).results.filter((r) => r.message)
+        .length,
     close: () => void nc.close(),
   };
 }
@@ -208,6 +221,7 @@ async function leanNatsClient(url: string, prefix: string, tag: string): Promise
     const timeMark = '8'.repeat(TIME_DIGITS);
     const bytes = Buffer.from(
       messagesV1.PostMessagesRequest.encode({
+        leanReply: LEAN_REPLY,
         principal: principal({ userId: uid, displayName: `user${uid}`, door: 'bench' }),
         principals: [],
         messages: Array.from({ length: size }, () => newMessage(channelId, timeMark, `${tag}-${uid}-${seqMark}`)),
@@ -296,7 +310,9 @@ async function msgClient(addr: string, connections: number): Promise<PostClient>
   return {
     postOne: async (principal, message) => void (await client.postMessage({ principal, message })),
     postBatch: async (principal, messages) =>
-      (await client.postMessages({ principals: [], principal, messages })).results.filter((r) => r.message).length,
+      (await client.postMessages({ leanReply: LEAN_REPLY, principals: [], principal, messages })).results.filter(
+        (r) => r.message,
+      ).length,
     close: () => client.close(),
   };
 }

@@ -10,6 +10,7 @@
  * message of it with the call's AppError. Calls are retry-safe when every message carries a client key.
  */
 import { Batcher } from '@hubbub/runtime';
+import { postedAsSent } from '@hubbub/proto';
 import type { messagesV1 } from '@hubbub/proto';
 import type { MessageStoreClient, MsgCallOptions } from './client';
 import type { PostSender } from './nats-post';
@@ -22,6 +23,11 @@ export interface PostCoalescerOptions {
   readonly callOptions?: MsgCallOptions;
   /** How a call is sent; default the gRPC client's postMessages (doors pass natsPostSender). */
   readonly send?: PostSender;
+  /**
+   * Ask for the lean reply (PostMessagesRequest.lean_reply); default true. Results are the same either way: the
+   * coalescer rebuilds the messages stored as sent (PostResult.as_sent) with @hubbub/proto postedAsSent.
+   */
+  readonly leanReply?: boolean;
 }
 
 export const DEFAULT_COALESCE_MAX_BATCH = 256;
@@ -50,10 +56,20 @@ export class PostCoalescer {
             principal: shared ? first : undefined,
             principals: shared ? [] : items.map((i) => i.principal),
             messages: items.map((i) => i.message),
+            // Posts stored as sent come back as their ids; rebuilt here from the request (docs/adr/0005).
+            leanReply: o.leanReply ?? true,
           },
           o.callOptions,
         );
-        return res.results;
+        const results = res.results;
+        for (let i = 0; i < results.length; i++) {
+          const r = results[i]!;
+          const item = items[i];
+          if (r.asSent && r.message && item) {
+            results[i] = { ...r, message: postedAsSent(item.principal, item.message, r.message.id), asSent: false };
+          }
+        }
+        return results;
       },
     });
   }

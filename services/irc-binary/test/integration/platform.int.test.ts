@@ -316,6 +316,7 @@ describe('channels and history (§7.6)', () => {
     await irc.app.channels.refresh();
     // 150 messages m0..m149, posted as one ordered batch by another door.
     const res = await p.msClient.postMessages({
+      leanReply: false,
       principals: [],
       principal: guestPrincipal('histbot'),
       messages: Array.from({ length: 150 }, (_, i) =>

@@ -8,7 +8,7 @@
  * COMMIT, and the outbox rows are handed to the publisher right away.
  */
 import { AppError, Code, errors, isAppError } from '@hubbub/errors';
-import { messagesV1, subjects } from '@hubbub/proto';
+import { messagesV1, storedAsSent, subjects } from '@hubbub/proto';
 import { Batcher } from '@hubbub/runtime';
 import type { Logger } from '@hubbub/runtime';
 import type { OutboxEntry, OutboxRow, ChannelRow, InsertablePost, Repo, StoredOutboxRow } from '../store/repo';
@@ -308,6 +308,7 @@ export class MessageService {
         results[i] = {
           message: undefined,
           duplicate: false,
+          asSent: false,
           errorCode: err.code,
           errorReason: err.reason,
           errorMessage: err.message,
@@ -324,7 +325,19 @@ export class MessageService {
       }
       ok.forEach((x, k) => {
         const r = outs[k]!;
-        results[x.i] = { message: r.message, duplicate: r.duplicate, errorCode: 0, errorReason: '', errorMessage: '' };
+        // The lean reply (docs/adr/0005): a post stored exactly as sent goes back as its id alone.
+        const asSent =
+          req.leanReply &&
+          !r.duplicate &&
+          storedAsSent(r.message, x.prepared.principal, req.messages[x.i] ?? messagesV1.NewMessage.fromPartial({}));
+        results[x.i] = {
+          message: asSent ? messagesV1.Message.fromPartial({ id: r.message.id }) : r.message,
+          duplicate: r.duplicate,
+          asSent,
+          errorCode: 0,
+          errorReason: '',
+          errorMessage: '',
+        };
       });
     }
     return { results };

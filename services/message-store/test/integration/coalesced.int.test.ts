@@ -4,7 +4,7 @@
  */
 import { Code } from '@hubbub/errors';
 import { PostCoalescer, natsPostSender } from '@hubbub/msg-client';
-import { messagesV1, subjects } from '@hubbub/proto';
+import { messagesV1, postedAsSent, subjects } from '@hubbub/proto';
 import { createTestDatabase, createTestNats, waitFor } from '@hubbub/testing';
 import type { TestDatabase, TestNats } from '@hubbub/testing';
 import { connectNats } from '@hubbub/nats';
@@ -67,8 +67,62 @@ describe('coalesced posts (one principal per message)', () => {
     await co.close();
   });
 
+  it('answers a lean request with ids for posts stored as sent, in full otherwise, and the coalescer rebuilds them', async () => {
+    const room = (await s.client.ensurePublicChannels({ slugs: ['lean'], kind: 0 })).channels[0]!.id;
+    const plain = newMessage(room, 'lean one', { clientKey: 'lean-1', tags: [] });
+    const res = await s.client.postMessages({
+      principal: undefined,
+      principals: [alice, frank, bob, alice],
+      leanReply: true,
+      messages: [
+        plain,
+        newMessage(room, 'lean guest', { clientKey: 'lean-2' }),
+        // stored otherwise than sent: kind UNSPECIFIED is stored as NORMAL, reply_to_id '0' as ''
+        newMessage(room, 'normalized', { clientKey: 'lean-3', kind: 0, replyToId: '0' }),
+        plain, // a duplicate within the call
+      ],
+    });
+    const [r1, r2, r3, r4] = res.results;
+    expect(r1).toMatchObject({ asSent: true, duplicate: false, errorCode: 0 });
+    expect(messagesV1.Message.encode(r1!.message!).finish().length).toBeLessThan(30); // the id alone
+    expect(r1!.message!.text).toBe('');
+    expect(r2!.asSent).toBe(true);
+    expect(r3).toMatchObject({ asSent: false, message: { text: 'normalized', kind: 1, replyToId: '' } });
+    expect(r4).toMatchObject({ asSent: false, duplicate: true, message: { id: r1!.message!.id, text: 'lean one' } });
+    // The rebuild equals what was stored, field by field.
+    for (const [r, p, m] of [
+      [r1!, alice, plain],
+      [r2!, frank, newMessage(room, 'lean guest', { clientKey: 'lean-2' })],
+    ] as const) {
+      const stored = await s.client.getMessage({ principal: alice, messageId: r.message!.id });
+      expect(postedAsSent(p, m, r.message!.id)).toEqual(stored.message);
+    }
+    // Without lean_reply every result is in full; a retry is a duplicate in full.
+    const full = await s.client.postMessages({
+      principal: bob,
+      principals: [],
+      leanReply: false,
+      messages: [newMessage(room, 'not lean', { clientKey: 'lean-4' })],
+    });
+    expect(full.results[0]).toMatchObject({ asSent: false, message: { text: 'not lean', authorId: '1002' } });
+    const retry = await s.client.postMessages({ principal: alice, principals: [], leanReply: true, messages: [plain] });
+    expect(retry.results[0]).toMatchObject({ asSent: false, duplicate: true, message: { text: 'lean one' } });
+    // The coalescer asks for lean replies and hands the door the same messages as a full reply.
+    const lean = new PostCoalescer(s.client);
+    const fat = new PostCoalescer(s.client, { leanReply: false });
+    const a = await lean.post(bob, newMessage(room, 'via coalescer', { clientKey: 'lean-5' }));
+    const b = await fat.post(bob, newMessage(room, 'via coalescer', { clientKey: 'lean-5' }));
+    expect(a.asSent).toBe(false);
+    expect(b).toMatchObject({ duplicate: true });
+    expect(a.message).toEqual(b.message);
+    expect(a.message).toEqual((await s.client.getMessage({ principal: bob, messageId: a.message!.id })).message);
+    await lean.close();
+    await fat.close();
+  });
+
   it('refuses a malformed principal for its own message only, and a length mismatch for the call', async () => {
     const r = await s.client.postMessages({
+      leanReply: false,
       principal: undefined,
       principals: [alice, { ...alice, userId: '' }],
       messages: [newMessage(general, 'ok', { clientKey: 'pm-1' }), newMessage(general, 'no author')],
@@ -77,7 +131,7 @@ describe('coalesced posts (one principal per message)', () => {
     expect(r.results[1]!.errorCode).toBe(Code.INVALID_ARGUMENT);
     expect(r.results[1]!.errorReason).toBe('PRINCIPAL_REQUIRED');
     await expect(
-      s.client.postMessages({ principal: undefined, principals: [alice], messages: [] }),
+      s.client.postMessages({ leanReply: false, principal: undefined, principals: [alice], messages: [] }),
     ).rejects.toMatchObject({ code: Code.INVALID_ARGUMENT, reason: 'PRINCIPALS_MISMATCH' });
   });
 });
@@ -98,7 +152,9 @@ describe('posts over NATS request/reply (docs/adr/0003)', () => {
     const hist = await s.client.listMessages(listReq(alice, general));
     expect(hist.messages.map((m) => m.id)).toContain(a.message!.id);
     // a whole-call refusal by message-store arrives as its AppError, not as a fallback
-    await expect(send({ principal: undefined, principals: [alice], messages: [] })).rejects.toMatchObject({
+    await expect(
+      send({ leanReply: false, principal: undefined, principals: [alice], messages: [] }),
+    ).rejects.toMatchObject({
       code: Code.INVALID_ARGUMENT,
       reason: 'PRINCIPALS_MISMATCH',
     });
@@ -119,6 +175,7 @@ describe('posts over NATS request/reply (docs/adr/0003)', () => {
     const early: string[] = [];
     for (let i = 0; i < 20; i++) {
       const res = await send({
+        leanReply: false,
         principal: bob,
         principals: [],
         messages: [newMessage(general, `ordered ${i}a`), newMessage(general, `ordered ${i}b`)],
@@ -144,6 +201,7 @@ describe('posts over NATS request/reply (docs/adr/0003)', () => {
     expect(r.headers?.get('Nats-Service-Error')).toMatch(/^BAD_REQUEST: /);
     const send = natsPostSender({ nc, prefix: nats.prefix, grpc: s.client });
     const ok = await send({
+      leanReply: false,
       principal: alice,
       principals: [],
       messages: [newMessage(general, 'still served', { clientKey: 'nats-after-bad' })],
@@ -160,6 +218,7 @@ describe('posts over NATS request/reply (docs/adr/0003)', () => {
     // A prefix no message-store serves: NATS answers "no responders" at once.
     const lonely = natsPostSender({ nc, prefix: `${nats.prefix}x`, grpc: s.client });
     const r = await lonely({
+      leanReply: false,
       principal: bob,
       principals: [],
       messages: [newMessage(general, 'via grpc', { clientKey: 'fb-1' })],
@@ -170,6 +229,7 @@ describe('posts over NATS request/reply (docs/adr/0003)', () => {
     const send = natsPostSender({ nc, prefix: nats.prefix, grpc: s.client });
     await nc.close();
     const r2 = await send({
+      leanReply: false,
       principal: bob,
       principals: [],
       messages: [newMessage(general, 'nats closed', { clientKey: 'fb-2' })],
@@ -187,6 +247,7 @@ describe('posts over NATS request/reply (docs/adr/0003)', () => {
     await nc.flush();
     const send = natsPostSender({ nc, prefix, grpc: s.client, deadlineMs: 200 });
     const keyed = await send({
+      leanReply: false,
       principal: bob,
       principals: [],
       messages: [newMessage(general, 'after a timeout', { clientKey: 'to-1' })],
@@ -194,7 +255,12 @@ describe('posts over NATS request/reply (docs/adr/0003)', () => {
     expect(keyed.results[0]!.message?.text).toBe('after a timeout');
     expect(send.stats).toEqual({ nats: 0, grpc: 1 });
     await expect(
-      send({ principal: bob, principals: [], messages: [newMessage(general, 'no key, not repeated')] }),
+      send({
+        leanReply: false,
+        principal: bob,
+        principals: [],
+        messages: [newMessage(general, 'no key, not repeated')],
+      }),
     ).rejects.toMatchObject({ code: Code.DEADLINE_EXCEEDED, reason: 'NATS_TIMEOUT' });
     expect(send.stats.grpc).toBe(1);
     send.close();
@@ -211,7 +277,12 @@ describe('posts over NATS request/reply (docs/adr/0003)', () => {
     const room = (await s.client.ensurePublicChannels({ slugs: ['joinbypost'], kind: 0 })).channels[0]!.id;
     const send = natsPostSender({ nc, prefix: nats.prefix, grpc: s.client });
     const post = (text: string, key: string) =>
-      send({ principal: carol, principals: [], messages: [newMessage(room, text, { clientKey: key })] });
+      send({
+        leanReply: false,
+        principal: carol,
+        principals: [],
+        messages: [newMessage(room, text, { clientKey: key })],
+      });
     expect((await post('first words', 'jp-1')).results[0]!.errorCode).toBe(0);
     await waitFor(() => updates.some((u) => u.channel?.id === room), 5_000, 'channel.updated');
     const ev = updates.find((u) => u.channel?.id === room)!;

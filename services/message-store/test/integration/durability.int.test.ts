@@ -46,6 +46,7 @@ it('publishes after a restart what a crashed publisher left between commit and p
   try {
     const [ch] = (await a.client.ensurePublicChannels({ slugs: ['crash'], kind: 0 })).channels;
     const r = await a.client.postMessages({
+      leanReply: false,
       principals: [],
       principal: alice,
       messages: [newMessage(ch!.id, '1'), newMessage(ch!.id, '2')],
@@ -166,6 +167,7 @@ it('keeps ids increasing when the clock goes backwards', async () => {
         BigInt((await s.client.postMessage({ principal: alice, message: newMessage(ch!.id, `back${i}`) })).message!.id),
       );
     const batch = await s.client.postMessages({
+      leanReply: false,
       principals: [],
       principal: alice,
       messages: Array.from({ length: 10 }, (_, i) => newMessage(ch!.id, `b${i}`)),
@@ -230,6 +232,7 @@ it('subscribeChat delivers each event once and fills gaps from history after a r
     await nc.flush();
     // posts whose events never arrive (the other instance's publisher is down)
     const missed = await gapMaker.client.postMessages({
+      leanReply: false,
       principals: [],
       principal: alice,
       messages: [newMessage(ch!.id, 'missed1'), newMessage(ch!.id, 'missed2')],
@@ -286,6 +289,7 @@ it('subscribeChat gap fill reads every page even when live events overtake it (r
     await waitFor(() => got.includes('first'));
     const texts = Array.from({ length: 250 }, (_, i) => `gap-${i}`);
     await gapMaker.client.postMessages({
+      leanReply: false,
       principals: [],
       principal: alice,
       messages: texts.map((t) => newMessage(chId, t)),

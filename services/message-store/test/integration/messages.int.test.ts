@@ -145,19 +145,20 @@ describe('posting', () => {
     const { channel: priv } = await s.client.createChannel(createReq(bob, ChannelKind.CHANNEL_KIND_GROUP));
     const msgs = Array.from({ length: 120 }, (_, i) => newMessage(ch, `m${i}`, { clientKey: `b${i}` }));
     msgs[50] = newMessage(priv!.id, 'not mine', { clientKey: 'b50' });
-    const r = await s.client.postMessages({ principals: [], principal: alice, messages: msgs });
+    const r = await s.client.postMessages({ leanReply: false, principals: [], principal: alice, messages: msgs });
     expect(r.results).toHaveLength(120);
     expect(r.results[50]).toMatchObject({ errorCode: Code.NOT_FOUND, errorReason: 'CHANNEL_NOT_FOUND' });
     const ids = r.results.filter((x) => x.message).map((x) => BigInt(x.message!.id));
     expect(ids).toHaveLength(119);
     for (let i = 1; i < ids.length; i++) expect(ids[i]! > ids[i - 1]!).toBe(true);
     // a retry of the whole batch returns the same ids
-    const again = await s.client.postMessages({ principals: [], principal: alice, messages: msgs });
+    const again = await s.client.postMessages({ leanReply: false, principals: [], principal: alice, messages: msgs });
     expect(again.results.map((x) => x.message?.id)).toEqual(r.results.map((x) => x.message?.id));
     expect(again.results[0]!.duplicate).toBe(true);
     expect(
       await refusal(
         s.client.postMessages({
+          leanReply: false,
           principals: [],
           principal: alice,
           messages: Array.from({ length: 1001 }, () => newMessage(ch, 'x')),
@@ -405,6 +406,7 @@ describe('history paging (irc-binary LIST_MESSAGES, ws all_messages)', () => {
   beforeAll(async () => {
     ch = await freshPublic('paging');
     const r = await s.client.postMessages({
+      leanReply: false,
       principals: [],
       principal: alice,
       messages: Array.from({ length: 150 }, (_, i) => newMessage(ch, `m${i}`)),

@@ -445,6 +445,7 @@ describe('admin.broadcast', () => {
         reason: 'SYSTEM_PRINCIPAL_READ_ONLY',
       });
       const batch = await s.client.postMessages({
+        leanReply: false,
         principal: undefined,
         messages: [newMessage(general.id, 'forged'), newMessage(general.id, 'honest')],
         principals: [p, alice],
@@ -457,6 +458,7 @@ describe('admin.broadcast', () => {
       expect(batch.results[1]!.message?.authorId).toBe('1001');
       // The doors' NATS post subject applies the same rule.
       const req = messagesV1.PostMessagesRequest.encode({
+        leanReply: false,
         principal: p,
         messages: [newMessage(general.id, 'forged over nats')],
         principals: [],

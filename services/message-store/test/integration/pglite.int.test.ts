@@ -83,6 +83,7 @@ it('runs the migrations and the hot path on PGlite, logs ready and stops cleanly
   try {
     const [ch] = (await s.client.ensurePublicChannels({ slugs: ['general'], kind: 0 })).channels;
     const batch = await s.client.postMessages({
+      leanReply: false,
       principals: [],
       principal: alice,
       messages: [newMessage(ch!.id, 'hello pglite', { clientKey: 'k1', tags: ['x'] }), newMessage(ch!.id, 'second')],

@@ -619,6 +619,11 @@ export interface PostMessagesRequest {
    * When set it has exactly as many entries as `messages` and `principal` is ignored.
    */
   principals: Principal[];
+  /**
+   * Asks for the lean reply: a message stored exactly as sent comes back as its id alone, with `as_sent` set
+   * (the caller rebuilds it from its own request). Duplicates and anything stored otherwise come back in full.
+   */
+  leanReply: boolean;
 }
 
 /** The outcome of one message of a batch. */
@@ -630,6 +635,12 @@ export interface PostResult {
   errorCode: number;
   errorReason: string;
   errorMessage: string;
+  /**
+   * Lean reply only: `message` carries just its id; every other field is the request's message and principal
+   * as sent, created_at = changed_at = the id's milliseconds, not edited or deleted (postedAsSent in
+   * @hubbub/proto rebuilds it; message-store sets this only when that rebuild equals what it stored).
+   */
+  asSent: boolean;
 }
 
 export interface PostMessagesResponse {
@@ -4806,7 +4817,7 @@ export const PostMessageResponse: MessageFns<PostMessageResponse> = {
 };
 
 function createBasePostMessagesRequest(): PostMessagesRequest {
-  return { principal: undefined, messages: [], principals: [] };
+  return { principal: undefined, messages: [], principals: [], leanReply: false };
 }
 
 export const PostMessagesRequest: MessageFns<PostMessagesRequest> = {
@@ -4819,6 +4830,9 @@ export const PostMessagesRequest: MessageFns<PostMessagesRequest> = {
     }
     for (const v of message.principals) {
       Principal.encode(v!, writer.uint32(26).fork()).join();
+    }
+    if (message.leanReply !== false) {
+      writer.uint32(32).bool(message.leanReply);
     }
     return writer;
   },
@@ -4860,6 +4874,14 @@ export const PostMessagesRequest: MessageFns<PostMessagesRequest> = {
             message.principals.push(Principal.decode(reader, reader.uint32()));
             continue;
           }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.leanReply = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -4881,6 +4903,11 @@ export const PostMessagesRequest: MessageFns<PostMessagesRequest> = {
       principals: globalThis.Array.isArray(object?.principals)
         ? object.principals.map((e: any) => Principal.fromJSON(e))
         : [],
+      leanReply: isSet(object.leanReply)
+        ? globalThis.Boolean(object.leanReply)
+        : isSet(object.lean_reply)
+        ? globalThis.Boolean(object.lean_reply)
+        : false,
     };
   },
 
@@ -4895,6 +4922,9 @@ export const PostMessagesRequest: MessageFns<PostMessagesRequest> = {
     if (message.principals?.length) {
       obj.principals = message.principals.map((e) => Principal.toJSON(e));
     }
+    if (message.leanReply !== false) {
+      obj.leanReply = message.leanReply;
+    }
     return obj;
   },
 
@@ -4908,12 +4938,13 @@ export const PostMessagesRequest: MessageFns<PostMessagesRequest> = {
       : undefined;
     message.messages = object.messages?.map((e) => NewMessage.fromPartial(e)) || [];
     message.principals = object.principals?.map((e) => Principal.fromPartial(e)) || [];
+    message.leanReply = object.leanReply ?? false;
     return message;
   },
 };
 
 function createBasePostResult(): PostResult {
-  return { message: undefined, duplicate: false, errorCode: 0, errorReason: "", errorMessage: "" };
+  return { message: undefined, duplicate: false, errorCode: 0, errorReason: "", errorMessage: "", asSent: false };
 }
 
 export const PostResult: MessageFns<PostResult> = {
@@ -4932,6 +4963,9 @@ export const PostResult: MessageFns<PostResult> = {
     }
     if (message.errorMessage !== "") {
       writer.uint32(42).string(message.errorMessage);
+    }
+    if (message.asSent !== false) {
+      writer.uint32(48).bool(message.asSent);
     }
     return writer;
   },
@@ -4989,6 +5023,14 @@ export const PostResult: MessageFns<PostResult> = {
             message.errorMessage = reader.string();
             continue;
           }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.asSent = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -5020,6 +5062,11 @@ export const PostResult: MessageFns<PostResult> = {
         : isSet(object.error_message)
         ? globalThis.String(object.error_message)
         : "",
+      asSent: isSet(object.asSent)
+        ? globalThis.Boolean(object.asSent)
+        : isSet(object.as_sent)
+        ? globalThis.Boolean(object.as_sent)
+        : false,
     };
   },
 
@@ -5040,6 +5087,9 @@ export const PostResult: MessageFns<PostResult> = {
     if (message.errorMessage !== "") {
       obj.errorMessage = message.errorMessage;
     }
+    if (message.asSent !== false) {
+      obj.asSent = message.asSent;
+    }
     return obj;
   },
 
@@ -5055,6 +5105,7 @@ export const PostResult: MessageFns<PostResult> = {
     message.errorCode = object.errorCode ?? 0;
     message.errorReason = object.errorReason ?? "";
     message.errorMessage = object.errorMessage ?? "";
+    message.asSent = object.asSent ?? false;
     return message;
   },
 };
