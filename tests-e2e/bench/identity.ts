@@ -9,7 +9,9 @@
  *   4. VerifyToken at paced rates up to 10,000/s (the target load) with p50/p99, twice: from the scheduled
  *      send time (queueing counted, but also the generator's own lateness: it sends on 1 ms timer ticks in
  *      worker threads that share the two cores with the server), and from the moment each call was sent;
- *   5. VerifyToken with the token cache off (every call reads PostgreSQL), saturated.
+ *   5. the floor (NATS clients): the same paced generator against an echo responder that does no work, so the
+ *      p99 the machine and nats-server alone give is printed beside identity's;
+ *   6. VerifyToken with the token cache off (every call reads PostgreSQL), saturated.
  *
  * The load runs in worker threads with their own connections (gRPC, or one NATS connection per worker with
  * BENCH_CLIENT=nats). Every result line names the transport it measured. Numbers are printed, never asserted.
@@ -20,7 +22,8 @@
  * BENCH_WORKERS (default 2), BENCH_CONCURRENCY (in-flight calls per worker, default 32),
  * BENCH_RATE (paced calls/s, comma-separated, default 2000,5000,10000), BENCH_SCRYPT_LOG_N (default: the service default, 15),
  * BENCH_WARMUP_SECONDS (untimed paced calls at the highest BENCH_RATE before the paced runs, default 3),
- * BENCH_PHASES (comma-separated subset of login,idle,saturated,paced,cold; default all; e.g. `paced` alone to
+ * BENCH_PHASES (comma-separated subset of login,idle,saturated,paced,floor,cold; default all; `floor` runs the paced
+ * generator at the highest rate against a NATS echo responder that does no work, NATS clients only; e.g. `paced` alone to
  * profile identity under the target load with BENCH_IDENTITY_NODE_ARGS=--cpu-prof),
  * BENCH_CLIENT (`h2` default: raw HTTP/2 with pre-encoded gRPC frames, so the generator costs less CPU than
  * the server; `grpc`: the grpc-js client; `nats`: NATS request/reply to identity's `verify-token` endpoint,
@@ -56,7 +59,7 @@ const CONCURRENCY = Number(process.env['BENCH_CONCURRENCY'] ?? 32);
 const RATES = (process.env['BENCH_RATE'] ?? '2000,5000,10000').split(',').map(Number);
 const LOG_N = process.env['BENCH_SCRYPT_LOG_N'];
 const WARMUP_SECONDS = Number(process.env['BENCH_WARMUP_SECONDS'] ?? 3);
-const PHASES = new Set((process.env['BENCH_PHASES'] ?? 'login,idle,saturated,paced,cold').split(','));
+const PHASES = new Set((process.env['BENCH_PHASES'] ?? 'login,idle,saturated,paced,floor,cold').split(','));
 type ClientKind = 'grpc' | 'h2' | 'nats' | 'nats-lean';
 const CLIENT_ENV = process.env['BENCH_CLIENT'] ?? 'h2';
 if (isMainThread && !['grpc', 'h2', 'nats', 'nats-lean'].includes(CLIENT_ENV)) {
@@ -542,6 +545,46 @@ async function main(): Promise<void> {
     console.log(
       `VerifyToken handler time inside identity (all phases above, gRPC and NATS, transport excluded): ${await handlerShares(metricsPort)}`,
     );
+    // The machine's floor: the same generator, rate and nats-server against a responder that does nothing.
+    if (PHASES.has('floor') && (CLIENT === 'nats' || CLIENT === 'nats-lean')) {
+      const subject = `${nats.prefix}.bench.echo`;
+      const echo = await startEcho(nats.url, subject);
+      children.push(echo);
+      const floorRate = Math.max(...RATES);
+      await runWorkers(
+        {
+          addr,
+          ...net,
+          subject,
+          client: CLIENT,
+          mode: 'paced',
+          concurrency: 0,
+          rate: floorRate,
+          seconds: WARMUP_SECONDS,
+          tokens,
+        },
+        WORKERS,
+      );
+      const floor = await runWorkers(
+        {
+          addr,
+          ...net,
+          subject,
+          client: CLIENT,
+          mode: 'paced',
+          concurrency: 0,
+          rate: floorRate,
+          seconds: SECONDS,
+          tokens,
+        },
+        WORKERS,
+      );
+      console.log(
+        `floor: a NATS echo responder (no work) paced at ${floorRate}/s (${transport(CLIENT)}): ${floor.perSec.toFixed(0)}/s  ${summary(floor.lat)}  errors ${floor.errors}`,
+      );
+      console.log(`  the same calls timed from their actual send: ${summary(floor.sentLat)}`);
+      await stop(echo);
+    }
     client.close();
     await stop(child);
 
@@ -575,7 +618,38 @@ async function main(): Promise<void> {
   }
 }
 
-if (isMainThread) {
+/**
+ * The `floor` phase's responder (this file run as a child process with `--echo-responder <url> <subject>`): answers
+ * every request at once with fixed bytes the size of a VerifyTokenResponse, so the same generator at the same
+ * rate through the same nats-server measures what the machine and the transport alone cost.
+ */
+async function echoResponder(url: string, subject: string): Promise<void> {
+  const nc = await natsConnect({ servers: url, name: 'identity-bench-echo' });
+  const reply = new Uint8Array(112).fill(0x2a);
+  nc.subscribe(subject, { queue: 'echo', callback: (_e, m) => void m.respond(reply) });
+  await nc.flush();
+  process.stdout.write('ready\n');
+  process.on('SIGTERM', () => void nc.close().then(() => process.exit(0)));
+}
+
+async function startEcho(url: string, subject: string): Promise<ChildProcess> {
+  const child = spawn(process.execPath, [__filename, '--echo-responder', url, subject], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  await new Promise<void>((resolve, reject) => {
+    const rl = createInterface({ input: child.stdout! });
+    rl.once('line', () => resolve());
+    child.once('exit', (code) => reject(new Error(`echo responder exited with ${code}`)));
+  });
+  return child;
+}
+
+if (isMainThread && process.argv[2] === '--echo-responder') {
+  echoResponder(process.argv[3]!, process.argv[4]!).catch((e: unknown) => {
+    console.error(e);
+    process.exit(1);
+  });
+} else if (isMainThread) {
   main().catch((e: unknown) => {
     console.error(e);
     process.exit(1);
