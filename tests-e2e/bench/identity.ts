@@ -637,7 +637,7 @@ async function startEcho(url: string, subject: string): Promise<ChildProcess> {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   await new Promise<void>((resolve, reject) => {
-    const rl = createInterface({ input: child.stdout! });
+    const rl = createInterface({ input: child.stdout });
     rl.once('line', () => resolve());
     child.once('exit', (code) => reject(new Error(`echo responder exited with ${code}`)));
   });
