@@ -141,4 +141,23 @@ export const migrations: readonly Migration[] = [
       await knex.raw(`DROP INDEX messages_fts`);
     },
   },
+  {
+    name: '0005_client_keys_c_collation',
+    async up(knex) {
+      // Author ids and client keys are only ever compared for equality (idempotency, mailboxes), never sorted for
+      // people: byte order ("C") makes the unique (author_id, client_key) index compare with memcmp instead of
+      // the database's locale collation (strcoll on NUL-terminated copies), the costliest index of a post.
+      // Equality is the same under both (deterministic collations), so no row's uniqueness changes.
+      for (const t of ['messages', 'oneliners'])
+        await knex.raw(
+          `ALTER TABLE ${t} ALTER COLUMN author_id TYPE text COLLATE "C", ALTER COLUMN client_key TYPE text COLLATE "C"`,
+        );
+    },
+    async down(knex) {
+      for (const t of ['messages', 'oneliners'])
+        await knex.raw(
+          `ALTER TABLE ${t} ALTER COLUMN author_id TYPE text COLLATE "default", ALTER COLUMN client_key TYPE text COLLATE "default"`,
+        );
+    },
+  },
 ];

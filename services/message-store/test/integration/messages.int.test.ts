@@ -140,6 +140,38 @@ describe('posting', () => {
     await waitFor(() => events.filter((e) => e.ev.channel?.id === ch).length === 3);
   });
 
+  it('keys idempotency on the exact bytes: byte-order columns, and keys differing only in case or form are distinct', async () => {
+    // Migration 0005: author ids and client keys compare bytewise (the unique index's cheapest comparisons).
+    const c = new Client({ connectionString: db.url });
+    await c.connect();
+    try {
+      const cols = await c.query<{ table_name: string; column_name: string; collation_name: string }>(
+        `SELECT table_name, column_name, collation_name FROM information_schema.columns
+         WHERE table_name IN ('messages', 'oneliners') AND column_name IN ('author_id', 'client_key')
+         ORDER BY table_name, column_name`,
+      );
+      expect(cols.rows.map((r) => `${r.table_name}.${r.column_name} ${r.collation_name}`)).toEqual([
+        'messages.author_id C',
+        'messages.client_key C',
+        'oneliners.author_id C',
+        'oneliners.client_key C',
+      ]);
+    } finally {
+      await c.end();
+    }
+    const ch = await freshPublic('idem-bytes');
+    const keys = ['k-é', 'k-e\u0301', 'K-é', 'k-é '];
+    const ids = new Set<string>();
+    for (const clientKey of keys) {
+      const r = await s.client.postMessage({ principal: alice, message: newMessage(ch, clientKey, { clientKey }) });
+      expect(r.duplicate).toBe(false);
+      ids.add(r.message!.id);
+    }
+    expect(ids.size).toBe(keys.length);
+    const again = await s.client.postMessage({ principal: alice, message: newMessage(ch, 'x', { clientKey: 'k-é' }) });
+    expect(again).toMatchObject({ duplicate: true, message: { text: 'k-é' } });
+  });
+
   it('posts an ordered batch with ids in order, and per-message refusals', async () => {
     const ch = await freshPublic('batch');
     const { channel: priv } = await s.client.createChannel(createReq(bob, ChannelKind.CHANNEL_KIND_GROUP));
