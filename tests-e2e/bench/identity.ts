@@ -551,34 +551,13 @@ async function main(): Promise<void> {
       const echo = await startEcho(nats.url, subject);
       children.push(echo);
       const floorRate = Math.max(...RATES);
-      await runWorkers(
-        {
-          addr,
-          ...net,
-          subject,
-          client: CLIENT,
-          mode: 'paced',
-          concurrency: 0,
-          rate: floorRate,
-          seconds: WARMUP_SECONDS,
-          tokens,
-        },
-        WORKERS,
-      );
-      const floor = await runWorkers(
-        {
-          addr,
-          ...net,
-          subject,
-          client: CLIENT,
-          mode: 'paced',
-          concurrency: 0,
-          rate: floorRate,
-          seconds: SECONDS,
-          tokens,
-        },
-        WORKERS,
-      );
+      const floorRun = (seconds: number): ReturnType<typeof runWorkers> =>
+        runWorkers(
+          { addr, ...net, subject, client: CLIENT, mode: 'paced', concurrency: 0, rate: floorRate, seconds, tokens },
+          WORKERS,
+        );
+      await floorRun(WARMUP_SECONDS); // untimed, like the paced runs' warm-up
+      const floor = await floorRun(SECONDS);
       console.log(
         `floor: a NATS echo responder (no work) paced at ${floorRate}/s (${transport(CLIENT)}): ${floor.perSec.toFixed(0)}/s  ${summary(floor.lat)}  errors ${floor.errors}`,
       );

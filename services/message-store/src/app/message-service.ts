@@ -8,7 +8,7 @@
  * COMMIT, and the outbox rows are handed to the publisher right away.
  */
 import { AppError, Code, errors, isAppError } from '@hubbub/errors';
-import { messagesV1, storedAsSent, subjects } from '@hubbub/proto';
+import { messagesV1, postedAsSent, storedAsSent, subjects } from '@hubbub/proto';
 import { Batcher } from '@hubbub/runtime';
 import type { Logger } from '@hubbub/runtime';
 import type { OutboxEntry, OutboxRow, ChannelRow, InsertablePost, Repo, StoredOutboxRow } from '../store/repo';
@@ -407,29 +407,11 @@ export class MessageService {
         }
         firstByKey.set(k, i);
       }
-      const id = this.o.ids.next();
-      const at = new Date(snowflakeMs(id));
-      const message: Message = {
-        id: id.toString(),
-        channelId: it.channel.id,
-        authorId: p.userId,
-        authorName: p.displayName,
-        authorKind: p.kind,
-        door: p.door,
-        text: m.text,
-        kind: m.kind === MessageKind.MESSAGE_KIND_UNSPECIFIED ? MessageKind.MESSAGE_KIND_NORMAL : m.kind,
-        subject: m.subject,
-        tags: m.tags,
-        replyToId: m.replyToId,
-        recipientId: m.recipientId,
-        isPrivate: m.isPrivate,
-        attachments: m.attachments,
-        createdAt: at,
-        changedAt: at,
-        edited: false,
-        deleted: false,
-        clientKey: m.clientKey,
-      };
+      // The stored message is the checked request as sent (the lean reply's rebuild, ADR 0005), with the channel's
+      // canonical id and kind NORMAL for UNSPECIFIED.
+      const message = postedAsSent(p, m, this.o.ids.next().toString());
+      message.channelId = it.channel.id;
+      if (m.kind === MessageKind.MESSAGE_KIND_UNSPECIFIED) message.kind = MessageKind.MESSAGE_KIND_NORMAL;
       messages[i] = message;
       const ev = this.chatEvent(MessageEventKind.MESSAGE_EVENT_KIND_POSTED, message, it.channel);
       posts.push({ message, eventSubject: ev.subject, eventPayload: ev.payload });
