@@ -6,7 +6,9 @@
  *      post→NATS-event latency p50/p99;
  *   2. ordered batches: 8 concurrent callers, 100 posts per PostMessages call → posts/s, call latency,
  *      post→event latency;
- *   3. paced 1,000 posts/s → post latency and post→event latency p50/p99.
+ *   3. paced 1,000 posts/s → post latency and post→event latency p50/p99;
+ *   4. gRPC single posts from 64 concurrent streams driven by h2load (a C generator; skipped when not installed)
+ *      → posts/s, post latency p50/p99 and message-store's CPU per post on the gRPC path alone.
  *
  * The load runs in worker threads (each with its own gRPC connections) so the generator is not the
  * bottleneck; the main thread only subscribes to the events and prints. Timings are printed, never asserted.
@@ -18,16 +20,16 @@
  * BENCH_CHANNELS_PER_WORKER (gRPC connections per worker, default 1), BENCH_CLIENT (lean = HTTP/2 gRPC client, default;
  * msg-client = the doors' grpc-js client; nats = PostMessages over NATS request/reply, the doors' path of
  * docs/adr/0003, with nats.js; nats-lean = the same requests from pre-encoded templates over the lean requester of
- * lean-nats.ts, so the generator costs about a microsecond per post), BENCH_PHASES (single,batch,paced),
+ * lean-nats.ts, so the generator costs about a microsecond per post), BENCH_PHASES (single,batch,paced,h2load),
  * BENCH_STORE_NODE_ARGS, BENCH_LEAN_REPLY (default 1: PostMessages asks for the lean reply like the doors; 0: full
  * replies).
  */
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import http2 from 'node:http2';
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { availableParallelism, loadavg } from 'node:os';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { Worker, isMainThread, parentPort } from 'node:worker_threads';
@@ -492,6 +494,95 @@ async function batchStats(metricsPort: number): Promise<string> {
   }
 }
 
+/**
+ * Phase `h2load` (when Debian's nghttp2-client is installed): gRPC PostMessage from 64 concurrent HTTP/2 streams
+ * (64 connections, one stream each) driven by h2load, a C load generator that costs a small fraction of the
+ * server's CPU per call, so the gRPC path itself is what is measured. Every request is the same PostMessage
+ * without a client key (each stores a new message); its latencies come from h2load's per-request log, and the
+ * posts stored are counted in PostgreSQL (a gRPC error still has HTTP status 200, so the count is the check).
+ */
+async function h2loadPhase(addr: string, channelId: string, dbUrl: string, pid: number | undefined): Promise<void> {
+  const bin = ['/usr/bin/h2load', '/usr/local/bin/h2load'].find((b) => existsSync(b));
+  console.log('\n## gRPC single posts, 64 concurrent streams, h2load generator');
+  if (!bin) {
+    console.log('skipped: h2load not installed (apt-get install nghttp2-client)');
+    return;
+  }
+  const dir = mkdtempSync(join(tmpdir(), 'h2load-'));
+  const db = new Client({ connectionString: dbUrl });
+  await db.connect();
+  try {
+    const author = '30000';
+    const body = messagesV1.PostMessageRequest.encode({
+      principal: principal({ userId: author, displayName: 'h2load', door: 'bench' }),
+      message: newMessage(channelId, 'posted by h2load over gRPC', ''),
+    }).finish();
+    const frame = Buffer.alloc(5 + body.length);
+    frame.writeUInt32BE(body.length, 1);
+    frame.set(body, 5);
+    writeFileSync(join(dir, 'body'), frame);
+    const count = async (): Promise<number> =>
+      Number(
+        (await db.query<{ n: string }>(`SELECT count(*) AS n FROM messages WHERE author_id = $1`, [author])).rows[0]!.n,
+      );
+    const path = `/hubbub.messages.v1.MessageStoreService/PostMessage`;
+    const run = (seconds: number, log: string): Promise<string> =>
+      new Promise((resolve, reject) => {
+        execFile(
+          bin,
+          [
+            '-c',
+            '64',
+            '-m',
+            '1',
+            '-t',
+            '1',
+            '-D',
+            String(seconds),
+            '--log-file',
+            log,
+            '-d',
+            join(dir, 'body'),
+            '-H',
+            'content-type: application/grpc',
+            '-H',
+            'te: trailers',
+            '-H',
+            'grpc-timeout: 10S',
+            `http://${addr}${path}`,
+          ],
+          { timeout: (seconds + 30) * 1000 },
+          (err, stdout) => (err ? reject(err) : resolve(stdout)),
+        );
+      });
+    await run(2, join(dir, 'warm.log')); // untimed: connections and the JIT
+    const before = await count();
+    const cpu0 = procCpuS(pid);
+    const out = await run(SECONDS, join(dir, 'run.log'));
+    const srvCpu = procCpuS(pid) - cpu0;
+    const stored = (await count()) - before;
+    const lat = readFileSync(join(dir, 'run.log'), 'utf8')
+      .split('\n')
+      .filter((l) => l !== '')
+      .map((l) => Number(l.split('\t')[2]));
+    const done = /requests: \d+ total, \d+ started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored/.exec(out);
+    const rate = /finished in [\d.]+\w+, ([\d.]+) req\/s/.exec(out)?.[1];
+    console.log(
+      `posts: ${stored} stored of ${lat.length} requests in ${SECONDS} s = ${rate ?? '?'} req/s` +
+        ` (h2load: ${done ? `${done[2]} succeeded, ${done[3]} failed, ${done[4]} errored` : 'no summary'})`,
+    );
+    console.log(
+      `post latency: p50 ${ms(pctOf(lat, 50))} ms  p99 ${ms(pctOf(lat, 99))} ms  max ${ms(pctOf(lat, 100))} ms`,
+    );
+    console.log(
+      `server CPU ${((srvCpu / SECONDS) * 100).toFixed(0)}% of a core = ${((srvCpu * 1e6) / Math.max(1, stored)).toFixed(0)} us/post`,
+    );
+  } finally {
+    await db.end();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 async function main(): Promise<void> {
   const dbName = 'hubbub_bench_' + randomBytes(4).toString('hex');
   // A fresh prefix whose streams (the worker-id KV bucket) are deleted at the end, like a test's.
@@ -599,6 +690,7 @@ async function main(): Promise<void> {
           `load generator CPU: ${(((cpu.user + cpu.system) / 1000 / r.elapsedMs) * 100).toFixed(0)}% of one core (all threads)`,
         );
       }
+      if (!only || only.includes('h2load')) await h2loadPhase(addr, channelIds[0]!, u.toString(), child.pid);
       console.log(`\nevents received in total: ${events}`);
     } finally {
       sub.unsubscribe();
