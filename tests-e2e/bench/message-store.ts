@@ -552,7 +552,7 @@ async function h2loadPhase(addr: string, channelId: string, dbUrl: string, pid: 
             `http://${addr}${path}`,
           ],
           { timeout: (seconds + 30) * 1000 },
-          (err, stdout) => (err ? reject(err) : resolve(stdout)),
+          (err, stdout) => (err ? reject(new Error(`h2load failed: ${err.message}`)) : resolve(stdout)),
         );
       });
     await run(2, join(dir, 'warm.log')); // untimed: connections and the JIT
