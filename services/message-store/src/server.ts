@@ -109,6 +109,15 @@ export async function start(cfg: Config, deps: StartDeps = {}): Promise<MessageS
     cleanups.push({ name: 'database', fn: () => sql.close() });
     readiness.set('database', true);
     const repo = new Repo(sql);
+    new Counter({
+      name: 'hubbub_msg_stored_key_retries_total',
+      help: 'post batches that met an already stored client key and were inserted again skipping it',
+      registers: [registry],
+      collect() {
+        this.reset();
+        this.inc(repo.storedKeyRetries);
+      },
+    });
 
     const nc = await connectNats({
       servers: cfg.natsUrl,

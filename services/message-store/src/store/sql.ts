@@ -105,6 +105,9 @@ export async function pgliteSql(db: Db): Promise<Sql> {
   };
 }
 
+/** SQLSTATE of a unique index refusing a row. */
+export const UNIQUE_VIOLATION = '23505';
+
 /** PostgreSQL error code of a driver error (e.g. 23505 unique_violation). */
 export function pgCode(e: unknown): string | undefined {
   const c = (e as { code?: unknown } | null)?.code;

@@ -138,6 +138,28 @@ describe('posting', () => {
     const all = await s.client.listMessages(listReq(alice, ch));
     expect(all.messages.map((m) => m.text)).toEqual(['once', 'once', 'x']);
     await waitFor(() => events.filter((e) => e.ev.channel?.id === ch).length === 3);
+    // A batch mixing new keys and a stored one: the plain insert fails on the stored key and the batch goes again
+    // skipping it; the new posts are stored once, in order, and the stored one is answered as a duplicate.
+    const mixed = await s.client.postMessages({
+      principal: alice,
+      principals: [],
+      leanReply: false,
+      messages: [
+        newMessage(ch, 'new 1', { clientKey: 'mix-1' }),
+        newMessage(ch, 'again', { clientKey: 'inst1:conn7:42' }),
+        newMessage(ch, 'new 2', { clientKey: 'mix-2' }),
+      ],
+    });
+    expect(mixed.results.map((r) => [r.duplicate, r.message?.text])).toEqual([
+      [false, 'new 1'],
+      [true, 'once'],
+      [false, 'new 2'],
+    ]);
+    expect(mixed.results[1]!.message!.id).toBe(a.message!.id);
+    expect(BigInt(mixed.results[2]!.message!.id) > BigInt(mixed.results[0]!.message!.id)).toBe(true);
+    const after = await s.client.listMessages(listReq(alice, ch));
+    expect(after.messages.map((m) => m.text)).toEqual(['once', 'once', 'x', 'new 1', 'new 2']);
+    await waitFor(() => events.filter((e) => e.ev.channel?.id === ch).length === 5);
   });
 
   it('keys idempotency on the exact bytes: byte-order columns, and keys differing only in case or form are distinct', async () => {
