@@ -878,7 +878,7 @@ export class IdentityApp {
       };
       this.cache.set(ck, t);
     }
-    return this.tokenResponse(t, req);
+    return this.tokenResponse(t, this.checkToken(t, req));
   }
 
   /**
@@ -893,7 +893,7 @@ export class IdentityApp {
     const ttlSeconds = this.checkToken(t, req);
     const memo = t.reply;
     if (memo !== undefined && memo.ttlSeconds === ttlSeconds) return memo.bytes;
-    const bytes = identityV1.VerifyTokenResponse.encode(this.tokenResponse(t, req)).finish();
+    const bytes = identityV1.VerifyTokenResponse.encode(this.tokenResponse(t, ttlSeconds)).finish();
     t.reply = { ttlSeconds, bytes };
     return bytes;
   }
@@ -908,8 +908,8 @@ export class IdentityApp {
     return Math.max(1, Math.floor(remainingMs / 1000));
   }
 
-  private tokenResponse(t: CachedToken, req: identityV1.VerifyTokenRequest): identityV1.VerifyTokenResponse {
-    const ttlSeconds = this.checkToken(t, req);
+  /** The answer for a token that passed checkToken (its result is `ttlSeconds`). */
+  private tokenResponse(t: CachedToken, ttlSeconds: number): identityV1.VerifyTokenResponse {
     return {
       userId: t.userId,
       username: t.username,

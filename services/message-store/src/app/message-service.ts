@@ -14,7 +14,7 @@ import type { Logger } from '@hubbub/runtime';
 import type { OutboxEntry, OutboxRow, ChannelRow, InsertablePost, Repo, StoredOutboxRow } from '../store/repo';
 import type { Queryable } from '../store/sql';
 import { channelToProto } from '../store/repo';
-import { pgCode } from '../store/sql';
+import { UNIQUE_VIOLATION, pgCode } from '../store/sql';
 import type { OutboxPublisher } from './outbox-publisher';
 import {
   MAX_CLIENT_KEY_BYTES,
@@ -327,9 +327,7 @@ export class MessageService {
         const r = outs[k]!;
         // The lean reply (docs/adr/0005): a post stored exactly as sent goes back as its id alone.
         const asSent =
-          req.leanReply &&
-          !r.duplicate &&
-          storedAsSent(r.message, x.prepared.principal, req.messages[x.i] ?? messagesV1.NewMessage.fromPartial({}));
+          req.leanReply && !r.duplicate && storedAsSent(r.message, x.prepared.principal, req.messages[x.i]!);
         results[x.i] = {
           message: asSent ? messagesV1.Message.fromPartial({ id: r.message.id }) : r.message,
           duplicate: r.duplicate,
@@ -733,7 +731,7 @@ export class MessageService {
         return { row, ob };
       });
     } catch (e) {
-      if (pgCode(e) === '23505') throw errors.alreadyExists('SLUG_TAKEN', 'a channel with this slug exists');
+      if (pgCode(e) === UNIQUE_VIOLATION) throw errors.alreadyExists('SLUG_TAKEN', 'a channel with this slug exists');
       throw toStoreError(e);
     }
     this.remember(out.row, c.members);
@@ -832,7 +830,7 @@ export class MessageService {
         return { row, list, ob };
       });
     } catch (e) {
-      if (pgCode(e) === '23505') throw errors.alreadyExists('SLUG_TAKEN', 'a channel with this slug exists');
+      if (pgCode(e) === UNIQUE_VIOLATION) throw errors.alreadyExists('SLUG_TAKEN', 'a channel with this slug exists');
       throw toStoreError(e);
     }
     this.remember(res.row, res.list);
