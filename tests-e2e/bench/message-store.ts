@@ -447,7 +447,8 @@ async function startStore(env: Record<string, string>): Promise<{ child: ChildPr
           resolve(o.port!);
         } else if (o.level === 'error' || o.level === 'fatal') process.stderr.write(line + '\n');
       } catch {
-        /* not JSON */
+        // Not a log line: node's own output (e.g. BENCH_STORE_NODE_ARGS=--trace-gc) goes to stderr.
+        process.stderr.write(line + '\n');
       }
     });
   });

@@ -11,9 +11,14 @@
  * 3. Edits and deletes made while disconnected are not replayed (ws-messenger's get_update and every
  *    history read show them); only posts are gap-filled.
  * 4. A handler that throws is logged and does not stop the subscription.
+ * 5. While `idle()` says nobody consumes events, a posted event is recorded from its bytes (rules 1 and 2: its
+ *    id from the payload's head, its channel from the subject) without being decoded or delivered, when the
+ *    bytes settle everything: the payload starts as a posted event with a decimal message id, the channel has
+ *    been seen, and the payload ends with that channel's routing facts exactly as last decoded. Anything else
+ *    is decoded and delivered as usual.
  */
 import type { NatsConnection, Subscription } from '@nats-io/nats-core';
-import { subscribeJson } from '@hubbub/nats';
+import { decodeJson } from '@hubbub/nats';
 import { messagesV1, subjects } from '@hubbub/proto';
 import type { Logger } from '@hubbub/runtime';
 import { LruSet } from './lru-set';
@@ -39,13 +44,18 @@ export interface SubscribeChatOptions {
   readonly refillAfterMs?: number;
   /** Max history pages fetched per channel per gap fill; default DEFAULT_MAX_GAP_PAGES. */
   readonly maxGapPages?: number;
+  /** True while no event would be used (e.g. a door without push subscribers): rule 5. */
+  readonly idle?: () => boolean;
 }
 
 export interface ChatSubscription {
   /** Fills gaps from history for every channel seen (also run automatically after each reconnect). */
   fillGaps(): Promise<number>;
-  /** Events delivered / suppressed as duplicates / filled from history, since start. */
-  readonly stats: { delivered: number; duplicates: number; filled: number };
+  /**
+   * Events delivered / suppressed as duplicates / filled from history / recorded undecoded while idle (rule 5),
+   * since start.
+   */
+  readonly stats: { delivered: number; duplicates: number; filled: number; recorded: number };
   close(): void;
 }
 
@@ -65,10 +75,36 @@ function idGreater(a: string, b: string): boolean {
   return a.length !== b.length ? a.length > b.length : a > b;
 }
 
+/** How message-store's proto3 JSON of a posted event begins, up to the message id's first digit. */
+const POSTED_HEAD = Buffer.from('{"kind":"MESSAGE_EVENT_KIND_POSTED","message":{"id":"', 'latin1');
+const POSTED_SUFFIX = '.posted';
+
+/**
+ * The message id of a posted event's payload, read from its head; undefined when the payload does not start as
+ * message-store writes posted events.
+ */
+export function peekPostedId(b: Buffer): string | undefined {
+  const start = POSTED_HEAD.length;
+  if (b.length <= start || b.compare(POSTED_HEAD, 0, start, 0, start) !== 0) return undefined;
+  let end = start;
+  while (end < b.length && end - start < 20 && b[end]! >= 0x30 && b[end]! <= 0x39) end++;
+  if (end === start || b[end] !== 0x22) return undefined;
+  return b.toString('latin1', start, end);
+}
+
+/**
+ * The bytes a posted event of this channel ends with: its last member, the routing facts, then the closing brace
+ * of the event. A payload ending with them has exactly these facts (the final brace closes the event, so the
+ * member before it is the event's own `channel`).
+ */
+function channelTail(ref: messagesV1.ChannelRef): Buffer {
+  return Buffer.from(`"channel":${JSON.stringify(messagesV1.ChannelRef.toJSON(ref))}}`, 'utf8');
+}
+
 export function subscribeChat(o: SubscribeChatOptions): ChatSubscription {
   const seen = new LruSet(o.dedupeCapacity ?? DEFAULT_DEDUPE_CAPACITY);
-  const channels = new Map<string, { lastId: string; ref: messagesV1.ChannelRef }>();
-  const stats = { delivered: 0, duplicates: 0, filled: 0 };
+  const channels = new Map<string, { lastId: string; ref: messagesV1.ChannelRef; tail?: Buffer | undefined }>();
+  const stats = { delivered: 0, duplicates: 0, filled: 0, recorded: 0 };
   const subj = subjects(o.prefix);
   let closed = false;
 
@@ -83,7 +119,10 @@ export function subscribeChat(o: SubscribeChatOptions): ChatSubscription {
       const c = channels.get(m.channelId);
       if (!c) channels.set(m.channelId, { lastId: m.id, ref: ev.channel });
       else {
-        c.ref = ev.channel;
+        if (c.ref !== ev.channel) {
+          c.ref = ev.channel;
+          c.tail = undefined;
+        }
         if (idGreater(m.id, c.lastId)) c.lastId = m.id;
       }
     }
@@ -98,8 +137,40 @@ export function subscribeChat(o: SubscribeChatOptions): ChatSubscription {
 
   const onBad = (subject: string, err: unknown): void =>
     o.log.warn({ subject, err, code: 'MSG_EVENT_UNDECODABLE' }, 'undecodable chat event');
+  // Rule 5: true when the event is recorded (or was a duplicate) without decoding it.
+  const recordUndecoded = (subject: string, data: Uint8Array): boolean => {
+    if (!subject.endsWith(POSTED_SUFFIX)) return false;
+    const b = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+    const id = peekPostedId(b);
+    if (id === undefined) return false;
+    const dot = subject.length - POSTED_SUFFIX.length;
+    const c = channels.get(subject.slice(subject.lastIndexOf('.', dot - 1) + 1, dot));
+    if (!c) return false;
+    const tail = (c.tail ??= channelTail(c.ref));
+    if (b.length <= POSTED_HEAD.length + tail.length) return false;
+    if (b.compare(tail, 0, tail.length, b.length - tail.length) !== 0) return false;
+    if (!seen.add(`p:${id}`)) stats.duplicates++;
+    else {
+      if (idGreater(id, c.lastId)) c.lastId = id;
+      stats.recorded++;
+    }
+    return true;
+  };
   const subs: Subscription[] = (o.channelIds ? o.channelIds.map((c) => subj.chatChannel(c)) : [subj.chatAll]).map((s) =>
-    subscribeJson(o.nc, s, messagesV1.MessageEvent, (ev) => void deliver(ev), onBad),
+    o.nc.subscribe(s, {
+      callback: (err, msg) => {
+        if (err) return;
+        if (o.idle?.() && recordUndecoded(msg.subject, msg.data)) return;
+        let ev: MessageEvent;
+        try {
+          ev = decodeJson(messagesV1.MessageEvent, msg.data);
+        } catch (e) {
+          onBad(msg.subject, e);
+          return;
+        }
+        deliver(ev);
+      },
+    }),
   );
 
   let filling: Promise<number> | undefined;

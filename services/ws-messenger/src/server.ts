@@ -118,7 +118,14 @@ export async function start(cfg: Config, deps: StartDeps = {}): Promise<WsmServe
 
     const tokens = new TokenCache(cfg.tokenCacheMs);
     const hub = new PushHub({ msg, log, clock, metrics });
-    const events: EventsPort = createNatsEvents({ nc, prefix: cfg.natsPrefix, log, client: msg.client });
+    // With no push subscriber, posted events are only recorded (dedupe, gap-fill cursor), not decoded.
+    const events: EventsPort = createNatsEvents({
+      nc,
+      prefix: cfg.natsPrefix,
+      log,
+      client: msg.client,
+      idle: () => hub.size === 0,
+    });
     cleanups.push(() => events.close());
     events.onMessage((change, m, ch) => hub.onMessage(change, m, ch));
     events.onChannel((c) => hub.onChannel(c));

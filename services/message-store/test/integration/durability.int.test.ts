@@ -10,7 +10,7 @@ import { historyFetcher, subscribeChat, systemPrincipal } from '@hubbub/msg-clie
 import { createTestDatabase, createTestNats, waitFor } from '@hubbub/testing';
 import type { TestDatabase, TestNats } from '@hubbub/testing';
 import type { NatsConnection } from '@nats-io/nats-core';
-import { alice, listReq, natsClient, newMessage, startStore, testLog } from './harness';
+import { alice, listReq, natsClient, newMessage, startStore, sysop, testLog } from './harness';
 
 let db: TestDatabase;
 let nats: TestNats;
@@ -246,6 +246,91 @@ it('subscribeChat delivers each event once and fills gaps from history after a r
     // filling again delivers nothing new
     expect(await chat.fillGaps()).toBe(0);
     expect(got).toHaveLength(3);
+  } finally {
+    chat.close();
+    await drainNats(sub);
+    await gapMaker.close();
+    await live.close();
+  }
+});
+
+it('subscribeChat records posted events undecoded while idle, and keeps dedupe and gap fill exact', async () => {
+  const live = await startStore(opts());
+  const gapMaker = await startStore(opts(), { publisherPaused: true });
+  const sub = await connectNats({ servers: nats.url, name: 'door', log: testLog });
+  const got: string[] = [];
+  let idle = false;
+  const chat = subscribeChat({
+    nc: sub,
+    prefix: nats.prefix,
+    log: testLog,
+    onEvent: (ev) => got.push(ev.message!.text),
+    fetchHistory: historyFetcher(live.client, systemPrincipal('test-door')),
+    idle: () => idle,
+  });
+  const seenAll = async (): Promise<void> => {
+    // A marker on a channel of its own, decoded (first event of that channel): everything published before
+    // it on this connection has been handled.
+    const [m] = (await live.client.ensurePublicChannels({ slugs: [`mark-${got.length}-${Date.now() % 1e6}`], kind: 0 }))
+      .channels;
+    const text = `marker-${m!.id}`;
+    await live.client.postMessage({ principal: alice, message: newMessage(m!.id, text) });
+    await waitFor(() => got.includes(text), 5_000, 'marker delivered');
+  };
+  try {
+    await sub.flush();
+    const [ch] = (await live.client.ensurePublicChannels({ slugs: ['idle'], kind: 0 })).channels;
+    const chId = ch!.id;
+    const post = async (text: string) =>
+      (await live.client.postMessage({ principal: alice, message: newMessage(chId, text) })).message!;
+    await post('first');
+    await waitFor(() => got.includes('first'));
+
+    // idle: posts of a known, unchanged channel are recorded, not decoded or delivered
+    idle = true;
+    const quiet = [await post('quiet1'), await post('quiet2')];
+    await seenAll();
+    expect(got.filter((t) => t.startsWith('quiet'))).toEqual([]);
+    expect(chat.stats.recorded).toBe(2);
+
+    // a repeat of a recorded event is a duplicate, idle or not
+    const repeat = JSON.stringify(
+      messagesV1.MessageEvent.toJSON({
+        kind: messagesV1.MessageEventKind.MESSAGE_EVENT_KIND_POSTED,
+        message: quiet[1],
+        channel: { id: chId, slug: 'idle', kind: ch!.kind, visibility: ch!.visibility },
+      }),
+    );
+    const dups = chat.stats.duplicates;
+    idle = false;
+    nc.publish(subjects(nats.prefix).chat(chId, 'posted'), repeat);
+    await seenAll();
+    expect(got.filter((t) => t.startsWith('quiet'))).toEqual([]);
+    expect(chat.stats.duplicates).toBe(dups + 1);
+
+    // changed routing facts (a new slug) are never taken on trust: the event is decoded and delivered
+    idle = true;
+    await live.client.updateChannel({ principal: sysop, channelId: chId, slug: 'idle-renamed' });
+    await post('after-rename');
+    await waitFor(() => got.includes('after-rename'), 5_000, 'changed channel decoded');
+    await post('quiet3');
+    await seenAll();
+    expect(got).not.toContain('quiet3');
+    expect(chat.stats.recorded).toBe(3);
+
+    // the gap fill after a reconnect starts after the recorded posts: only what was missed comes
+    idle = false;
+    const missed = await gapMaker.client.postMessages({
+      leanReply: false,
+      principals: [],
+      principal: alice,
+      messages: [newMessage(chId, 'missed1'), newMessage(chId, 'missed2')],
+    });
+    expect(missed.results.every((r) => r.message)).toBe(true);
+    await sub.reconnect();
+    await waitFor(() => got.includes('missed2'), 5_000, 'gap filled');
+    await chat.fillGaps();
+    expect(got.filter((t) => !t.startsWith('marker-'))).toEqual(['first', 'after-rename', 'missed1', 'missed2']);
   } finally {
     chat.close();
     await drainNats(sub);

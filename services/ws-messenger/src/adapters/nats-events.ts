@@ -24,6 +24,8 @@ export function createNatsEvents(o: {
   prefix: string;
   log: Logger;
   client: MessageStoreClient;
+  /** True while no event would be used (no push subscriber): posted events are recorded undecoded. */
+  idle?: () => boolean;
 }): EventsPort {
   const subj = subjects(o.prefix);
   const messageCbs: MessageCb[] = [];
@@ -37,6 +39,7 @@ export function createNatsEvents(o: {
     prefix: o.prefix,
     log: o.log,
     fetchHistory: historyFetcher(o.client, systemPrincipal(DOOR)),
+    ...(o.idle ? { idle: o.idle } : {}),
     onEvent: (ev) => {
       const change = CHANGE[ev.kind];
       if (!change || !ev.message) return;
