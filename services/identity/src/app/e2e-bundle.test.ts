@@ -55,6 +55,14 @@ describe('parseBundle', () => {
     b[2] = 'A'.charCodeAt(0);
     expect(parseBundle(b)).toMatchObject({ ok: false, reason: 'BUNDLE_SIGNATURE_INVALID' });
   });
+  it('refuses a created_at no Date can hold, accepts the last one', () => {
+    const seed = Buffer.alloc(32, 3);
+    expect(parseBundle(makeBundle('alice', seed, undefined, 8.64e15 + 1))).toMatchObject({
+      ok: false,
+      reason: 'BUNDLE_INVALID',
+    });
+    expect(parseBundle(makeBundle('alice', seed, undefined, 8.64e15))).toMatchObject({ ok: true });
+  });
   it.each([
     [Buffer.alloc(0), 'too short'],
     [Buffer.concat([Buffer.from([2]), ALICE.subarray(1)]), 'version'],

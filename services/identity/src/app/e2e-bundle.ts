@@ -15,6 +15,7 @@ import { createHash, createPublicKey, verify } from 'node:crypto';
 
 export const BUNDLE_SIG_CONTEXT = Buffer.from('hubbub-p2p/bundle/v1\0', 'latin1');
 const NAME_RE = /^[A-Za-z][A-Za-z0-9_-]{1,23}$/;
+const MAX_DATE_MS = 8.64e15;
 
 export interface Bundle {
   readonly name: string;
@@ -50,7 +51,8 @@ export function parseBundle(raw: Buffer): BundleParse {
   const ed25519 = Buffer.from(raw.subarray(2 + L, 34 + L));
   const x25519 = Buffer.from(raw.subarray(34 + L, 66 + L));
   const createdAt = raw.readBigUInt64BE(66 + L);
-  if (createdAt > BigInt(Number.MAX_SAFE_INTEGER)) return bad('bundle created_at out of range');
+  // The last time a Date (and the stored timestamptz) can hold is 8.64e15 ms; beyond it the insert would fail.
+  if (createdAt > BigInt(MAX_DATE_MS)) return bad('bundle created_at out of range');
   const sig = raw.subarray(74 + L, 138 + L);
   let ok = false;
   try {

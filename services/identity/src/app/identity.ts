@@ -40,6 +40,7 @@ import type { ThrottleSettings } from './throttle';
 import { TokenCache } from './token-cache';
 import type { CachedToken } from './token-cache';
 import {
+  FOLDED_USERNAME_PATTERN,
   MAX_AVATAR_LENGTH,
   MAX_BIO_LENGTH,
   MAX_DISPLAY_NAME_LENGTH,
@@ -118,6 +119,12 @@ function checkReason(reason: string): void {
     throw errors.invalidArgument('REASON_INVALID', 'reason must be one line of at most 500 characters');
 }
 
+/** Who acted (an operator's name, `cli`, `system`): stored with bans, so one line of at most 64 bytes. */
+function checkBy(by: string): void {
+  if (Buffer.byteLength(by) > 64 || !isSafeLine(by))
+    throw errors.invalidArgument('BY_INVALID', 'by must be one line of at most 64 bytes');
+}
+
 function requireUserId(id: string, field = 'user_id'): string {
   if (!/^[1-9]\d{0,18}$/.test(id))
     throw errors.invalidArgument('USER_ID_INVALID', `${field} must be a decimal user id`);
@@ -129,6 +136,14 @@ function banned(u: UserRow): AppError {
   return new AppError(Code.PERMISSION_DENIED, 'ACCOUNT_BANNED', `Account banned ${until}: ${u.ban_reason ?? ''}`, {
     details: { until: u.ban_until?.toISOString() ?? '', reason: u.ban_reason ?? '' },
   });
+}
+
+/**
+ * A throttle key of bounded size: the throttles keep up to 200,000 keys, and a caller-chosen name (no account has
+ * a name longer than 24 characters) must not pin megabytes per failed attempt. Long keys are replaced by their hash.
+ */
+function boundedKey(key: string): string {
+  return key.length <= 64 ? key : 'sha256:' + createHash('sha256').update(key).digest('base64');
 }
 
 function escapeLike(s: string): string {
@@ -204,6 +219,9 @@ export class IdentityApp {
   }
 
   private async userByFold(folded: string): Promise<UserRow | undefined> {
+    // Only folds of valid usernames are stored; anything else (a NUL byte PostgreSQL refuses, megabytes of text)
+    // is nobody, answered without a query: a lookup by a hostile name must not fail as INTERNAL.
+    if (!FOLDED_USERNAME_PATTERN.test(folded)) return undefined;
     return (await this.knex<UserRow>('users').where({ username_fold: folded }).first()) ?? undefined;
   }
 
@@ -221,7 +239,7 @@ export class IdentityApp {
   // ---------------------------------------------------------------- throttling
 
   private throttleKeys(username: string, address: string): { acct: string; addr: string } {
-    return { acct: foldName(username), addr: normalizeAddress(address) };
+    return { acct: boundedKey(foldName(username)), addr: boundedKey(normalizeAddress(address)) };
   }
 
   private checkThrottle(acct: string, addr: string): void {
@@ -343,6 +361,27 @@ export class IdentityApp {
       .returning<{ id: string }[]>('id');
     this.revoked(userId, [], true, reason);
     return rows.length;
+  }
+
+  /**
+   * Inserts one row of a per-account table (SSH keys, app passwords, certificates) unless the account has `max`
+   * already. The count and the insert run in one transaction holding the account row's lock: without it,
+   * concurrent adds all counted below the limit and all inserted.
+   */
+  private async insertUnderLimit<R>(
+    table: string,
+    userId: string,
+    max: number,
+    limit: () => AppError,
+    row: Record<string, unknown>,
+  ): Promise<R> {
+    return this.knex.transaction(async (trx) => {
+      await trx('users').where({ id: userId }).forUpdate().first('id');
+      const [{ n }] = (await trx(table).where({ user_id: userId }).count({ n: '*' })) as [{ n: string | number }];
+      if (Number(n) >= max) throw limit();
+      const [r] = (await trx(table).insert(row).returning('*')) as R[];
+      return r!;
+    });
   }
 
   // ================================================================= accounts
@@ -541,6 +580,8 @@ export class IdentityApp {
   async listUsers(req: identityV1.ListUsersRequest): Promise<identityV1.ListUsersResponse> {
     const size = req.pageSize <= 0 ? DEFAULT_PAGE_SIZE : Math.min(req.pageSize, MAX_PAGE_SIZE);
     if (req.query.length > 64) throw errors.invalidArgument('QUERY_TOO_LONG', 'query must be at most 64 characters');
+    if (!isSafeLine(req.query))
+      throw errors.invalidArgument('QUERY_INVALID', 'query must not contain control characters');
     const q = this.knex<UserRow>('users').whereNot({ role: 'guest' });
     if (req.query !== '') {
       const like = '%' + escapeLike(foldName(req.query)) + '%';
@@ -551,7 +592,13 @@ export class IdentityApp {
     let cursor: string[] = [];
     if (req.pageToken !== '') {
       cursor = Buffer.from(req.pageToken, 'base64url').toString('utf8').split('\n');
-      const ok = byChange ? cursor[0] === 'c' && cursor.length === 3 : cursor[0] === 'n' && cursor.length === 3;
+      // Every part is checked: the cursor goes into the query, and a forged one must not fail there as INTERNAL.
+      const ok =
+        cursor.length === 3 &&
+        /^[1-9]\d{0,18}$/.test(cursor[2]!) &&
+        (byChange
+          ? cursor[0] === 'c' && /^\d{1,15}$/.test(cursor[1]!)
+          : cursor[0] === 'n' && FOLDED_USERNAME_PATTERN.test(cursor[1]!));
       if (!ok) throw errors.invalidArgument('PAGE_TOKEN_INVALID', 'page_token is not from this listing');
     }
     if (byChange) {
@@ -690,6 +737,7 @@ export class IdentityApp {
   async ban(req: identityV1.BanRequest): Promise<identityV1.BanResponse> {
     const u = await this.liveUser(req.userId);
     checkReason(req.reason);
+    checkBy(req.by);
     if (req.until && req.until.getTime() <= this.now())
       throw errors.invalidArgument('UNTIL_INVALID', 'until must be in the future');
     const now = this.date();
@@ -770,6 +818,9 @@ export class IdentityApp {
         throw errors.invalidArgument('PREFERENCE_KEY_INVALID', `bad preference key "${k.slice(0, 64)}"`);
       if (v.length > 1024)
         throw errors.invalidArgument('PREFERENCE_VALUE_INVALID', `value of "${k}" is longer than 1024`);
+      // jsonb cannot hold U+0000.
+      if (v.includes('\u0000'))
+        throw errors.invalidArgument('PREFERENCE_VALUE_INVALID', `value of "${k}" contains a NUL character`);
       if (v === '') delete merged[k];
       else merged[k] = v;
     }
@@ -800,6 +851,7 @@ export class IdentityApp {
     if (req.until && req.until.getTime() <= this.now())
       throw errors.invalidArgument('UNTIL_INVALID', 'until must be in the future');
     checkReason(req.reason);
+    checkBy(req.by);
     const row = {
       cidr: c.text,
       reason: req.reason,
@@ -848,6 +900,7 @@ export class IdentityApp {
     const ck = tokenHashBase64(req.token);
     let t = this.cache.get(ck);
     if (!t) {
+      const generation = this.cache.generation;
       const key = Buffer.from(ck, 'base64');
       const now = this.date();
       const row = await this.knex('sessions as s')
@@ -876,7 +929,7 @@ export class IdentityApp {
         expiresAtMs: row.expires_at.getTime(),
         scopes: textArray(row.scopes),
       };
-      this.cache.set(ck, t);
+      this.cache.set(ck, t, generation);
     }
     return this.tokenResponse(t, this.checkToken(t, req));
   }
@@ -980,14 +1033,13 @@ export class IdentityApp {
     const u = await this.liveUser(req.userId);
     const k = parseSshKeyLine(req.publicKey);
     if (!k.ok) throw errors.invalidArgument(k.reason, k.message);
-    const [{ n }] = (await this.knex('ssh_keys').where({ user_id: u.id }).count({ n: '*' })) as [
-      { n: string | number },
-    ];
-    if (Number(n) >= MAX_SSH_KEYS)
-      throw errors.failedPrecondition('SSH_KEY_LIMIT', `You already have ${MAX_SSH_KEYS} keys`);
     try {
-      const [row] = (await this.knex('ssh_keys')
-        .insert({
+      const row = await this.insertUnderLimit<SshKeyRow>(
+        'ssh_keys',
+        idStr(u.id),
+        MAX_SSH_KEYS,
+        () => errors.failedPrecondition('SSH_KEY_LIMIT', `You already have ${MAX_SSH_KEYS} keys`),
+        {
           user_id: u.id,
           algorithm: k.key.algorithm,
           fingerprint: k.key.fingerprint,
@@ -995,9 +1047,9 @@ export class IdentityApp {
           bits: k.key.bits,
           comment: k.key.comment,
           created_at: this.date(),
-        })
-        .returning('*')) as SshKeyRow[];
-      return { key: toSshKey(row!) };
+        },
+      );
+      return { key: toSshKey(row) };
     } catch (e) {
       if (uniqueViolation(e) !== undefined)
         throw errors.alreadyExists('SSH_KEY_EXISTS', 'That key is already registered');
@@ -1071,18 +1123,24 @@ export class IdentityApp {
         'APP_PASSWORD_SCOPE_INVALID',
         `Unknown scope ${bad.join(', ').slice(0, 64)} (ssh, irc, ws, p2p, all)`,
       );
+    const limit = (): AppError =>
+      errors.failedPrecondition('APP_PASSWORD_LIMIT', `You already have ${MAX_APP_PASSWORDS} app passwords`);
+    // Checked before the KDF too, so a full account costs no hashing.
     const [{ n }] = (await this.knex('app_passwords').where({ user_id: u.id }).count({ n: '*' })) as [
       { n: string | number },
     ];
-    if (Number(n) >= MAX_APP_PASSWORDS)
-      throw errors.failedPrecondition('APP_PASSWORD_LIMIT', `You already have ${MAX_APP_PASSWORDS} app passwords`);
+    if (Number(n) >= MAX_APP_PASSWORDS) throw limit();
     const secret = newAppPassword();
     const hash = await hashPassword(secret, this.s.appPasswordKdf);
     try {
-      const [row] = (await this.knex('app_passwords')
-        .insert({ user_id: u.id, name, scopes, secret_hash: hash, created_at: this.date() })
-        .returning('*')) as AppPasswordRow[];
-      return { appPassword: toAppPassword(row!), secret };
+      const row = await this.insertUnderLimit<AppPasswordRow>('app_passwords', idStr(u.id), MAX_APP_PASSWORDS, limit, {
+        user_id: u.id,
+        name,
+        scopes,
+        secret_hash: hash,
+        created_at: this.date(),
+      });
+      return { appPassword: toAppPassword(row), secret };
     } catch (e) {
       if (uniqueViolation(e) !== undefined)
         throw errors.alreadyExists('APP_PASSWORD_EXISTS', 'An app password with that name exists');
@@ -1098,7 +1156,7 @@ export class IdentityApp {
 
   async revokeAppPassword(req: identityV1.RevokeAppPasswordRequest): Promise<identityV1.RevokeAppPasswordResponse> {
     const u = await this.liveUser(req.userId);
-    if (req.appPassword === '')
+    if (req.appPassword === '' || req.appPassword.length > 64 || !isSafeLine(req.appPassword))
       throw errors.invalidArgument('APP_PASSWORD_REF_INVALID', 'app_password (id or name) is required');
     const n = await this.knex('app_passwords')
       .where({ user_id: u.id })
@@ -1154,16 +1212,15 @@ export class IdentityApp {
     const fp = this.certFingerprint(req);
     if (req.name.length > 64 || !isSafeLine(req.name))
       throw errors.invalidArgument('CERT_NAME_INVALID', 'name must be at most 64 characters');
-    const [{ n }] = (await this.knex('client_certificates').where({ user_id: u.id }).count({ n: '*' })) as [
-      { n: string | number },
-    ];
-    if (Number(n) >= MAX_CERTIFICATES)
-      throw errors.failedPrecondition('CERTIFICATE_LIMIT', `You already have ${MAX_CERTIFICATES} certificates`);
     try {
-      const [row] = (await this.knex('client_certificates')
-        .insert({ fingerprint: fp, user_id: u.id, name: req.name, created_at: this.date() })
-        .returning('*')) as CertRow[];
-      return { certificate: toCert(row!) };
+      const row = await this.insertUnderLimit<CertRow>(
+        'client_certificates',
+        idStr(u.id),
+        MAX_CERTIFICATES,
+        () => errors.failedPrecondition('CERTIFICATE_LIMIT', `You already have ${MAX_CERTIFICATES} certificates`),
+        { fingerprint: fp, user_id: u.id, name: req.name, created_at: this.date() },
+      );
+      return { certificate: toCert(row) };
     } catch (e) {
       if (uniqueViolation(e) !== undefined)
         throw errors.alreadyExists('CERTIFICATE_EXISTS', 'That certificate is already registered');

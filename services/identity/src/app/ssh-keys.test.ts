@@ -34,6 +34,18 @@ function ecdsaLine(crv: 'P-256' | 'P-384' | 'P-521', name: string): string {
 }
 
 describe('parseSshKeyLine', () => {
+  it.each(['a\u0000b', 'a\u001b[31mb', 'a\u0007', 'a\u202eb'])(
+    'refuses a comment with control characters (%j)',
+    (c) => {
+      expect(parseSshKeyLine(ed25519Line(c).line)).toMatchObject({ ok: false, reason: 'SSH_KEY_INVALID' });
+    },
+  );
+  it('cuts a long comment at 200 characters without splitting a character', () => {
+    const r = parseSshKeyLine(ed25519Line('x' + '😀'.repeat(300)).line);
+    expect(r.ok && [...r.key.comment]).toHaveLength(200);
+    // A lone surrogate would not survive UTF-8 (it would be stored as U+FFFD).
+    expect(r.ok && Buffer.from(r.key.comment).toString()).toBe(r.ok && r.key.comment);
+  });
   it('accepts ed25519 with its comment and SHA256 fingerprint', () => {
     const { line, blob } = ed25519Line();
     const r = parseSshKeyLine(line);

@@ -6,6 +6,7 @@
  * Fingerprints are `SHA256:<base64 without padding>`, as `ssh-keygen -lf` prints.
  */
 import { createHash, createPublicKey } from 'node:crypto';
+import { isSafeLine } from './usernames';
 
 export const MAX_SSH_KEY_LINE_BYTES = 16 * 1024;
 export const MIN_RSA_BITS = 2048;
@@ -147,8 +148,11 @@ export function parseSshKeyLine(line: string): SshKeyParse {
     return invalid(`unknown key type "${type.slice(0, 40)}" (authorized_keys options are not accepted)`);
   }
   if (!/^[A-Za-z0-9+/]+={0,2}$/.test(data) || data.length % 4 !== 0) return invalid('the key data is not base64');
+  // The comment is stored and shown in key listings (terminals, web pages): no NUL (PostgreSQL refuses it), no
+  // escape sequences or bidi controls.
+  if (!isSafeLine(comment)) return invalid('the comment contains control characters');
   const blob = Buffer.from(data, 'base64');
-  const r = parseSshKeyBlob(blob, comment.slice(0, 200));
+  const r = parseSshKeyBlob(blob, [...comment].slice(0, 200).join(''));
   if (r.ok && r.key.algorithm !== type) return invalid(`the line says ${type} but the key is ${r.key.algorithm}`);
   return r;
 }

@@ -52,4 +52,16 @@ describe('TokenCache', () => {
     expect(c.get('b')).toBeUndefined();
     expect(c.get('c')).toBeDefined();
   });
+
+  it('refuses a write read before an invalidation (of any session or user), accepts one read after', () => {
+    const c = new TokenCache(10, 10_000, clock);
+    for (const invalidate of [() => c.invalidateSession('s1'), () => c.invalidateUser('1'), () => c.clear()]) {
+      const g = c.generation;
+      invalidate();
+      c.set('a', tok('1', 's1', 9_999), g);
+      expect(c.get('a')).toBeUndefined();
+    }
+    c.set('a', tok('1', 's1', 9_999), c.generation);
+    expect(c.get('a')).toBeDefined();
+  });
 });

@@ -29,6 +29,8 @@ export class TokenCache {
   private readonly map = new Map<string, Slot>();
   private readonly byUser = new Map<string, Set<string>>();
   private readonly bySession = new Map<string, string>();
+  /** Bumped by every invalidation (see `generation`). */
+  private gen = 0;
 
   constructor(
     private readonly maxEntries: number,
@@ -38,6 +40,15 @@ export class TokenCache {
 
   get size(): number {
     return this.map.size;
+  }
+
+  /**
+   * Taken before a database read that will fill the cache, and passed to `set`: a verification read before an
+   * invalidation (a revocation, ban, delete committing while the read was in flight) must not be cached after it,
+   * or a revoked token would verify until `maxAgeMs`. Any invalidation refuses such a write; the next call reads again.
+   */
+  get generation(): number {
+    return this.gen;
   }
 
   get(key: string): CachedToken | undefined {
@@ -53,8 +64,9 @@ export class TokenCache {
     return s.v;
   }
 
-  set(key: string, v: CachedToken): void {
+  set(key: string, v: CachedToken, generation?: number): void {
     if (this.maxEntries <= 0) return;
+    if (generation !== undefined && generation !== this.gen) return;
     this.delete(key);
     this.map.set(key, { v, validUntilMs: Math.min(v.expiresAtMs, this.now() + this.maxAgeMs) });
     let u = this.byUser.get(v.userId);
@@ -79,17 +91,20 @@ export class TokenCache {
   }
 
   invalidateSession(sessionId: string): void {
+    this.gen++;
     const k = this.bySession.get(sessionId);
     if (k !== undefined) this.delete(k);
   }
 
   invalidateUser(userId: string): void {
+    this.gen++;
     const u = this.byUser.get(userId);
     if (!u) return;
     for (const k of [...u]) this.delete(k);
   }
 
   clear(): void {
+    this.gen++;
     this.map.clear();
     this.byUser.clear();
     this.bySession.clear();

@@ -7,6 +7,8 @@
 import { foldName } from '@hubbub/runtime';
 
 export const USERNAME_PATTERN = /^[A-Za-z][A-Za-z0-9_-]{1,23}$/;
+/** `foldName` of a name that follows USERNAME_PATTERN: the only values `users.username_fold` ever holds. */
+export const FOLDED_USERNAME_PATTERN = /^[a-z][a-z0-9_-]{1,23}$/;
 export const MIN_USERNAME_LENGTH = 2;
 export const MAX_USERNAME_LENGTH = 24;
 

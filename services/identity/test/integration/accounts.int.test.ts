@@ -365,4 +365,56 @@ describe('identity accounts (PostgreSQL + NATS)', () => {
     expect((await h.client.checkAddressBan({ address: '192.0.2.77' })).banned).toBe(false);
     await expect(h.client.unbanAddress({ cidr: '192.0.2.0/24' })).rejects.toMatchObject({ code: Code.NOT_FOUND });
   });
+
+  it('answers hostile text (NUL bytes, forged page tokens) with its canonical code, never INTERNAL', async () => {
+    const frank = (await h.client.getUserByName({ username: 'frank' })).user!;
+    const nul = 'fr\u0000ank';
+    const list = (over: Partial<identityV1.ListUsersRequest>): Promise<identityV1.ListUsersResponse> =>
+      h.client.listUsers({
+        query: '',
+        pageSize: 1,
+        pageToken: '',
+        changedSince: undefined,
+        includeDeleted: false,
+        ...over,
+      });
+    const bad = (reason: string): object => ({ code: Code.INVALID_ARGUMENT, reason });
+    // Names: nobody can have a name PostgreSQL cannot store, so lookups find nobody and logins fail as usual.
+    await expect(h.client.getUserByName({ username: nul })).rejects.toMatchObject({ code: Code.NOT_FOUND });
+    expect((await h.client.checkUsername({ username: nul })).status).toBe(UsernameStatus.USERNAME_STATUS_INVALID);
+    await expect(
+      h.client.authenticate({
+        username: nul,
+        password: 'x'.repeat(10),
+        clientAddress: '10.77.0.1',
+        sessionTtlSeconds: 0,
+      }),
+    ).rejects.toMatchObject({ code: Code.UNAUTHENTICATED, reason: 'INVALID_CREDENTIALS' });
+    await expect(h.client.getE2EKey({ username: nul, fingerprint: '' })).rejects.toMatchObject({
+      code: Code.NOT_FOUND,
+    });
+    // Page tokens that decode to the right shape but hold values the query cannot use.
+    const forged = (...parts: string[]): string => Buffer.from(parts.join('\n')).toString('base64url');
+    await expect(list({ pageToken: forged('n', 'frank', 'abc') })).rejects.toMatchObject(bad('PAGE_TOKEN_INVALID'));
+    await expect(list({ pageToken: forged('n', nul, '1') })).rejects.toMatchObject(bad('PAGE_TOKEN_INVALID'));
+    await expect(list({ pageToken: forged('c', 'soon', '1'), changedSince: new Date(0) })).rejects.toMatchObject(
+      bad('PAGE_TOKEN_INVALID'),
+    );
+    await expect(list({ query: nul })).rejects.toMatchObject(bad('QUERY_INVALID'));
+    await expect(h.client.setPreferences({ userId: frank.id, preferences: { tz: 'U\u0000TC' } })).rejects.toMatchObject(
+      bad('PREFERENCE_VALUE_INVALID'),
+    );
+    await expect(h.client.revokeAppPassword({ userId: frank.id, appPassword: nul })).rejects.toMatchObject(
+      bad('APP_PASSWORD_REF_INVALID'),
+    );
+    await expect(
+      h.client.ban({ userId: frank.id, reason: 'spam', until: undefined, by: 'op\u0000' }),
+    ).rejects.toMatchObject(bad('BY_INVALID'));
+    await expect(
+      h.client.banAddress({ cidr: '192.0.2.1', reason: '', until: undefined, by: 'x'.repeat(65) }),
+    ).rejects.toMatchObject(bad('BY_INVALID'));
+    // Nothing was changed by the refused calls.
+    expect((await h.client.getUser({ userId: frank.id, includePrivate: false })).user!.ban).toBeUndefined();
+    expect((await h.client.checkAddressBan({ address: '192.0.2.1' })).banned).toBe(false);
+  });
 });

@@ -128,6 +128,17 @@ describe('identity authentication and tokens (PostgreSQL + NATS)', () => {
     await expect(h.client.authenticate(authReq('erin', PW, '10.4.0.2'))).resolves.toBeDefined();
   });
 
+  it('keeps a failed login under a huge name as a bounded throttle key, and still throttles that name', async () => {
+    const app = h.servers[0]!.app as unknown as { accountThrottle: { m: Map<string, unknown> } };
+    const huge = 'x'.repeat(1_000_000);
+    const fail = (i: number): Promise<unknown> =>
+      h.client.authenticate(authReq(huge, 'wrong password', `10.4.1.${i}`)).catch((e: unknown) => e);
+    expect(await fail(0)).toMatchObject({ code: Code.UNAUTHENTICATED, reason: 'INVALID_CREDENTIALS' });
+    expect(Math.max(...[...app.accountThrottle.m.keys()].map((k) => k.length))).toBeLessThanOrEqual(64);
+    for (let i = 1; i < 3; i++) await fail(i);
+    expect(await fail(10)).toMatchObject({ code: Code.RESOURCE_EXHAUSTED, reason: 'LOGIN_THROTTLED' });
+  });
+
   it('VerifyPassword checks the account password without creating a session', async () => {
     const r = await h.client.verifyPassword({
       username: 'Alice',
@@ -239,6 +250,29 @@ describe('identity authentication and tokens (PostgreSQL + NATS)', () => {
       {
         code: Code.UNAUTHENTICATED,
       },
+    );
+  });
+
+  it('never caches a verification whose database read raced a revocation', async () => {
+    const app = h.servers[0]!.app;
+    const s = (await h.client.authenticate(authReq('alice', PW, '10.8.0.3'))).session!;
+    app.cache.clear();
+    // The read of this verification sees the live session; its cache write is held back until the
+    // revocation below has committed and invalidated (the interleaving of a slow read and a logout).
+    const set = app.cache.set.bind(app.cache);
+    let late: (() => void) | undefined;
+    const spy = jest.spyOn(app.cache, 'set').mockImplementationOnce((...args: Parameters<typeof set>) => {
+      late = () => set(...args);
+    });
+    try {
+      await h.client.verifyToken({ token: s.token, expectedUserId: '', requiredScope: '' });
+      await h.client.revokeToken({ token: s.token, userId: '', sessionId: '' });
+      late!();
+    } finally {
+      spy.mockRestore();
+    }
+    await expect(h.client.verifyToken({ token: s.token, expectedUserId: '', requiredScope: '' })).rejects.toMatchObject(
+      { code: Code.UNAUTHENTICATED, reason: 'TOKEN_INVALID' },
     );
   });
 

@@ -1,6 +1,7 @@
 import { generateKeyPairSync, createHash } from 'node:crypto';
 import { Code } from '@hubbub/errors';
 import { identityV1 } from '@hubbub/proto';
+import { MAX_APP_PASSWORDS, MAX_CERTIFICATES, MAX_SSH_KEYS } from '../../src/app/identity';
 import { ed25519Line, makeBundle, registerReq, startHarness } from '../helpers';
 import type { Harness } from '../helpers';
 
@@ -349,6 +350,63 @@ describe('identity SSH keys, app passwords, client certificates, E2E directory',
       await expect(h.client.getE2EKey({ username: 'bob', fingerprint: '' })).rejects.toMatchObject({
         code: Code.NOT_FOUND,
       });
+    });
+  });
+
+  it('never exceeds the per-account limits of keys, app passwords and certificates under concurrent adds', async () => {
+    const u = (await h.client.register(registerReq('limits'))).user!;
+    const n = 2 * MAX_SSH_KEYS;
+    const settle = (ps: Promise<unknown>[]): Promise<unknown[]> =>
+      Promise.all(
+        ps.map((p) =>
+          p.then(
+            () => 'ok',
+            (e: unknown) => (e as { reason?: string }).reason,
+          ),
+        ),
+      );
+    const keys = await settle(
+      Array.from({ length: n }, () => h.client.addSshKey({ userId: u.id, publicKey: ed25519Line().line })),
+    );
+    const apps = await settle(
+      Array.from({ length: n }, (_, i) => h.client.createAppPassword({ userId: u.id, name: `app${i}`, scopes: [] })),
+    );
+    const certs = await settle(
+      Array.from({ length: n }, (_, i) =>
+        h.client.addClientCertificate({
+          userId: u.id,
+          fingerprint: createHash('sha256').update(`limits ${i}`).digest('hex'),
+          certificate: Buffer.alloc(0),
+          name: '',
+        }),
+      ),
+    );
+    expect(keys.filter((r) => r === 'ok')).toHaveLength(MAX_SSH_KEYS);
+    expect(keys.filter((r) => r !== 'ok')).toEqual(Array(n - MAX_SSH_KEYS).fill('SSH_KEY_LIMIT'));
+    expect((await h.client.listSshKeys({ userId: u.id })).keys).toHaveLength(MAX_SSH_KEYS);
+    expect(apps.filter((r) => r === 'ok')).toHaveLength(MAX_APP_PASSWORDS);
+    expect((await h.client.listAppPasswords({ userId: u.id })).appPasswords).toHaveLength(MAX_APP_PASSWORDS);
+    expect(certs.filter((r) => r === 'ok')).toHaveLength(MAX_CERTIFICATES);
+    expect((await h.client.listClientCertificates({ userId: u.id })).certificates).toHaveLength(MAX_CERTIFICATES);
+  });
+
+  it('refuses hostile key input with INVALID_ARGUMENT, never INTERNAL or stored', async () => {
+    const u = (await h.client.register(registerReq('hostile'))).user!;
+    // A comment is shown in key listings (terminals): control characters are refused; a NUL cannot be stored.
+    for (const comment of ['me\u0000host', 'me\u001b[2J@host', 'me\u202e@host']) {
+      await expect(h.client.addSshKey({ userId: u.id, publicKey: ed25519Line(comment).line })).rejects.toMatchObject({
+        code: Code.INVALID_ARGUMENT,
+        reason: 'SSH_KEY_INVALID',
+      });
+    }
+    expect((await h.client.listSshKeys({ userId: u.id })).keys).toEqual([]);
+    // A correctly signed bundle whose created_at is a valid integer but past the last representable time.
+    const { bundle } = makeBundle('hostile', Buffer.alloc(32, 9), 8_700_000_000_000_000);
+    await expect(
+      h.client.publishE2EKey({ username: 'hostile', secret: PW, bundle, replace: false, clientAddress: '10.9.0.1' }),
+    ).rejects.toMatchObject({ code: Code.INVALID_ARGUMENT, reason: 'BUNDLE_INVALID' });
+    await expect(h.client.getE2EKey({ username: 'hostile', fingerprint: '' })).rejects.toMatchObject({
+      code: Code.NOT_FOUND,
     });
   });
 });
