@@ -21,7 +21,10 @@ const SERVICES = [
   { name: 'identity', db: 'hubbub_identity', port: () => `gRPC ${env.IDENTITY_PORT || 50051}` },
   { name: 'message-store', db: 'hubbub_messages', port: () => `gRPC ${env.MESSAGE_STORE_PORT || 50052}` },
   { name: 'irc-binary', port: () => `TCP ${env.IRCB_PORT || 6667}` },
-  { name: 'ws-messenger', port: () => `HTTP ${env.WSM_PORT || 8080} (ws /ws, browser /)` },
+  {
+    name: 'ws-messenger',
+    port: () => `HTTP ${env.WSM_PORT || 8080} (ws /ws, browser /), ops ${env.WSM_METRICS_PORT || 9454}`,
+  },
 ];
 
 const COLORS = [36, 33, 35, 32, 34, 31];

@@ -326,6 +326,7 @@ async function main(): Promise<void> {
       MESSAGE_STORE_ADDR: env.stack.messageStoreAddr,
       WSM_HOST: '127.0.0.1',
       WSM_PORT: String(await freePort()),
+      WSM_METRICS_PORT: '0',
       WSM_RATE_PER_S: '0',
       WSM_PUBLIC_CHANNELS: 'general',
     },

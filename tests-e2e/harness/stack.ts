@@ -50,6 +50,7 @@ export async function startStack(o: StackOptions): Promise<Stack> {
     IDENTITY_METRICS_PORT: '0',
     MESSAGE_STORE_METRICS_PORT: '0',
     IRCB_METRICS_PORT: '0',
+    WSM_METRICS_PORT: '0',
     ...o.env,
   };
   const natsFor = (service: Parameters<NonNullable<StackOptions['natsUrlFor']>>[0]): { NATS_URL: string } => ({

@@ -6,6 +6,7 @@ import { commonSchema, int, list, loadConfig, oneOf, str } from '@hubbub/runtime
 import type { ConfigOf, Env, LoadOptions } from '@hubbub/runtime';
 
 export const DEFAULT_WSM_PORT = 8080;
+export const DEFAULT_WSM_METRICS_PORT = 9454;
 export const DEFAULT_MAX_FRAME_BYTES = 1_048_576;
 export const DEFAULT_MAX_OUTBUF_BYTES = 16_777_216;
 export const DEFAULT_MAX_REPLY_BYTES = 8_388_608;
@@ -32,6 +33,14 @@ export const configSchema = {
     env: 'WSM_PORT',
     doc: 'HTTP/WebSocket port (0 = any free port)',
     default: DEFAULT_WSM_PORT,
+    min: 0,
+    max: 65535,
+  }),
+  opsHost: str({ env: 'WSM_METRICS_HOST', doc: 'address of the ops HTTP server', default: '0.0.0.0' }),
+  metricsPort: int({
+    env: 'WSM_METRICS_PORT',
+    doc: 'ops HTTP port (/healthz, /readyz, /metrics; the public port has no /metrics); 0 = off',
+    default: DEFAULT_WSM_METRICS_PORT,
     min: 0,
     max: 65535,
   }),
@@ -205,5 +214,9 @@ export function cliOverrides(argv: readonly string[]): { env: Record<string, str
 
 /** Config for tests: defaults plus overrides (never reads process.env). */
 export function testConfig(env: Env = {}): Config {
-  return loadConfig(configSchema, { WSM_HOST: '127.0.0.1', WSM_PORT: '0', ...env }, loadOptions);
+  return loadConfig(
+    configSchema,
+    { WSM_HOST: '127.0.0.1', WSM_PORT: '0', WSM_METRICS_HOST: '127.0.0.1', WSM_METRICS_PORT: '0', ...env },
+    loadOptions,
+  );
 }

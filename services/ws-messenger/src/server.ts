@@ -10,8 +10,15 @@ import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { connectNats, drainNats } from '@hubbub/nats';
 import type { NatsConnection } from '@hubbub/nats';
-import { PerAddressLimit, createLogger, createMetricsRegistry, createReadiness, periodicTask } from '@hubbub/runtime';
-import type { Logger, Readiness } from '@hubbub/runtime';
+import {
+  PerAddressLimit,
+  createLogger,
+  createMetricsRegistry,
+  createReadiness,
+  periodicTask,
+  startOpsServer,
+} from '@hubbub/runtime';
+import type { Logger, OpsServer, Readiness } from '@hubbub/runtime';
 import type { Registry } from 'prom-client';
 import { WebSocketServer } from 'ws';
 import type WebSocket from 'ws';
@@ -42,6 +49,8 @@ export interface StartDeps {
 
 export interface WsmServer {
   readonly port: number;
+  /** The ops HTTP port (/healthz, /readyz, /metrics); undefined when WSM_METRICS_PORT is 0. */
+  readonly metricsPort: number | undefined;
   readonly host: string;
   readonly instanceId: string;
   readonly nc: NatsConnection;
@@ -62,12 +71,28 @@ function defaultPublicDir(): string {
   return here.includes(`${join('dist', 'src')}`) ? join(here, '..', '..', 'public') : join(here, '..', 'public');
 }
 
-function clientAddress(req: IncomingMessage, trusted: readonly string[]): string {
-  const remote = (req.socket.remoteAddress ?? '').replace(/^::ffff:/, '');
+/**
+ * The peer for logs and limits (spec §3.9 WSM_TRUSTED_PROXIES, §6.5). A proxy appends the address it saw to
+ * X-Forwarded-For, so only the hops from the right up to the first untrusted one are facts; entries left of it
+ * are whatever the client sent. (Taking the first entry let any client behind the proxy name its own address,
+ * dodging WSM_MAX_CONNECTIONS_PER_IP and identity's per-address throttling.)
+ */
+export function clientAddress(req: IncomingMessage, trusted: readonly string[]): string {
+  const bare = (a: string): string => a.trim().replace(/^::ffff:/, '');
+  const remote = bare(req.socket.remoteAddress ?? '');
   if (trusted.length === 0 || !trusted.includes(remote)) return remote;
   const xff = req.headers['x-forwarded-for'];
-  const first = (Array.isArray(xff) ? xff[0] : xff)?.split(',')[0]?.trim();
-  return first || remote;
+  const hops = (Array.isArray(xff) ? xff.join(',') : (xff ?? ''))
+    .split(',')
+    .map(bare)
+    .filter((h) => h !== '');
+  let addr = remote;
+  for (let i = hops.length - 1; i >= 0; i--) {
+    addr = hops[i]!;
+    if (!trusted.includes(addr)) return addr;
+  }
+  // Every hop is one of our proxies: the leftmost is the client as far as anyone can tell.
+  return addr;
 }
 
 export async function start(cfg: Config, deps: StartDeps = {}): Promise<WsmServer> {
@@ -282,6 +307,12 @@ export async function start(cfg: Config, deps: StartDeps = {}): Promise<WsmServe
       });
     });
     const port = (server.address() as AddressInfo).port;
+    let ops: OpsServer | undefined;
+    if (cfg.metricsPort !== 0) {
+      ops = await startOpsServer({ host: cfg.opsHost, port: cfg.metricsPort, registry, readiness });
+      const o = ops;
+      cleanups.push(() => o.close());
+    }
     if (!tls && !['127.0.0.1', '::1', 'localhost'].includes(cfg.host)) {
       log.warn(
         { host: cfg.host, code: 'WSM_PLAINTEXT' },
@@ -332,9 +363,10 @@ export async function start(cfg: Config, deps: StartDeps = {}): Promise<WsmServe
         await ensuring;
       })());
 
-    log.info({ port, host: cfg.host, instance: instanceId }, 'listening');
+    log.info({ port, metricsPort: ops?.port, host: cfg.host, instance: instanceId }, 'listening');
     return {
       port,
+      metricsPort: ops?.port,
       host: cfg.host,
       instanceId,
       nc,

@@ -16,6 +16,8 @@ import { isAppErrorCode } from './grpc-util';
 
 export const DOOR = 'ws-messenger';
 
+const UINT32_MAX = 0xffff_ffff;
+
 const K = messagesV1.ChannelKind;
 
 export function channelKind(k: messagesV1.ChannelKind): ChannelKind {
@@ -216,7 +218,10 @@ export function createMessageStoreAdapter(
             channelId,
             limit,
             ...(createdSinceMs > 0 ? { createdSince: new Date(createdSinceMs) } : {}),
-            ...(start !== undefined ? { start } : {}),
+            // `start` is a uint32 on the wire; a client's message_start may be any int up to 2^53 (spec §2.2) and
+            // one above 2^32-1 failed the encoding (500). No channel holds that many messages, so the largest
+            // uint32 selects the same (nothing) and still returns the total.
+            ...(start !== undefined ? { start: Math.min(start, UINT32_MAX) } : {}),
           }),
         ),
       );

@@ -6,6 +6,17 @@ import type { ChannelInfo, Profile, StoredMessage } from './ports';
 
 export const sec = (ms: number): number => Math.floor(ms / 1000);
 
+/**
+ * The latest instant a stored change can carry: a snowflake holds 44 bits of milliseconds (spec §2.4, year 2527).
+ * A client's `data.time` is any int up to 2^53 (§2.2), far beyond what a Date or the backends' timestamps hold
+ * (the request failed with 500); clamped here it matches nothing later, exactly as the spec's time filter says.
+ */
+export const MAX_CHANGE_MS = 2 ** 44 - 1;
+
+/** A request's `data.time` (seconds; null/absent = 0, negative = 0) as the milliseconds to filter from. */
+export const sinceMsOf = (seconds: number | undefined): number =>
+  Math.min(Math.max(0, seconds ?? 0) * 1000, MAX_CHANGE_MS);
+
 export const GUEST_PREFIX = 'guest:';
 export const DELETED_TEXT = 'Message deleted';
 

@@ -1,6 +1,8 @@
 /**
- * The one HTTP port (spec §2.1, §3.8): the browser client at `/` and `/static/<file>`, ops
- * endpoints, and the WebSocket upgrade on `/ws` only.
+ * The public HTTP port (spec §2.1, §3.8): the browser client at `/` and `/static/<file>`, `/healthz` and
+ * `/readyz`, and the WebSocket upgrade on `/ws` only. `/metrics` is not here (every other path is 404 by
+ * §3.8, and strangers have no business reading the instance's counters): it is on the ops port
+ * (WSM_METRICS_PORT), like every other service's.
  */
 import { readFileSync, readdirSync } from 'node:fs';
 import { createServer as createPlainServer } from 'node:http';
@@ -68,7 +70,7 @@ export function createHttpServer(o: HttpOptions): Server {
       res.writeHead(405, { allow: 'GET, HEAD', 'content-type': 'text/plain' }).end('method not allowed\n');
       return;
     }
-    if (handleOpsRequest(req, res, o.registry, o.readiness)) return;
+    if (path !== '/metrics' && handleOpsRequest(req, res, o.registry, o.readiness)) return;
     if (path === '/ws') {
       res
         .writeHead(426, { upgrade: 'websocket', connection: 'Upgrade', 'content-type': 'text/plain' })

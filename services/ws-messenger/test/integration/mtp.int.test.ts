@@ -253,6 +253,23 @@ describe('7.1 get_update (#6, #7)', () => {
     for (const u of [U1, U2, U3]) expect(users).toContain(u.uuid);
   });
 
+  it('a data.time far in the future (any int, §2.2) → 200 with empty lists, not 500', async () => {
+    // Seconds past 8.64e12 made no valid Date and failed the backends' timestamp encoding (500).
+    for (const time of [9007199254740991, 10 ** 13, 17592186045]) {
+      const f = await c.req(mtp('get_update', auth(U1), { time }));
+      expect([f.type, f.errors.code]).toEqual(['get_update', 200]);
+      expect(f.data!.time).toBe(f.errors.time);
+      expect([f.data!.user, f.data!.flow, f.data!.message]).toEqual([[], [], []]);
+      const a = await c.req(mtp('all_messages', auth(U1), { time, flow: [{ uuid: F1 }] }));
+      expect([a.type, a.errors.code, a.data!.flow, a.data!.message]).toEqual([
+        'all_messages',
+        200,
+        [expect.objectContaining({ uuid: F1, message_start: null })],
+        [],
+      ]);
+    }
+  });
+
   it('Z3: get_update time 0 and all_flow never show an invisible flow', async () => {
     const g = await c.req(mtp('get_update', auth(U1), { time: 0 }));
     expect(g.data!.flow!.map((x) => x['uuid'])).not.toContain(F2);
@@ -473,6 +490,15 @@ describe('7.1 send_message (#8, #9) and all_messages (#10–#13)', () => {
         ['R12 message_end 30', { message_end: 30 }, 206, 0, range(0, 30)],
         ['R11 start 0, end 101', { message_start: 0, message_end: 101 }, 403, 0, []],
         ['negative start counts as 0', { message_start: -5, message_end: 10 }, 206, 0, range(0, 10)],
+        // message_start is any int (§2.2); past 2^32-1 it used to fail the uint32 encoding (500)
+        ['message_start 2^32 → nothing', { message_start: 2 ** 32 }, 206, 2 ** 32, []],
+        [
+          'start 2^32, end 2^32 + 10 → nothing',
+          { message_start: 2 ** 32, message_end: 2 ** 32 + 10 },
+          206,
+          2 ** 32,
+          [],
+        ],
       ])('%s', async (_n, range_, code, start, expected) => {
         const f = await c.req(mtp('all_messages', auth(U1), { flow: [{ uuid: F, ...range_ }] }));
         expect(f.errors.code).toBe(code);

@@ -5,11 +5,11 @@
  */
 import { readFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
-import { createServer } from 'node:net';
+import { connect as netConnect, createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import WebSocket from 'ws';
-import { waitFor } from '@hubbub/testing';
+import { freePort, waitFor } from '@hubbub/testing';
 import { auth, makeUser } from './helpers/fixtures';
 import type { U } from './helpers/fixtures';
 import { frameText, MtpClient, mtp } from './helpers/mtp-client';
@@ -26,7 +26,7 @@ const clients: MtpClient[] = [];
 
 beforeAll(async () => {
   s = await startStack();
-  w = await s.wsm();
+  w = await s.wsm({ WSM_METRICS_PORT: String(await freePort()) });
   url = `ws://127.0.0.1:${w.port}/ws`;
   U1 = await makeUser(s, 'login');
 }, 60_000);
@@ -94,10 +94,16 @@ describe('HTTP surface (§3.8, #35)', () => {
     expect((await http(w.port, '/ws')).status).toBe(426);
   });
 
-  it('/healthz, /readyz and /metrics on the same port', async () => {
+  it('/healthz and /readyz on the public port; /metrics only on the ops port (§3.8: other paths 404)', async () => {
     expect((await http(w.port, '/healthz')).status).toBe(200);
     await waitFor(async () => (await http(w.port, '/readyz')).status === 200, 10_000, 'readyz 200');
-    const m = await http(w.port, '/metrics');
+    const pub = await http(w.port, '/metrics');
+    expect(pub.status).toBe(404);
+    expect(pub.body).not.toContain('wsm_');
+    expect(w.metricsPort).toBeDefined();
+    expect((await http(w.metricsPort!, '/healthz')).status).toBe(200);
+    expect((await http(w.metricsPort!, '/readyz')).status).toBe(200);
+    const m = await http(w.metricsPort!, '/metrics');
     expect(m.status).toBe(200);
     for (const name of [
       'wsm_requests_total',
@@ -411,6 +417,35 @@ describe('limits and failures (§3.1, §5)', () => {
     expect([r2.type, r2.errors.code]).toEqual(['register_user', 503]);
   });
 
+  it('a pipelined flood of one-byte frames does not stall other connections (§5)', async () => {
+    const other = await connect();
+    expect((await other.req(mtp('ping_pong', auth(U1)))).errors.code).toBe(200);
+    const sock = netConnect(w.port, '127.0.0.1');
+    await new Promise((ok) => sock.once('connect', ok));
+    sock.write(
+      'GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
+        'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n',
+    );
+    await new Promise((ok) => sock.once('data', ok)); // 101
+    sock.on('data', () => undefined); // reads (and drops) every reply, so it is no slow consumer
+    sock.on('error', () => undefined);
+    // A request that waits for the backends, then 100 000 masked text frames "1" (700 kB) that queue meanwhile,
+    // each a 415 that needs no backend.
+    const first = Buffer.from(JSON.stringify(mtp('get_update', auth(U1), { time: 0 })));
+    const head = Buffer.from([0x81, 0x80 | 126, first.length >> 8, first.length & 255, 0, 0, 0, 0]);
+    const frame = Buffer.from([0x81, 0x81, 0, 0, 0, 0, 0x31]);
+    sock.write(Buffer.concat([head, first, ...Array.from({ length: 100_000 }, () => frame)]));
+    let worst = 0;
+    for (let i = 0; i < 10; i++) {
+      const t = Date.now();
+      expect((await other.req(mtp('ping_pong', auth(U1)))).errors.code).toBe(200);
+      worst = Math.max(worst, Date.now() - t);
+    }
+    sock.destroy();
+    // before: the other connection waited for the whole burst (about 3 s here)
+    expect(worst).toBeLessThan(1_000);
+  });
+
   it('WSM_MAX_CONNECTIONS: an upgrade over the limit gets HTTP 503', async () => {
     const one = await s.wsm({ WSM_MAX_CONNECTIONS: '1' });
     await connect(`ws://127.0.0.1:${one.port}/ws`);
@@ -448,6 +483,34 @@ describe('limits and failures (§3.1, §5)', () => {
     await waitFor(() => a.closed !== undefined, 5_000, 'close');
     const c = await connect(url);
     expect((await c.req(mtp('ping_pong', auth(U1)))).errors.code).toBe(200);
+  });
+
+  it('WSM_TRUSTED_PROXIES: the address is the nearest untrusted X-Forwarded-For hop, not what the client wrote', async () => {
+    // The proxy (127.0.0.1, trusted) appends the peer it saw; anything left of that is the client's own text.
+    const one = await s.wsm({ WSM_TRUSTED_PROXIES: '127.0.0.1', WSM_MAX_CONNECTIONS_PER_IP: '1' });
+    const url = `ws://127.0.0.1:${one.port}/ws`;
+    const open = (xff: string): Promise<number> =>
+      new Promise((ok) => {
+        const ws = new WebSocket(url, { headers: { 'x-forwarded-for': xff }, perMessageDeflate: false });
+        ws.on('unexpected-response', (_req, res) => {
+          ok(res.statusCode ?? 0);
+          res.resume();
+          ws.terminate();
+        });
+        ws.on('open', () => {
+          ws.terminate();
+          ok(101);
+        });
+        ws.on('error', () => undefined);
+      });
+    const held = new WebSocket(url, { headers: { 'x-forwarded-for': '1.1.1.1, 9.9.9.9' } });
+    await new Promise((ok) => held.once('open', ok));
+    // the same client 9.9.9.9, claiming another address in front: refused
+    expect(await open('2.2.2.2, 9.9.9.9')).toBe(429);
+    expect(await open('9.9.9.9')).toBe(429);
+    // a different client behind the same proxy still gets in
+    expect(await open('3.3.3.3, 8.8.8.8')).toBe(101);
+    held.terminate();
   });
 
   it('a never-authenticated connection is closed 1008 authentication timeout; an authenticated one stays', async () => {

@@ -7,7 +7,7 @@ import { Detail } from '../../protocol/status';
 import { hasCode } from '../backend';
 import { actorOf, reply } from '../context';
 import type { Ctx, Handler } from '../context';
-import { fullMessage, isDecimalId, utf8Bytes } from '../mapping';
+import { fullMessage, isDecimalId, sinceMsOf, utf8Bytes } from '../mapping';
 import type { Actor, Files, StoredMessage } from '../ports';
 
 const FILE_KEYS = ['file_picture', 'file_video', 'file_audio', 'file_document', 'emoji'] as const;
@@ -110,7 +110,7 @@ export const allMessages: Handler = async (ctx) => {
   const flow = ctx.data.flow![0]!;
   const flowId = flow.uuid!;
   const L = ctx.deps.limits.limitMessages;
-  const sinceMs = Math.max(0, ctx.data.time ?? 0) * 1000;
+  const sinceMs = sinceMsOf(ctx.data.time);
   const notFound = () => reply(ctx, 'NOT_FOUND', { time: ctx.T, flow: [], message: [] }, Detail.flowNotFound);
   if (!isDecimalId(flowId)) return notFound();
   const s = flow.message_start === undefined ? undefined : Math.max(0, flow.message_start);

@@ -5,7 +5,7 @@
 import { encodeFlow, encodeMessage, encodeUser } from '../../protocol/frames';
 import { actorOf, reply } from '../context';
 import type { Handler } from '../context';
-import { fullFlow, fullMessage, isMtpVisible, profile, sec } from '../mapping';
+import { fullFlow, fullMessage, isMtpVisible, profile, sec, sinceMsOf } from '../mapping';
 
 interface Item {
   /** change second */
@@ -23,7 +23,7 @@ const cmpItem = (a: Item, b: Item): number => a.c - b.c || a.kind - b.kind || cm
 export const getUpdate: Handler = async (ctx) => {
   const actor = actorOf(ctx);
   const since = Math.max(0, ctx.data.time ?? 0);
-  const sinceMs = since * 1000;
+  const sinceMs = sinceMsOf(since);
   const max = ctx.deps.limits.updateMaxItems;
   const [users, channels, changes] = await Promise.all([
     ctx.deps.identity.listUsersChangedSince(sinceMs, max + 1),
