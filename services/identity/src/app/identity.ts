@@ -146,6 +146,14 @@ function boundedKey(key: string): string {
   return key.length <= 64 ? key : 'sha256:' + createHash('sha256').update(key).digest('base64');
 }
 
+/** An address that logged in to an account within this long passes the account's delay and lock (its own pair throttle). */
+export const KNOWN_ADDRESS_MS = 30 * 24 * 3600 * 1000;
+/** How long an account's known addresses are reused before they are read again. */
+const KNOWN_ADDRESS_CACHE_MS = 60_000;
+const KNOWN_ADDRESS_CACHE_ENTRIES = 10_000;
+/** At most this many distinct recent addresses are read per account. */
+const KNOWN_ADDRESS_MAX = 64;
+
 function escapeLike(s: string): string {
   return s.replace(/[\\%_]/g, (c) => '\\' + c);
 }
@@ -154,6 +162,10 @@ export class IdentityApp {
   readonly cache: TokenCache;
   private readonly accountThrottle: Throttle;
   private readonly addressThrottle: Throttle;
+  /** Per (account, known address): what throttles a known address while its account is delayed or locked. */
+  private readonly pairThrottle: Throttle;
+  /** Account throttle key → the addresses it logged in from recently (read from sessions, cached briefly). */
+  private readonly knownAddresses = new Map<string, { addrs: Set<string>; at: number }>();
   private readonly registrations: RateLimiter;
   private dummyHash: string | undefined;
   private dummyAppHash: string | undefined;
@@ -169,6 +181,7 @@ export class IdentityApp {
     this.cache = new TokenCache(s.tokenCacheSize, s.tokenCacheMs, now);
     this.accountThrottle = new Throttle(s.accountThrottle, now);
     this.addressThrottle = new Throttle(s.addressThrottle, now);
+    this.pairThrottle = new Throttle(s.accountThrottle, now);
     this.registrations = new RateLimiter(s.registrationsPerHour, 3_600_000, now);
   }
 
@@ -242,8 +255,8 @@ export class IdentityApp {
     return { acct: boundedKey(foldName(username)), addr: boundedKey(normalizeAddress(address)) };
   }
 
-  private checkThrottle(acct: string, addr: string): void {
-    for (const v of [this.accountThrottle.check(acct), this.addressThrottle.check(addr)]) {
+  private checkThrottle(a: { t: Throttle; key: string }, addr: string): void {
+    for (const v of [a.t.check(a.key), this.addressThrottle.check(addr)]) {
       if (!v.ok) {
         const retry = Math.ceil(v.retryAfterMs);
         throw errors.resourceExhausted('LOGIN_THROTTLED', TOO_MANY_ATTEMPTS_TEXT, {
@@ -254,11 +267,55 @@ export class IdentityApp {
     }
   }
 
-  /** Runs a credential check under both throttles. `check` returns the user on success. */
+  /**
+   * Whether `addr` logged in to the account named `username` within KNOWN_ADDRESS_MS (a session created from it,
+   * or its last login). Read only while the account is delayed or locked, and cached per account for a minute, so
+   * hammering a locked account costs at most one query a minute.
+   */
+  private async isKnownAddress(acct: string, username: string, addr: string): Promise<boolean> {
+    if (addr === '') return false;
+    const t = this.now();
+    let e = this.knownAddresses.get(acct);
+    if (!e || t - e.at > KNOWN_ADDRESS_CACHE_MS) {
+      const addrs = new Set<string>();
+      const u = await this.userByFold(foldName(username));
+      if (u && u.deleted_at === null && u.role !== 'guest') {
+        if (u.last_login_address) addrs.add(u.last_login_address);
+        const rows = await this.knex('sessions')
+          .distinct('client_address')
+          .where({ user_id: u.id })
+          .whereNotNull('client_address')
+          .where('created_at', '>', new Date(t - KNOWN_ADDRESS_MS))
+          .limit(KNOWN_ADDRESS_MAX);
+        for (const r of rows as { client_address: string }[]) addrs.add(r.client_address);
+      }
+      e = { addrs, at: t };
+      this.knownAddresses.delete(acct);
+      this.knownAddresses.set(acct, e);
+      while (this.knownAddresses.size > KNOWN_ADDRESS_CACHE_ENTRIES) {
+        const oldest = this.knownAddresses.keys().next();
+        if (oldest.done) break;
+        this.knownAddresses.delete(oldest.value);
+      }
+    }
+    return e.addrs.has(addr);
+  }
+
+  /**
+   * Runs a credential check under the throttles. `check` returns the user on success.
+   *
+   * Rules: failures count per account and per address. While an account is delayed or locked, an address it
+   * logged in from recently (isKnownAddress) is throttled by its own (account, address) counter instead, with the
+   * account's settings: strangers guessing a password cannot lock its owner out, and the owner's address gets no
+   * more guesses than any other key. A success from a known address leaves the account's lock in place.
+   */
   private async throttled<T>(username: string, address: string, check: () => Promise<T | undefined>): Promise<T> {
     const { acct, addr } = this.throttleKeys(username, address);
-    this.checkThrottle(acct, addr);
-    this.accountThrottle.begin(acct);
+    let a = { t: this.accountThrottle, key: acct };
+    if (!this.accountThrottle.check(acct).ok && (await this.isKnownAddress(acct, username, addr)))
+      a = { t: this.pairThrottle, key: boundedKey(`${acct}\n${addr}`) };
+    this.checkThrottle(a, addr);
+    a.t.begin(a.key);
     this.addressThrottle.begin(addr);
     let ok = false;
     try {
@@ -267,7 +324,7 @@ export class IdentityApp {
       if (!ok) throw invalidCredentials();
       return r as T;
     } finally {
-      this.accountThrottle.done(acct, ok);
+      a.t.done(a.key, ok);
       // A success clears the account's failures only: logging in to one's own account must not
       // reset an address that is guessing others' passwords.
       if (ok) this.addressThrottle.abandon(addr);

@@ -109,6 +109,40 @@ describe('identity authentication and tokens (PostgreSQL + NATS)', () => {
     });
   });
 
+  it('does not let strangers lock the owner out: an address the account logged in from passes the lock', async () => {
+    await h.client.register(registerReq('owner1'));
+    const home = '10.77.0.1';
+    await h.client.authenticate(authReq('owner1', PW, home));
+    const attempt = (pw: string, addr: string): Promise<unknown> =>
+      h.client.authenticate(authReq('owner1', pw, addr)).then(
+        () => 'ok',
+        (e: unknown) => e,
+      );
+    const locked = (e: unknown): boolean =>
+      (e as { details?: Record<string, string> } | undefined)?.details?.['locked'] === 'true';
+    // Strangers guess from a new address each time (no address counter fills) until the account is locked.
+    let last: unknown;
+    for (let n = 0; n < 30 && !locked(last); n++) {
+      await waitFor(async () => {
+        last = await attempt('wrong password', `10.77.1.${n}`);
+        return !(last as { reason?: string }).reason?.startsWith('LOGIN_THROTTLED') || locked(last);
+      }, 5_000);
+    }
+    expect(last).toMatchObject({ code: Code.RESOURCE_EXHAUSTED, details: { locked: 'true' } });
+    // The lock holds for every stranger, right password or not…
+    expect(await attempt(PW, '10.77.2.1')).toMatchObject({ code: Code.RESOURCE_EXHAUSTED, details: { locked: 'true' } });
+    // …but the owner's own address logs in, and that does not lift the lock for the strangers.
+    expect(await attempt(PW, home)).toBe('ok');
+    expect(await attempt(PW, '10.77.2.2')).toMatchObject({ code: Code.RESOURCE_EXHAUSTED, details: { locked: 'true' } });
+    // The known address is throttled on its own counter: after the free failures it is delayed too.
+    for (let i = 0; i < 3; i++)
+      expect(await attempt('wrong password', home)).toMatchObject({ reason: 'INVALID_CREDENTIALS' });
+    expect(await attempt(PW, home)).toMatchObject({ code: Code.RESOURCE_EXHAUSTED, reason: 'LOGIN_THROTTLED' });
+    // An address that never logged in to this account gets no such pass (only sessions of this account count).
+    await h.client.authenticate(authReq('dave', PW, '10.77.3.1'));
+    expect(await attempt(PW, '10.77.3.1')).toMatchObject({ code: Code.RESOURCE_EXHAUSTED, details: { locked: 'true' } });
+  });
+
   it('throttles failures per source address across accounts', async () => {
     const addr = '10.4.0.1';
     const names = ['u1', 'u2', 'u3', 'u4', 'u5', 'u6', 'u7', 'u8', 'u9', 'u10', 'u11', 'u12'];
