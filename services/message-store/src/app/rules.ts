@@ -13,7 +13,7 @@ import type { AppError } from '@hubbub/errors';
 import type { ChannelRow } from '../store/repo';
 
 type Principal = messagesV1.Principal;
-const { PrincipalKind, ChannelKind, Visibility } = messagesV1;
+const { PrincipalKind, ChannelKind, MessageKind, Visibility } = messagesV1;
 
 export const MAX_SLUG_BYTES = 32;
 export const MAX_TITLE_BYTES = 256;
@@ -46,7 +46,14 @@ export function optionalId(s: string, field: string): string | undefined {
 
 /** An account's user id as identity issues it (not a guest, not a system principal). */
 export function isAccountId(s: string): boolean {
-  return s.length > 0 && utf8Bytes(s) <= MAX_USER_ID_BYTES && !s.startsWith('guest:') && !s.startsWith('system:');
+  return (
+    s.length > 0 &&
+    utf8Bytes(s) <= MAX_USER_ID_BYTES &&
+    !s.startsWith('guest:') &&
+    !s.startsWith('system:') &&
+    // PostgreSQL text cannot hold it (the statement would fail as INTERNAL).
+    !s.includes('\u0000')
+  );
 }
 
 /**
@@ -96,6 +103,7 @@ export function checkSlug(slug: string): string {
 }
 
 export function checkTitleInfo(title: string | undefined, info: string | undefined): void {
+  checkNoNul(title, info);
   if (title !== undefined && utf8Bytes(title) > MAX_TITLE_BYTES)
     throw errors.invalidArgument('TITLE_TOO_LONG', `title over ${MAX_TITLE_BYTES} bytes`);
   if (info !== undefined && utf8Bytes(info) > MAX_INFO_BYTES)
@@ -160,10 +168,20 @@ export function checkContent(
     });
 }
 
+const MESSAGE_KINDS: ReadonlySet<number> = new Set([
+  MessageKind.MESSAGE_KIND_UNSPECIFIED,
+  MessageKind.MESSAGE_KIND_NORMAL,
+  MessageKind.MESSAGE_KIND_ACTION,
+]);
+
 /** Validates one new message (shape and limits; not authorization). */
 export function checkNewMessage(m: messagesV1.NewMessage | undefined, limits: Limits): messagesV1.NewMessage {
   if (!m) throw errors.invalidArgument('MESSAGE_REQUIRED', 'a message is required');
   if (!isId(m.channelId)) throw errors.notFound('CHANNEL_NOT_FOUND', 'no such channel');
+  // The kind is stored in a smallint: an unknown value would be stored as is, and one beyond its range would
+  // fail the INSERT of the whole commit batch, i.e. the posts of every other caller gathered into it.
+  if (!MESSAGE_KINDS.has(m.kind))
+    throw errors.invalidArgument('BAD_MESSAGE_KIND', 'kind must be UNSPECIFIED, NORMAL or ACTION');
   checkContent(m, limits);
   checkNoNul(m.clientKey, m.recipientId);
   if (utf8Bytes(m.clientKey) > MAX_CLIENT_KEY_BYTES)

@@ -57,8 +57,17 @@ export class WorkerLease {
         this.worker = n;
         this.revision = rev;
         this.lastRenewAt = Date.now();
+        try {
+          await this.o.onChange(n);
+        } catch (err) {
+          // The generator did not take the id (the database failed while reading the id floor): give the key
+          // back and hold nothing, so the next tick claims again. Kept, it would be renewed for an id nobody
+          // assigns while every post is refused with WORKER_ID_UNAVAILABLE.
+          this.worker = undefined;
+          await release(kv, String(n), rev).catch(() => false);
+          throw err;
+        }
         this.o.log.info({ worker: n, bucket: this.o.bucket }, 'worker id leased');
-        await this.o.onChange(n);
         return n;
       }
     }

@@ -330,6 +330,35 @@ describe('private channels', () => {
       code: Code.PERMISSION_DENIED,
     });
   });
+
+  it('refuses a huge member list at once, without blocking the event loop (regression)', async () => {
+    // A hostile member list (ws-messenger passes the Morelia client's `users`) is refused at once: deduplicating
+    // it with Array.includes before the limit check took seconds of the one event loop per 50,000 ids.
+    const huge = Array.from({ length: 60_000 }, (_, i) => String(1_000_000 + i));
+    const t0 = Date.now();
+    expect(
+      await refusal(s.client.createChannel(createReq(alice, ChannelKind.CHANNEL_KIND_GROUP, { memberIds: huge }))),
+    ).toMatchObject({ code: Code.INVALID_ARGUMENT, reason: 'TOO_MANY_MEMBERS' });
+    expect(Date.now() - t0).toBeLessThan(2_000);
+  });
+
+  it('refuses NUL characters in titles, infos and member ids with INVALID_ARGUMENT (regression)', async () => {
+    // NUL cannot be stored in PostgreSQL text: INVALID_ARGUMENT, not INTERNAL.
+    for (const more of [{ title: 'a\u0000b' }, { info: 'a\u0000b' }, { memberIds: ['10\u00001'] }])
+      expect(
+        await refusal(s.client.createChannel(createReq(alice, ChannelKind.CHANNEL_KIND_GROUP, more))),
+      ).toMatchObject({ code: Code.INVALID_ARGUMENT });
+    const { channel: mine } = await s.client.createChannel(createReq(alice, ChannelKind.CHANNEL_KIND_GROUP));
+    expect(
+      await refusal(s.client.updateChannel({ principal: alice, channelId: mine!.id, title: 'a\u0000b' })),
+    ).toMatchObject({ code: Code.INVALID_ARGUMENT, reason: 'NUL_CHARACTER' });
+    expect(
+      await refusal(s.client.addMembers({ principal: alice, channelId: mine!.id, userIds: ['10\u00002'] })),
+    ).toMatchObject({ code: Code.INVALID_ARGUMENT });
+    expect(await refusal(s.client.openDirect({ principal: alice, otherUserId: '10\u00002' }))).toMatchObject({
+      code: Code.INVALID_ARGUMENT,
+    });
+  });
 });
 
 describe('update and archive', () => {

@@ -212,6 +212,28 @@ describe('posts over NATS request/reply (docs/adr/0003)', () => {
     await nc.close();
   });
 
+  it('refuses a decodable post with an out-of-range kind for that message only (regression)', async () => {
+    const nc = await natsClient(nats.url);
+    // Raw bytes on the subject: a door's coalesced call where one connection sent kind 70000 (beyond smallint).
+    const req = messagesV1.PostMessagesRequest.encode({
+      leanReply: false,
+      principal: undefined,
+      principals: [alice, bob],
+      messages: [
+        newMessage(general, 'bystander over nats'),
+        newMessage(general, 'hostile over nats', { kind: 70_000 as messagesV1.MessageKind }),
+      ],
+    }).finish();
+    const r = await nc.request(subjects(nats.prefix).rpcPostMessages, req, { timeout: 5_000 });
+    expect(r.headers?.get('Nats-Service-Error-Code')).toBeUndefined();
+    const res = messagesV1.PostMessagesResponse.decode(r.data);
+    expect(res.results.map((x) => [x.message?.text, x.errorCode, x.errorReason])).toEqual([
+      ['bystander over nats', 0, ''],
+      [undefined, Code.INVALID_ARGUMENT, 'BAD_MESSAGE_KIND'],
+    ]);
+    await nc.close();
+  });
+
   it('falls back to gRPC when nobody listens on NATS or the connection is closed', async () => {
     // As the doors connect (connectNats): without async traces nats.js wraps errors differently.
     const nc = await connectNats({ servers: nats.url, name: 'fallback-test', log: testLog });

@@ -10,6 +10,7 @@ import { historyFetcher, subscribeChat, systemPrincipal } from '@hubbub/msg-clie
 import { createTestDatabase, createTestNats, waitFor } from '@hubbub/testing';
 import type { TestDatabase, TestNats } from '@hubbub/testing';
 import type { NatsConnection } from '@nats-io/nats-core';
+import { Repo } from '../../src/store/repo';
 import { alice, listReq, natsClient, newMessage, startStore, sysop, testLog } from './harness';
 
 let db: TestDatabase;
@@ -134,6 +135,36 @@ it('stops assigning ids when the lease is lost and no id is free, and resumes wi
     await s.client.postMessage({ principal: alice, message: newMessage(ch!.id, 'y') });
   } finally {
     for (const k of others) await kv.delete(k);
+    await s.close();
+  }
+});
+
+it('claims a worker id again when the database failed while it re-leased one (regression)', async () => {
+  const s = await startStore(opts());
+  const kv = await openKv(nc, subjects(nats.prefix).buckets.workerIds, 15_000);
+  const spy = jest.spyOn(Repo.prototype, 'maxIdMs');
+  let w: number | undefined;
+  try {
+    const [ch] = (await s.client.ensurePublicChannels({ slugs: ['lease-db'], kind: 0 })).channels;
+    w = s.srv.ids.workerId!;
+    // Our lease is taken; the new claim succeeds in NATS, but reading the id floor from the database fails.
+    spy.mockRejectedValueOnce(new Error('Connection terminated unexpectedly'));
+    await kv.put(String(w), 'intruder');
+    await s.srv.lease.renewNow();
+    expect(s.srv.ids.workerId).toBeUndefined();
+    // The next tick must end with ids again: before, the lease kept renewing an id the generator never got,
+    // and every post was refused with WORKER_ID_UNAVAILABLE until a restart.
+    await s.srv.lease.renewNow();
+    expect(s.srv.ids.workerId).toBeDefined();
+    expect(s.srv.lease.workerId).toBe(s.srv.ids.workerId);
+    await s.client.postMessage({ principal: alice, message: newMessage(ch!.id, 'ids again') }, { attempts: 1 });
+    // The id claimed while the database failed was given back, not left to expire.
+    const held: string[] = [];
+    for await (const k of await kv.keys()) if ((await kv.get(k))?.string() !== 'intruder') held.push(k);
+    expect(held).toEqual([String(s.srv.ids.workerId)]);
+  } finally {
+    spy.mockRestore();
+    if (w !== undefined) await kv.delete(String(w));
     await s.close();
   }
 });

@@ -307,6 +307,41 @@ describe('posting', () => {
     });
   });
 
+  it('refuses an unknown message kind for its own post only, not the others of its commit batch (regression)', async () => {
+    const ch = await freshPublic('kinds');
+    // 70000 does not fit the smallint column: it used to fail the whole commit batch with INTERNAL, including
+    // posts of other callers gathered into the same batch.
+    const [honest, hostile] = await Promise.allSettled([
+      s.client.postMessage({ principal: alice, message: newMessage(ch, 'honest') }, { attempts: 1 }),
+      s.client.postMessage(
+        { principal: bob, message: newMessage(ch, 'hostile', { kind: 70_000 as messagesV1.MessageKind }) },
+        { attempts: 1 },
+      ),
+    ]);
+    expect(honest.status).toBe('fulfilled');
+    expect(hostile).toMatchObject({
+      status: 'rejected',
+      reason: { code: Code.INVALID_ARGUMENT, reason: 'BAD_MESSAGE_KIND' },
+    });
+    const r = await s.client.postMessages({
+      leanReply: false,
+      principals: [],
+      principal: alice,
+      messages: [
+        newMessage(ch, 'ok'),
+        newMessage(ch, 'unknown', { kind: 7 as messagesV1.MessageKind }),
+        newMessage(ch, 'negative', { kind: -1 as messagesV1.MessageKind }),
+        newMessage(ch, 'action', { kind: messagesV1.MessageKind.MESSAGE_KIND_ACTION }),
+      ],
+    });
+    expect(r.results.map((x) => x.errorReason)).toEqual(['', 'BAD_MESSAGE_KIND', 'BAD_MESSAGE_KIND', '']);
+    expect((await s.client.listMessages(listReq(alice, ch))).messages.map((m) => [m.text, m.kind])).toEqual([
+      ['honest', messagesV1.MessageKind.MESSAGE_KIND_NORMAL],
+      ['ok', messagesV1.MessageKind.MESSAGE_KIND_NORMAL],
+      ['action', messagesV1.MessageKind.MESSAGE_KIND_ACTION],
+    ]);
+  });
+
   it('guests post only where a public channel allows guests', async () => {
     const { channel } = await s.client.createChannel(
       createReq(sysop, ChannelKind.CHANNEL_KIND_GROUP, {
@@ -637,6 +672,47 @@ describe('changes since and search', () => {
     expect((await search(bob, 'lazy')).messages).toEqual([]);
     expect((await search(bob, 'from:ALICE', [ch])).messages.map((m) => m.id)).toEqual([m1.id]);
     expect((await search(bob, '')).messages).toEqual([]);
+  });
+
+  it('answers hostile queries, tags and cursors with results or INVALID_ARGUMENT, never INTERNAL (regression)', async () => {
+    const ch = await freshPublic('hostile');
+    const m = await post(alice, ch, 'needle in the haystack');
+    const search = (query: string) =>
+      s.client.searchMessages({ principal: bob, query, channelIds: [ch], mailbox: false, before: '', limit: 0 });
+    // tsquery syntax in user text is only text to websearch_to_tsquery
+    for (const q of ['needle & !(', "needle ' | :*", '"needle', 'needle -', 'needle OR', 'tag:" from:'])
+      expect((await search(q)).messages.every((x) => x.id === m.id)).toBe(true);
+    expect((await search('needle & !(')).messages.map((x) => x.id)).toEqual([m.id]);
+    for (const q of ['nee\u0000dle', 'from:a\u0000b', 'tag:a\u0000b'])
+      expect(await refusal(search(q))).toMatchObject({ code: Code.INVALID_ARGUMENT, reason: 'NUL_CHARACTER' });
+    expect(await refusal(s.client.listMessages(listReq(bob, ch, { tags: ['a\u0000b'] })))).toMatchObject({
+      code: Code.INVALID_ARGUMENT,
+      reason: 'NUL_CHARACTER',
+    });
+    expect(
+      await refusal(
+        s.client.lookupChannel({
+          principal: bob,
+          id: '',
+          slug: 'a\u0000b',
+          includeMembers: false,
+          includeStats: false,
+        }),
+      ),
+    ).toMatchObject({ code: Code.NOT_FOUND });
+    // a page cursor beyond bigint
+    expect(
+      await refusal(
+        s.client.listChanges({
+          principal: bob,
+          since: new Date(0),
+          channelIds: [ch],
+          pageAfterChangedAt: new Date(0),
+          pageAfterId: '99999999999999999999999',
+          limit: 0,
+        }),
+      ),
+    ).toMatchObject({ code: Code.INVALID_ARGUMENT, reason: 'BAD_ID' });
   });
 
   it('searches through the expression index messages_fts (the vector is indexed, not stored)', async () => {
