@@ -74,6 +74,9 @@ export function checkPrincipal(p: Principal | undefined, use: 'reader' | 'actor'
   if (p.kind === PrincipalKind.PRINCIPAL_KIND_GUEST) {
     if (!guestId || p.userId.length <= 'guest:'.length)
       throw errors.invalidArgument('PRINCIPAL_INVALID', 'a guest principal has the user id guest:<nick>');
+    // Sysop rights come from an account's role; a guest claiming them is a door bug, not a moderator (it could
+    // post in owner-only channels and delete or archive anything).
+    if (p.sysop) throw errors.invalidArgument('PRINCIPAL_INVALID', 'a guest principal cannot be a sysop');
   } else if (p.kind === PrincipalKind.PRINCIPAL_KIND_ACCOUNT) {
     if (guestId) throw errors.invalidArgument('PRINCIPAL_INVALID', 'guest:<nick> ids are guests');
   } else {

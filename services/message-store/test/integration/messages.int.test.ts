@@ -305,6 +305,18 @@ describe('posting', () => {
     ).toMatchObject({
       code: Code.PERMISSION_DENIED,
     });
+    // A guest never holds sysop rights, whatever a (buggy) door claims: not to post, not to moderate.
+    const guestSysop = { ...frank, sysop: true };
+    expect(
+      await refusal(s.client.postMessage({ principal: guestSysop, message: newMessage(general.id, 'x') })),
+    ).toMatchObject({ code: Code.INVALID_ARGUMENT, reason: 'PRINCIPAL_INVALID' });
+    const posted = (await s.client.postMessage({ principal: alice, message: newMessage(general.id, 'keep me') }))
+      .message!;
+    expect(await refusal(s.client.deleteMessage({ principal: guestSysop, messageId: posted.id }))).toMatchObject({
+      code: Code.INVALID_ARGUMENT,
+      reason: 'PRINCIPAL_INVALID',
+    });
+    expect((await s.client.getMessage({ principal: alice, messageId: posted.id })).message!.deleted).toBe(false);
   });
 
   it('refuses an unknown message kind for its own post only, not the others of its commit batch (regression)', async () => {
