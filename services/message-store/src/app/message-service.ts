@@ -153,6 +153,13 @@ export class MessageService {
   private seedSeq = 0;
   /** Settles when the previous batch has published its events (events leave in id order). */
   private lastBatch: Promise<void> = Promise.resolve();
+  /**
+   * Writes that stamped a change time (a post's created_at, an edit's or delete's changed_at, a channel's
+   * changed_at) and have not committed or failed yet. Readers of changes since a time wait for them (`settled`):
+   * a change stamped before such a read but committed after it would otherwise be skipped for good by a client
+   * that polls "changed since the time of my last answer" (ws-messenger's get_update).
+   */
+  private readonly unsettled = new Set<Promise<unknown>>();
 
   constructor(private readonly o: MessageServiceOptions) {
     this.subj = subjects(o.prefix);
@@ -161,8 +168,22 @@ export class MessageService {
       windowMs: o.batchWindowMs,
       maxItems: o.batchMaxMessages,
       maxInFlight: o.batchMaxInFlight ?? 1,
-      run: (items) => this.commitPostsInOrder(items),
+      // commitPostsInOrder stamps the batch (ids, created_at) before its first await, so it is tracked from then.
+      run: (items) => this.track(this.commitPostsInOrder(items)),
     });
+  }
+
+  /** Adds a write to `unsettled` until it settles; returns it unchanged. Call in the turn that stamped its time. */
+  private track<T>(p: Promise<T>): Promise<T> {
+    this.unsettled.add(p);
+    const done = (): void => void this.unsettled.delete(p);
+    p.then(done, done);
+    return p;
+  }
+
+  /** Resolves when every write tracked before the call has committed or failed. */
+  private async settled(): Promise<void> {
+    if (this.unsettled.size > 0) await Promise.allSettled([...this.unsettled]);
   }
 
   get batchStats(): { batches: number; items: number; maxBatch: number } {
@@ -497,7 +518,7 @@ export class MessageService {
       const ev = this.chatEvent(kind, next, c.row);
       let row: OutboxRow | undefined;
       try {
-        row = await this.o.repo.updateMessage(next, m.changedAt!, ev);
+        row = await this.track(this.o.repo.updateMessage(next, m.changedAt!, ev));
       } catch (e) {
         throw toStoreError(e);
       }
@@ -620,6 +641,7 @@ export class MessageService {
     if (!r.p) throw errors.invalidArgument('PRINCIPAL_REQUIRED', 'a principal is required');
     const limit = req.limit === 0 ? 1_000 : Math.min(req.limit, 5_000);
     const channelIds = await this.readableChannelIds(r.p, req.channelIds);
+    await this.settled();
     return this.o.repo.listChanges({
       channelIds,
       since: req.since ?? new Date(0),
@@ -729,14 +751,16 @@ export class MessageService {
     const at = new Date(this.now());
     let out: { row: ChannelRow; ob: OutboxRow[] };
     try {
-      out = await this.o.repo.sql.tx(async (q) => {
-        const row = await this.o.repo.insertChannel(q, { ...c, at });
-        await this.o.repo.addMembers(q, row.id, c.members);
-        const ob = await this.o.repo.insertOutbox(q, [
-          this.channelEvent(ChannelEventKind.CHANNEL_EVENT_KIND_CREATED, row, c.members),
-        ]);
-        return { row, ob };
-      });
+      out = await this.track(
+        this.o.repo.sql.tx(async (q) => {
+          const row = await this.o.repo.insertChannel(q, { ...c, at });
+          await this.o.repo.addMembers(q, row.id, c.members);
+          const ob = await this.o.repo.insertOutbox(q, [
+            this.channelEvent(ChannelEventKind.CHANNEL_EVENT_KIND_CREATED, row, c.members),
+          ]);
+          return { row, ob };
+        }),
+      );
     } catch (e) {
       if (pgCode(e) === UNIQUE_VIOLATION) throw errors.alreadyExists('SLUG_TAKEN', 'a channel with this slug exists');
       throw toStoreError(e);
@@ -791,6 +815,8 @@ export class MessageService {
 
   async listChannels(req: messagesV1.ListChannelsRequest): Promise<messagesV1.ListChannelsResponse> {
     const r = this.readerOf(req.principal);
+    // Channels changed since a time: the same wait as listChanges.
+    if (req.changedSince) await this.settled();
     const rows = await this.o.repo.listChannels({
       userId: r.p?.userId,
       all: isSystem(r.p),
@@ -825,17 +851,19 @@ export class MessageService {
     const at = new Date(this.now());
     let res: { row: ChannelRow; list: string[]; ob: OutboxRow[] };
     try {
-      res = await this.o.repo.sql.tx(async (q) => {
-        if (mem) {
-          await this.o.repo.addMembers(q, channelId, mem.add);
-          for (const u of mem.remove) await this.o.repo.removeMember(q, channelId, u);
-        }
-        const row = await this.o.repo.updateChannel(q, channelId, { ...fields, at });
-        if (!row) throw errors.notFound('CHANNEL_NOT_FOUND', 'no such channel');
-        const list = await this.o.repo.members(channelId, q);
-        const ob = await this.o.repo.insertOutbox(q, [this.channelEvent(kind, row, list)]);
-        return { row, list, ob };
-      });
+      res = await this.track(
+        this.o.repo.sql.tx(async (q) => {
+          if (mem) {
+            await this.o.repo.addMembers(q, channelId, mem.add);
+            for (const u of mem.remove) await this.o.repo.removeMember(q, channelId, u);
+          }
+          const row = await this.o.repo.updateChannel(q, channelId, { ...fields, at });
+          if (!row) throw errors.notFound('CHANNEL_NOT_FOUND', 'no such channel');
+          const list = await this.o.repo.members(channelId, q);
+          const ob = await this.o.repo.insertOutbox(q, [this.channelEvent(kind, row, list)]);
+          return { row, list, ob };
+        }),
+      );
     } catch (e) {
       if (pgCode(e) === UNIQUE_VIOLATION) throw errors.alreadyExists('SLUG_TAKEN', 'a channel with this slug exists');
       throw toStoreError(e);

@@ -655,6 +655,50 @@ describe('changes since and search', () => {
     });
   });
 
+  it('lists changes only after the writes stamped before the read have committed (no change skipped by pollers)', async () => {
+    const ch = await freshPublic('barrier');
+    const since = new Date(Date.now() - 1_000);
+    const changes = () =>
+      s.client.listChanges({
+        principal: alice,
+        since,
+        channelIds: [ch],
+        pageAfterChangedAt: undefined,
+        pageAfterId: '',
+        limit: 0,
+      });
+    // Hold inserts into messages (reads still run): the post is stamped (id, created_at) and its INSERT waits.
+    const locker = new Client({ connectionString: db.url });
+    await locker.connect();
+    try {
+      await locker.query('BEGIN');
+      await locker.query('LOCK TABLE messages IN EXCLUSIVE MODE');
+      const posting = s.client.postMessage({ principal: alice, message: newMessage(ch, 'stamped before the read') });
+      await waitFor(
+        async () =>
+          (
+            await locker.query<{ n: string }>(
+              `SELECT count(*)::text AS n FROM pg_locks WHERE relation = 'messages'::regclass AND NOT granted`,
+            )
+          ).rows[0]!.n !== '0',
+        5_000,
+        'the INSERT waits for the lock',
+      );
+      let answered: messagesV1.ListChangesResponse | undefined;
+      const reading = changes().then((r) => (answered = r));
+      await new Promise((r) => setTimeout(r, 300));
+      // A read that answered now would miss the post, and a poller asking "since my last answer" never sees it.
+      expect(answered).toBeUndefined();
+      await locker.query('COMMIT');
+      const posted = (await posting).message!;
+      await reading;
+      expect(answered!.messages.map((m) => m.id)).toContain(posted.id);
+    } finally {
+      await locker.query('ROLLBACK').catch(() => undefined);
+      await locker.end();
+    }
+  });
+
   it('finds edited text, not deleted messages, only in readable channels', async () => {
     const ch = await freshPublic('search');
     const { channel: priv } = await s.client.createChannel(createReq(carol, ChannelKind.CHANNEL_KIND_GROUP));
