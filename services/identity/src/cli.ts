@@ -40,6 +40,7 @@ import type { JsonCodec, NatsConnection } from '@hubbub/nats';
 import { identityV1, messagesV1, subjects } from '@hubbub/proto';
 import type { Subjects } from '@hubbub/proto';
 import { commonSchema, createLogger, loadConfig, str } from '@hubbub/runtime';
+import { addressThrottleKey } from './app/addresses';
 
 type Client = PromiseClient<typeof identityV1.IdentityServiceService>;
 
@@ -350,11 +351,15 @@ export async function run(
     case 'address check': {
       if (!target) throw new UsageError('address check <ip>');
       const r = await client.checkAddressBan({ address: target });
+      // An IPv6 address is locked with its whole /64 (identity counts failures per /64): say so, or the operator
+      // looks for the failures under the wrong address.
+      const key = addressThrottleKey(target);
+      const per = key.endsWith('/64') ? ` (failed logins count per ${key})` : '';
       show(
         r.banned
           ? `banned by ${r.ban!.cidr}: ${r.ban!.ban?.reason ?? ''}`
           : r.throttledSeconds > 0
-            ? `locked for ${r.throttledSeconds}s`
+            ? `locked for ${r.throttledSeconds}s${per}`
             : 'not banned',
         identityV1.CheckAddressBanResponse.toJSON(r),
       );

@@ -20,7 +20,7 @@ import type { Knex } from '@hubbub/db';
 import { identityV1 } from '@hubbub/proto';
 import { foldName } from '@hubbub/runtime';
 import type { Logger } from '@hubbub/runtime';
-import { cidrMatcher, normalizeAddress, parseCidr } from './addresses';
+import { addressThrottleKey, cidrMatcher, normalizeAddress, parseCidr } from './addresses';
 import { normalizeE2EFingerprint, parseBundle } from './e2e-bundle';
 import { hashPassword, needsRehash, verifyPassword } from './passwords';
 import type { ScryptParams } from './passwords';
@@ -123,6 +123,22 @@ function checkReason(reason: string): void {
 function checkBy(by: string): void {
   if (Buffer.byteLength(by) > 64 || !isSafeLine(by))
     throw errors.invalidArgument('BY_INVALID', 'by must be one line of at most 64 bytes');
+}
+
+/**
+ * google.protobuf.Timestamp's valid range, 0001-01-01T00:00:00Z … 9999-12-31T23:59:59.999Z. A Timestamp off that
+ * range (a huge `seconds` from a non-JS client) decodes to an invalid Date or a year PostgreSQL or proto3 JSON cannot
+ * hold; it would pass "must be in the future" and fail in SQL as INTERNAL, so it is refused up front.
+ */
+const MIN_TIMESTAMP_MS = -62_135_596_800_000;
+const MAX_TIMESTAMP_MS = 253_402_300_799_999;
+
+function checkTimestamp(t: Date | undefined, field: string, reason: string): void {
+  if (t === undefined) return;
+  const ms = t.getTime();
+  // NaN fails both comparisons.
+  if (!(ms >= MIN_TIMESTAMP_MS && ms <= MAX_TIMESTAMP_MS))
+    throw errors.invalidArgument(reason, `${field} must be a time between 0001-01-01 and 9999-12-31 UTC`);
 }
 
 function requireUserId(id: string, field = 'user_id'): string {
@@ -251,8 +267,13 @@ export class IdentityApp {
 
   // ---------------------------------------------------------------- throttling
 
+  /** The key `address` counts under in the address throttle and the registration limit (an IPv6 /64). */
+  private addressKey(address: string): string {
+    return boundedKey(addressThrottleKey(address));
+  }
+
   private throttleKeys(username: string, address: string): { acct: string; addr: string } {
-    return { acct: boundedKey(foldName(username)), addr: boundedKey(normalizeAddress(address)) };
+    return { acct: boundedKey(foldName(username)), addr: this.addressKey(address) };
   }
 
   private checkThrottle(a: { t: Throttle; key: string }, addr: string): void {
@@ -312,7 +333,11 @@ export class IdentityApp {
   private async throttled<T>(username: string, address: string, check: () => Promise<T | undefined>): Promise<T> {
     const { acct, addr } = this.throttleKeys(username, address);
     let a = { t: this.accountThrottle, key: acct };
-    if (!this.accountThrottle.check(acct).ok && (await this.isKnownAddress(acct, username, addr)))
+    // Known addresses are stored in full, so that check takes the full address (bounded, as it always was); the
+    // pair counter is keyed like the address throttle, so hopping between known addresses of one /64 does not
+    // multiply the owner's guesses.
+    const full = boundedKey(normalizeAddress(address));
+    if (!this.accountThrottle.check(acct).ok && (await this.isKnownAddress(acct, username, full)))
       a = { t: this.pairThrottle, key: boundedKey(`${acct}\n${addr}`) };
     this.checkThrottle(a, addr);
     a.t.begin(a.key);
@@ -457,7 +482,7 @@ export class IdentityApp {
     const ttl = req.createSession ? this.clampTtl(req.sessionTtlSeconds) : 0;
     if (await this.userByFold(name.folded)) throw errors.alreadyExists('USERNAME_TAKEN', 'That name is taken');
     const addr = normalizeAddress(req.clientAddress);
-    const wait = this.registrations.take(addr);
+    const wait = this.registrations.take(this.addressKey(req.clientAddress));
     if (wait > 0) {
       throw errors.resourceExhausted('REGISTRATION_THROTTLED', TOO_MANY_ATTEMPTS_TEXT, {
         retry_after_ms: String(wait),
@@ -639,6 +664,7 @@ export class IdentityApp {
     if (req.query.length > 64) throw errors.invalidArgument('QUERY_TOO_LONG', 'query must be at most 64 characters');
     if (!isSafeLine(req.query))
       throw errors.invalidArgument('QUERY_INVALID', 'query must not contain control characters');
+    checkTimestamp(req.changedSince, 'changed_since', 'CHANGED_SINCE_INVALID');
     const q = this.knex<UserRow>('users').whereNot({ role: 'guest' });
     if (req.query !== '') {
       const like = '%' + escapeLike(foldName(req.query)) + '%';
@@ -795,6 +821,7 @@ export class IdentityApp {
     const u = await this.liveUser(req.userId);
     checkReason(req.reason);
     checkBy(req.by);
+    checkTimestamp(req.until, 'until', 'UNTIL_INVALID');
     if (req.until && req.until.getTime() <= this.now())
       throw errors.invalidArgument('UNTIL_INVALID', 'until must be in the future');
     const now = this.date();
@@ -905,6 +932,7 @@ export class IdentityApp {
   async banAddress(req: identityV1.BanAddressRequest): Promise<identityV1.BanAddressResponse> {
     const c = parseCidr(req.cidr);
     if (!c) throw errors.invalidArgument('CIDR_INVALID', 'Not an IPv4/IPv6 address or CIDR');
+    checkTimestamp(req.until, 'until', 'UNTIL_INVALID');
     if (req.until && req.until.getTime() <= this.now())
       throw errors.invalidArgument('UNTIL_INVALID', 'until must be in the future');
     checkReason(req.reason);
@@ -937,7 +965,8 @@ export class IdentityApp {
     return {
       banned: row !== undefined,
       ban: row ? toAddressBan(row) : undefined,
-      throttledSeconds: Math.ceil(this.addressThrottle.lockedForMs(a) / 1000),
+      // Failed logins count per throttle key (an IPv6 address's /64), so that is what is looked up.
+      throttledSeconds: Math.ceil(this.addressThrottle.lockedForMs(this.addressKey(a)) / 1000),
     };
   }
 

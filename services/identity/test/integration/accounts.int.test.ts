@@ -1,4 +1,5 @@
 import { Code } from '@hubbub/errors';
+import { createClient } from '@hubbub/grpc';
 import { connectNats, drainNats, subscribeJson } from '@hubbub/nats';
 import type { NatsConnection } from '@hubbub/nats';
 import { identityV1, subjects } from '@hubbub/proto';
@@ -10,6 +11,41 @@ import type { Harness } from '../helpers';
 jest.setTimeout(30_000);
 
 const { Role, UsernameStatus, UserEventType } = identityV1;
+
+function varint(v: bigint): number[] {
+  const out: number[] = [];
+  let x = BigInt.asUintN(64, v);
+  while (x >= 0x80n) {
+    out.push(Number(x & 0x7fn) | 0x80);
+    x >>= 7n;
+  }
+  out.push(Number(x));
+  return out;
+}
+
+/**
+ * A gRPC client whose Ban, BanAddress and ListUsers requests carry until / changed_since as a raw
+ * google.protobuf.Timestamp with `seconds`, as a non-JS client can send it: ts-proto only encodes a Date, and
+ * cannot encode an invalid one (it throws), so an out-of-range `seconds` is appended to the encoded request
+ * (the last occurrence of a field wins).
+ */
+function rawTimestampClient(port: number, seconds: bigint) {
+  const d = identityV1.IdentityServiceService;
+  const withTimestamp = <T>(m: { requestSerialize: (r: T) => Buffer }, field: number) => ({
+    requestSerialize: (r: T): Buffer => {
+      const ts = [0x08, ...varint(seconds)];
+      return Buffer.concat([m.requestSerialize(r), Buffer.from([(field << 3) | 2, ts.length, ...ts])]);
+    },
+  });
+  return createClient(
+    {
+      ban: { ...d.ban, ...withTimestamp(d.ban, 3) },
+      banAddress: { ...d.banAddress, ...withTimestamp(d.banAddress, 3) },
+      listUsers: { ...d.listUsers, ...withTimestamp(d.listUsers, 4) },
+    },
+    `127.0.0.1:${port}`,
+  );
+}
 
 describe('identity accounts (PostgreSQL + NATS)', () => {
   let h: Harness;
@@ -416,5 +452,57 @@ describe('identity accounts (PostgreSQL + NATS)', () => {
     // Nothing was changed by the refused calls.
     expect((await h.client.getUser({ userId: frank.id, includePrivate: false })).user!.ban).toBeUndefined();
     expect((await h.client.checkAddressBan({ address: '192.0.2.1' })).banned).toBe(false);
+  });
+
+  it("refuses timestamps off google.protobuf.Timestamp's range (ban until, changed_since) as INVALID_ARGUMENT", async () => {
+    const frank = (await h.client.getUserByName({ username: 'frank' })).user!;
+    const bad = (reason: string): object => ({ code: Code.INVALID_ARGUMENT, reason });
+    const listReq = (changedSince: Date | undefined): identityV1.ListUsersRequest => ({
+      query: '',
+      pageSize: 1,
+      pageToken: '',
+      changedSince,
+      includeDeleted: false,
+    });
+    // The largest Date there is (year 275760): the client sends seconds = 8.64e12, and the service decodes it into a
+    // valid Date that neither proto3 JSON nor (in the past direction) PostgreSQL can hold.
+    const farFuture = new Date(8.64e15);
+    const farPast = new Date(-8.64e15);
+    await expect(h.client.ban({ userId: frank.id, reason: 'x', until: farFuture, by: 'op' })).rejects.toMatchObject(
+      bad('UNTIL_INVALID'),
+    );
+    await expect(
+      h.client.banAddress({ cidr: '203.0.113.9', reason: 'x', until: farFuture, by: 'op' }),
+    ).rejects.toMatchObject(bad('UNTIL_INVALID'));
+    await expect(h.client.listUsers(listReq(farPast))).rejects.toMatchObject(bad('CHANGED_SINCE_INVALID'));
+    await expect(h.client.listUsers(listReq(farFuture))).rejects.toMatchObject(bad('CHANGED_SINCE_INVALID'));
+    // Beyond that, `seconds` decodes to an invalid Date (NaN), which got past "must be in the future" and failed
+    // in SQL as INTERNAL.
+    for (const seconds of [10n ** 13n, -(10n ** 13n), 2n ** 63n - 1n]) {
+      const raw = rawTimestampClient(h.servers[0]!.port, seconds);
+      try {
+        await expect(raw.ban({ userId: frank.id, reason: 'x', until: undefined, by: 'op' })).rejects.toMatchObject({
+          ...bad('UNTIL_INVALID'),
+          message: 'until must be a time between 0001-01-01 and 9999-12-31 UTC',
+        });
+        await expect(
+          raw.banAddress({ cidr: '203.0.113.9', reason: 'x', until: undefined, by: 'op' }),
+        ).rejects.toMatchObject(bad('UNTIL_INVALID'));
+        await expect(raw.listUsers(listReq(undefined))).rejects.toMatchObject(bad('CHANGED_SINCE_INVALID'));
+      } finally {
+        raw.close();
+      }
+    }
+    // Nothing was changed by the refused calls.
+    expect((await h.client.getUser({ userId: frank.id, includePrivate: false })).user!.ban).toBeUndefined();
+    expect((await h.client.checkAddressBan({ address: '203.0.113.9' })).banned).toBe(false);
+    // The ends of the range are accepted.
+    const last = new Date('9999-12-31T23:59:59.999Z');
+    const b = await h.client.banAddress({ cidr: '203.0.113.9', reason: 'x', until: last, by: 'op' });
+    expect(b.ban!.ban!.until).toEqual(last);
+    await h.client.unbanAddress({ cidr: '203.0.113.9' });
+    await expect(h.client.listUsers(listReq(new Date('0001-01-01T00:00:00Z')))).resolves.toMatchObject({
+      users: [expect.anything()],
+    });
   });
 });

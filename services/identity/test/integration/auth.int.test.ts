@@ -130,17 +130,26 @@ describe('identity authentication and tokens (PostgreSQL + NATS)', () => {
     }
     expect(last).toMatchObject({ code: Code.RESOURCE_EXHAUSTED, details: { locked: 'true' } });
     // The lock holds for every stranger, right password or not…
-    expect(await attempt(PW, '10.77.2.1')).toMatchObject({ code: Code.RESOURCE_EXHAUSTED, details: { locked: 'true' } });
+    expect(await attempt(PW, '10.77.2.1')).toMatchObject({
+      code: Code.RESOURCE_EXHAUSTED,
+      details: { locked: 'true' },
+    });
     // …but the owner's own address logs in, and that does not lift the lock for the strangers.
     expect(await attempt(PW, home)).toBe('ok');
-    expect(await attempt(PW, '10.77.2.2')).toMatchObject({ code: Code.RESOURCE_EXHAUSTED, details: { locked: 'true' } });
+    expect(await attempt(PW, '10.77.2.2')).toMatchObject({
+      code: Code.RESOURCE_EXHAUSTED,
+      details: { locked: 'true' },
+    });
     // The known address is throttled on its own counter: after the free failures it is delayed too.
     for (let i = 0; i < 3; i++)
       expect(await attempt('wrong password', home)).toMatchObject({ reason: 'INVALID_CREDENTIALS' });
     expect(await attempt(PW, home)).toMatchObject({ code: Code.RESOURCE_EXHAUSTED, reason: 'LOGIN_THROTTLED' });
     // An address that never logged in to this account gets no such pass (only sessions of this account count).
     await h.client.authenticate(authReq('dave', PW, '10.77.3.1'));
-    expect(await attempt(PW, '10.77.3.1')).toMatchObject({ code: Code.RESOURCE_EXHAUSTED, details: { locked: 'true' } });
+    expect(await attempt(PW, '10.77.3.1')).toMatchObject({
+      code: Code.RESOURCE_EXHAUSTED,
+      details: { locked: 'true' },
+    });
   });
 
   it('throttles failures per source address across accounts', async () => {

@@ -98,6 +98,12 @@ describe('admin request subjects over NATS', () => {
       code: Code.INVALID_ARGUMENT,
       reason: 'UNTIL_INVALID',
     });
+    // A time JSON parsing turns into an invalid Date, or one past 9999, is refused too (it failed in SQL as INTERNAL).
+    for (const until of ['not a time', '+275760-09-13T00:00:00.000Z'])
+      await expect(req('ban', { username: 'victor', until })).rejects.toMatchObject({
+        code: Code.INVALID_ARGUMENT,
+        reason: 'UNTIL_INVALID',
+      });
     expect((await req('kick', { username: 'victor' })).user?.username).toBe('victor');
   });
 
