@@ -23,6 +23,7 @@ describe('config (spec §3.9)', () => {
       pingTimeoutMs: 20_000,
       unauthIdleTimeoutMs: 300_000,
       tokenCacheMs: 10_000,
+      channelFactsMs: 60_000,
       backendTimeoutMs: 2_000,
       trustedProxies: [],
       publicChannels: ['general'],

@@ -23,6 +23,7 @@ export const DEFAULT_PING_TIMEOUT_MS = 20_000;
 export const DEFAULT_UNAUTH_IDLE_TIMEOUT_MS = 300_000;
 export const DEFAULT_TOKEN_CACHE_MS = 10_000;
 export const DEFAULT_BACKEND_TIMEOUT_MS = 2_000;
+export const DEFAULT_CHANNEL_FACTS_MS = 60_000;
 
 export const configSchema = {
   logLevel: commonSchema.logLevel,
@@ -144,6 +145,12 @@ export const configSchema = {
     doc: 'positive token validation cache lifetime (0 = off)',
     default: DEFAULT_TOKEN_CACHE_MS,
     min: 0,
+  }),
+  channelFactsMs: int({
+    env: 'WSM_CHANNEL_FACTS_MS',
+    doc: "how long a private flow's member list (from channel events or a lookup) is trusted for push before message-store is asked again (bounds pushes to a removed member whose event was lost; also dropped after a NATS reconnect)",
+    default: DEFAULT_CHANNEL_FACTS_MS,
+    min: 100,
   }),
   backendTimeoutMs: int({
     env: 'WSM_BACKEND_TIMEOUT_MS',

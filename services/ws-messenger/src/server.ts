@@ -142,7 +142,7 @@ export async function start(cfg: Config, deps: StartDeps = {}): Promise<WsmServe
     cleanups.push(() => msg.close());
 
     const tokens = new TokenCache(cfg.tokenCacheMs);
-    const hub = new PushHub({ msg, log, clock, metrics });
+    const hub = new PushHub({ msg, log, clock, metrics, factsMaxAgeMs: cfg.channelFactsMs });
     // With no push subscriber, posted events are only recorded (dedupe, gap-fill cursor), not decoded.
     const events: EventsPort = createNatsEvents({
       nc,
@@ -154,6 +154,8 @@ export async function start(cfg: Config, deps: StartDeps = {}): Promise<WsmServe
     cleanups.push(() => events.close());
     events.onMessage((change, m, ch) => hub.onMessage(change, m, ch));
     events.onChannel((c) => hub.onChannel(c));
+    // Membership changes sent while NATS was away are lost: private flows' members are looked up again.
+    events.onEventsLost(() => hub.forgetChannels());
     events.onSessionsRevoked((userId, sessionIds, all) => {
       tokens.revoke(userId, sessionIds, all);
       hub.onSessionsRevoked(userId, sessionIds, all);

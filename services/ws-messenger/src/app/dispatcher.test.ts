@@ -82,7 +82,7 @@ function dispatcher(identity: IdentityPort, msg: MessageStorePort = fakeMsg()): 
   return new Dispatcher({
     identity,
     msg,
-    hub: new PushHub({ msg, log, clock }),
+    hub: new PushHub({ msg, log, clock, factsMaxAgeMs: 60_000 }),
     tokens: new TokenCache(10_000),
     clock,
     log,

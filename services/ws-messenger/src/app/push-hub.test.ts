@@ -6,7 +6,13 @@ import type { ChannelInfo, MessageStorePort, StoredMessage } from './ports';
 
 const log = createLogger({ service: 'test', level: 'silent' });
 const NOW = 1_700_000_000_000;
-const clock = { nowMs: () => NOW };
+const MAX_AGE = 60_000;
+let now = NOW;
+const clock = { nowMs: () => now };
+beforeEach(() => {
+  now = NOW;
+});
+const flush = (): Promise<void> => new Promise((r) => setImmediate(r));
 
 function target(id: string): PushTarget & { frames: Buffer[]; ended: number } {
   const t = {
@@ -52,8 +58,42 @@ const channel = (id: string, members: string[], isPublic = false): ChannelInfo =
 
 function hub(lookup: (id: string) => Promise<ChannelInfo | undefined> = async () => undefined): PushHub {
   const msgPort = { lookupChannel: (_a: unknown, id: string) => lookup(id) } as unknown as MessageStorePort;
-  return new PushHub({ msg: msgPort, log, clock });
+  return new PushHub({ msg: msgPort, log, clock, factsMaxAgeMs: MAX_AGE });
 }
+
+/**
+ * message-store's side: the channels as they are now (changed without any event when a test loses one),
+ * the lookups asked, and answers held back while `hold` is set. An answer is read when asked, like a real read.
+ */
+function fakeStore() {
+  const st = {
+    channels: new Map<string, ChannelInfo>(),
+    lookups: [] as string[],
+    hold: false,
+    fail: false,
+    held: [] as (() => void)[],
+    release: () => {
+      for (const r of st.held.splice(0)) r();
+    },
+    lookup: async (id: string): Promise<ChannelInfo | undefined> => {
+      st.lookups.push(id);
+      if (st.fail) throw new Error('message-store unavailable');
+      const answer = st.channels.get(id);
+      if (st.hold) await new Promise<void>((r) => st.held.push(r));
+      return answer;
+    },
+  };
+  return st;
+}
+/** The message ids pushed to a target, in order (flow frames left out). */
+const ids = (t: { frames: Buffer[] }): string[] =>
+  t.frames.flatMap((f) => {
+    const m = /"message": \[\{"uuid": "(\d+)"/.exec(f.toString());
+    return m ? [m[1]!] : [];
+  });
+/** Outlives the clock moves of the channel-facts tests. */
+const longToken = (userId: string) => token(userId, 's', NOW + 3_600_000);
+const priv = { id: '9', isPublic: false, kind: 'group' as const };
 
 describe('PushHub', () => {
   it('encodes a public-channel update once and writes the same bytes to every subscriber', () => {
@@ -152,5 +192,164 @@ describe('PushHub', () => {
     ).rejects.toBe(down);
     expect(a.ended).toBe(0);
     expect(h.size).toBe(1);
+  });
+});
+
+describe('PushHub channel facts (lost channel events)', () => {
+  it('a member whose removal event was lost stops receiving once the cached facts expire', async () => {
+    const st = fakeStore();
+    const h = hub(st.lookup);
+    const [a, b] = [target('a'), target('b')];
+    h.subscribe(a, longToken('1'), 'tok1');
+    h.subscribe(b, longToken('2'), 'tok2');
+    h.onChannel(channel('9', ['1', '2']));
+    h.onMessage('posted', msg('1', '9'), priv);
+    // user 1 is removed in message-store, but the channel event never arrives
+    st.channels.set('9', channel('9', ['2']));
+    now += MAX_AGE - 1;
+    h.onMessage('posted', msg('2', '9'), priv);
+    expect(st.lookups).toEqual([]); // still fresh: the bound is the age, not every event
+    now += 1;
+    h.onMessage('posted', msg('3', '9'), priv);
+    await flush();
+    h.onMessage('posted', msg('4', '9'), priv);
+    await flush();
+    expect(ids(a)).toEqual(['1', '2']);
+    expect(ids(b)).toEqual(['1', '2', '3', '4']);
+    expect(st.lookups).toEqual(['9']);
+  });
+
+  it('after a reconnect signal the next event looks the members up again: a removed member stops receiving', async () => {
+    const st = fakeStore();
+    const h = hub(st.lookup);
+    const [a, b] = [target('a'), target('b')];
+    h.subscribe(a, longToken('1'), 'tok1');
+    h.subscribe(b, longToken('2'), 'tok2');
+    h.onChannel(channel('9', ['1', '2']));
+    h.onMessage('posted', msg('1', '9'), priv);
+    // removed while NATS was disconnected: the event is gone
+    st.channels.set('9', channel('9', ['2']));
+    h.forgetChannels();
+    h.onMessage('posted', msg('2', '9'), priv);
+    await flush();
+    h.onMessage('posted', msg('3', '9'), priv);
+    await flush();
+    expect(ids(a)).toEqual(['1']);
+    expect(ids(b)).toEqual(['1', '2', '3']);
+    expect(st.lookups).toEqual(['9']);
+  });
+
+  it('fresh facts cause no lookup; stale ones one lookup per flow (not per subscriber or event); public never', async () => {
+    const st = fakeStore();
+    const h = hub(st.lookup);
+    const users = ['1', '2', '3', '4', '5'];
+    const ts = users.map((u) => target(u));
+    ts.forEach((t, i) => h.subscribe(t, longToken(users[i]!), `tok${i}`));
+    h.onChannel(channel('9', users));
+    h.onChannel(channel('5', [], true));
+    const pub = { id: '5', isPublic: true, kind: 'group' as const };
+    for (let i = 0; i < 10; i++) {
+      h.onMessage('posted', msg(`${100 + i}`, '9'), priv);
+      h.onMessage('posted', msg(`${200 + i}`, '5'), pub);
+    }
+    h.onMessage('posted', msg('300', '6'), { id: '6', isPublic: true, kind: 'channel' }); // never announced
+    expect(st.lookups).toEqual([]);
+    expect(ts.every((t) => ids(t).length === 21)).toBe(true);
+
+    now += MAX_AGE;
+    st.channels.set('9', channel('9', users));
+    st.hold = true;
+    for (let i = 0; i < 10; i++) {
+      h.onMessage('posted', msg(`${400 + i}`, '9'), priv);
+      h.onMessage('posted', msg(`${500 + i}`, '5'), pub);
+    }
+    // public pushes are not held behind anything; private ones wait for the one lookup
+    expect(ts.every((t) => ids(t).length === 31)).toBe(true);
+    expect(st.lookups).toEqual(['9']);
+    st.release();
+    await flush();
+    expect(ts.every((t) => ids(t).length === 41)).toBe(true);
+    for (let i = 0; i < 10; i++) h.onMessage('posted', msg(`${600 + i}`, '9'), priv);
+    expect(st.lookups).toEqual(['9']);
+    expect(ts.every((t) => ids(t).length === 51)).toBe(true);
+  });
+
+  it('keeps per-channel arrival order across a refresh and applies the refreshed members to all queued events', async () => {
+    const st = fakeStore();
+    const h = hub(st.lookup);
+    const [a, b] = [target('a'), target('b')];
+    h.subscribe(a, longToken('1'), 'tok1');
+    h.subscribe(b, longToken('2'), 'tok2');
+    h.onChannel(channel('9', ['1', '2']));
+    st.channels.set('9', channel('9', ['2']));
+    now += MAX_AGE;
+    st.hold = true;
+    for (const id of ['1', '2', '3']) h.onMessage('posted', msg(id, '9'), priv);
+    await flush();
+    expect(ids(b)).toEqual([]); // nothing overtakes the pending refresh
+    st.release();
+    h.onMessage('posted', msg('4', '9'), priv); // arrives before the answer is processed: still queued behind it
+    await flush();
+    h.onMessage('posted', msg('5', '9'), priv);
+    expect(ids(b)).toEqual(['1', '2', '3', '4', '5']);
+    expect(ids(a)).toEqual([]);
+    expect(st.lookups).toEqual(['9']);
+  });
+
+  it('a channel event that arrives during a lookup wins over the (older) answer', async () => {
+    const st = fakeStore();
+    const h = hub(st.lookup);
+    const [a, b] = [target('a'), target('b')];
+    h.subscribe(a, longToken('1'), 'tok1');
+    h.subscribe(b, longToken('2'), 'tok2');
+    st.channels.set('9', channel('9', ['1', '2']));
+    st.hold = true;
+    h.onMessage('posted', msg('1', '9'), priv); // unknown channel: lookup, read before the removal
+    h.onChannel(channel('9', ['2'])); // the removal's event, while the answer is on its way
+    st.release();
+    await flush();
+    h.onMessage('posted', msg('2', '9'), priv);
+    await flush();
+    expect(ids(a)).toEqual([]);
+    expect(ids(b)).toEqual(['1', '2']);
+    expect(st.lookups).toEqual(['9']);
+  });
+
+  it('a failed refresh drops the stale facts (fail closed) and the next event asks again', async () => {
+    const st = fakeStore();
+    const h = hub(st.lookup);
+    const a = target('a');
+    h.subscribe(a, longToken('1'), 'tok1');
+    h.onChannel(channel('9', ['1']));
+    st.channels.set('9', channel('9', ['1']));
+    now += MAX_AGE;
+    st.fail = true;
+    h.onMessage('posted', msg('1', '9'), priv);
+    await flush();
+    expect(ids(a)).toEqual([]);
+    st.fail = false;
+    h.onMessage('posted', msg('2', '9'), priv);
+    await flush();
+    expect(ids(a)).toEqual(['2']);
+    expect(st.lookups).toEqual(['9', '9']);
+  });
+
+  it('an answer to a lookup sent before a reconnect serves the queued events but is not kept', async () => {
+    const st = fakeStore();
+    const h = hub(st.lookup);
+    const a = target('a');
+    h.subscribe(a, longToken('1'), 'tok1');
+    st.channels.set('9', channel('9', ['1']));
+    st.hold = true;
+    h.onMessage('posted', msg('1', '9'), priv);
+    h.forgetChannels();
+    st.release();
+    await flush();
+    st.hold = false;
+    st.channels.set('9', channel('9', [])); // removed while disconnected
+    h.onMessage('posted', msg('2', '9'), priv);
+    await flush();
+    expect(ids(a)).toEqual(['1']);
+    expect(st.lookups).toEqual(['9', '9']);
   });
 });

@@ -4,10 +4,16 @@
  * Rules:
  * 1. One subscription per connection, bound to a user and the session that subscribed.
  * 2. Authorization at delivery time: public channels go to every subscriber; private ones to the
- *    subscribers who are members now (membership from channel events, else looked up once with the
- *    door's system principal and cached).
+ *    subscribers who are members now. Membership comes from channel events, else from one lookup with the
+ *    door's system principal, and is cached. Channel events are at-most-once (NATS core), so a cached
+ *    member list is trusted only while fresh: for `factsMaxAgeMs` after it was learned, and only until
+ *    `forgetChannels()` (called when NATS disconnects or reconnects). The next event of a private flow
+ *    with stale facts looks them up again (one lookup per flow, whatever the number of subscribers); if
+ *    that lookup fails the stale facts are dropped and the event is not pushed (fail closed; clients
+ *    catch up with get_update). Public channels never need a lookup.
  * 3. Each update frame is encoded once per event and the same bytes are written to every recipient.
- * 4. Events of one channel are delivered in arrival order, also while a membership lookup is pending.
+ * 4. Events of one channel are delivered in arrival order, also while a membership lookup (first or
+ *    refresh) is pending.
  * 5. A subscription ends with the final 401 frame when its session is revoked or expires.
  */
 import type { Logger } from '@hubbub/runtime';
@@ -43,9 +49,13 @@ interface Subscription {
 }
 
 interface ChannelFacts {
-  isPublic: boolean;
-  visible: boolean;
-  members: Set<string>;
+  readonly isPublic: boolean;
+  readonly visible: boolean;
+  readonly members: ReadonlySet<string>;
+  /** When the facts were learned (for a lookup: when it was sent, the read is no older). */
+  readonly atMs: number;
+  /** `PushHub.epoch` when they were learned: facts of an older epoch are stale (rule 2). */
+  readonly epoch: number;
 }
 
 export interface PushHubMetrics {
@@ -60,12 +70,16 @@ export class PushHub {
   private readonly byUser = new Map<string, Set<Subscription>>();
   private readonly channels = new Map<string, ChannelFacts>();
   private readonly pending = new Map<string, Promise<void>>();
+  /** Bumped by forgetChannels(): O(1) staleness for every cached channel (rule 2). */
+  private epoch = 0;
 
   constructor(
     private readonly deps: {
       msg: MessageStorePort;
       log: Logger;
       clock: Clock;
+      /** How long cached channel facts are trusted (rule 2). */
+      factsMaxAgeMs: number;
       metrics?: PushHubMetrics;
     },
   ) {}
@@ -117,11 +131,19 @@ export class PushHub {
 
   /** A channel was created or changed (members included). */
   onChannel(c: ChannelInfo): void {
-    const facts: ChannelFacts = { isPublic: c.isPublic, visible: isMtpVisible(c), members: new Set(c.memberIds) };
+    const now = this.deps.clock.nowMs();
+    const facts = this.factsOf(c, now, this.epoch);
     this.remember(c.id, facts);
     if (this.subs.size === 0 || !facts.visible) return;
-    const now = this.deps.clock.nowMs();
     this.deliver(facts, updateFrame(sec(now), [encodeFlow(fullFlow(c))], []), now);
+  }
+
+  /**
+   * Channel events may have been lost (NATS disconnected or reconnected): every cached channel fact becomes
+   * stale, so the next event of each private flow looks its members up again (rule 2).
+   */
+  forgetChannels(): void {
+    this.epoch++;
   }
 
   /** identity revoked sessions: their subscriptions end with the final 401 frame. */
@@ -235,33 +257,37 @@ export class PushHub {
     this.channels.set(id, facts);
   }
 
+  private factsOf(c: ChannelInfo, atMs: number, epoch: number): ChannelFacts {
+    return { isPublic: c.isPublic, visible: isMtpVisible(c), members: new Set(c.memberIds), atMs, epoch };
+  }
+
+  private isFresh(f: ChannelFacts): boolean {
+    return f.epoch === this.epoch && this.deps.clock.nowMs() - f.atMs < this.deps.factsMaxAgeMs;
+  }
+
   /** Runs `fn` with the channel's facts, in per-channel arrival order (rule 4). */
   private inChannelOrder(
     ref: { id: string; isPublic: boolean; kind: ChannelKind },
     fn: (f: ChannelFacts) => void,
   ): void {
     const id = ref.id;
-    const known = this.channels.get(id);
     const queued = this.pending.get(id);
-    if (queued === undefined && (known || ref.isPublic)) {
-      // Public channels need no member list: every subscriber may see them.
-      fn(known ?? { isPublic: true, visible: ref.kind === 'group' || ref.kind === 'channel', members: new Set() });
-      return;
+    if (queued === undefined) {
+      const known = this.channels.get(id);
+      if (known && this.isFresh(known)) {
+        fn(known);
+        return;
+      }
+      // Public channels need no member list: every subscriber may see them. Stale facts that say public
+      // still serve (they only add whether the channel is archived): no lookup.
+      if (ref.isPublic) {
+        fn(known?.isPublic ? known : publicFacts(ref));
+        return;
+      }
     }
-    const start =
-      queued ??
-      this.deps.msg.lookupChannel(undefined, id).then(
-        (c) => {
-          if (c) this.remember(id, { isPublic: c.isPublic, visible: isMtpVisible(c), members: new Set(c.memberIds) });
-        },
-        (err: unknown) =>
-          this.deps.log.warn(
-            { err, channelId: id, code: 'WSM_ERR_BACKEND_UNAVAILABLE' },
-            'channel lookup for push failed',
-          ),
-      );
-    const next = start.then(() => {
-      const facts = this.channels.get(id);
+    // Events queued behind a lookup use what it (or a channel event meanwhile) left: no lookup of their own.
+    const next = (queued ?? this.refresh(id)).then(() => {
+      const facts = this.channels.get(id) ?? (ref.isPublic ? publicFacts(ref) : undefined);
       if (facts) fn(facts);
     });
     this.pending.set(id, next);
@@ -269,6 +295,44 @@ export class PushHub {
       if (this.pending.get(id) === next) this.pending.delete(id);
     });
   }
+
+  /** Looks the channel up and caches the answer; never rejects. */
+  private refresh(id: string): Promise<void> {
+    const before = this.channels.get(id);
+    // Stamped with the time and epoch of the request: if NATS reconnects while it is in flight, the answer
+    // may predate events lost meanwhile, so it serves the queued events but is already stale for later ones.
+    const atMs = this.deps.clock.nowMs();
+    const epoch = this.epoch;
+    // A channel event that arrived during the lookup is kept: the answer may have been read before it.
+    const replaced = (): boolean => {
+      const now = this.channels.get(id);
+      return now !== before && now !== undefined;
+    };
+    return this.deps.msg.lookupChannel(undefined, id).then(
+      (c) => {
+        if (replaced()) return;
+        if (c) this.remember(id, this.factsOf(c, atMs, epoch));
+        else this.channels.delete(id);
+      },
+      (err: unknown) => {
+        // Fail closed: stale members must not keep receiving just because message-store is unreachable.
+        if (!replaced()) this.channels.delete(id);
+        this.deps.log.warn(
+          { err, channelId: id, code: 'WSM_ERR_BACKEND_UNAVAILABLE' },
+          'channel lookup for push failed',
+        );
+      },
+    );
+  }
+}
+
+// Facts of public channels nobody told us about: no member list needed, so no lookup and no allocation.
+// Never cached (atMs and epoch are never read).
+const PUBLIC_VISIBLE: ChannelFacts = { isPublic: true, visible: true, members: new Set(), atMs: 0, epoch: -1 };
+const PUBLIC_HIDDEN: ChannelFacts = { ...PUBLIC_VISIBLE, visible: false };
+
+function publicFacts(ref: { kind: ChannelKind }): ChannelFacts {
+  return ref.kind === 'group' || ref.kind === 'channel' ? PUBLIC_VISIBLE : PUBLIC_HIDDEN;
 }
 
 function updateFrame(T: number, flows: string[], messages: string[]): string {

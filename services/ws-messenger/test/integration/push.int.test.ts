@@ -3,7 +3,7 @@
  * NATS; posts from "another door" go straight to message-store over gRPC, as irc-binary does.
  */
 import { identityV1, messagesV1 } from '@hubbub/proto';
-import { waitFor } from '@hubbub/testing';
+import { queryDatabase, waitFor } from '@hubbub/testing';
 import { auth, ensurePublic, makeFlow, makeUser, post, principalOf } from './helpers/fixtures';
 import type { U } from './helpers/fixtures';
 import { MtpClient, mtp } from './helpers/mtp-client';
@@ -204,6 +204,76 @@ describe('push', () => {
     expect(V.raw.length).toBe(n);
     const p = await V.req(mtp('ping_pong', auth(victim)));
     expect(p.errors.detail).toBe('Authentication User failed');
+  });
+
+  describe('a member removed without a channel event (lost on NATS) stops receiving the flow', () => {
+    // The removal goes straight into message-store's database: no event, exactly as if NATS had lost it.
+    const removeQuietly = async (flow: string, u: U, owner: U): Promise<void> => {
+      await queryDatabase(s.messageStoreDbUrl, 'DELETE FROM channel_members WHERE channel_id = $1 AND user_id = $2', [
+        flow,
+        u.uuid,
+      ]);
+      // message-store caches membership for a moment: wait until its own answer no longer lists u
+      await waitFor(
+        async () => {
+          const r = await s.msgClient.lookupChannel(
+            messagesV1.LookupChannelRequest.fromPartial({
+              principal: principalOf(owner),
+              id: flow,
+              includeMembers: true,
+            }),
+          );
+          return !r.channel!.memberIds.includes(u.uuid);
+        },
+        10_000,
+        'message-store sees the removal',
+      );
+    };
+    /** Posts to the flow; returns once `member` got it, and whether `removed` got it too. */
+    const postAndSee = async (flow: string, member: MtpClient, removed: MtpClient, text: string): Promise<boolean> => {
+      const m = await post(s, flow, U2, text);
+      await member.find(hasMessage(m.id), 3_000);
+      // a later public push on the removed member's connection: anything for it from m came before
+      const marker = await post(s, general, U3, `after ${text}`);
+      await removed.find(hasMessage(marker.id), 3_000);
+      return removed.raw.some((raw) => raw.includes(`"uuid": "${m.id}"`));
+    };
+
+    it('after a NATS reconnect', async () => {
+      const F = await makeFlow(s, 'group', U2, [U2, U1]);
+      await X.find((f) => f.type === 'update' && (f.data?.flow ?? []).some((fl) => fl['uuid'] === F), 3_000);
+      expect(await postAndSee(F, Y, X, 'before')).toBe(true);
+      await removeQuietly(F, U1, U2);
+      // the door still trusts its cached members: this is the lost event's effect
+      expect(await postAndSee(F, Y, X, 'lost')).toBe(true);
+      const status = w.nc.status()[Symbol.asyncIterator]();
+      const reconnected = (async () => {
+        for (let st = await status.next(); !st.done; st = await status.next())
+          if (st.value.type === 'reconnect') return;
+      })();
+      await w.nc.reconnect();
+      await reconnected;
+      await status.return?.();
+      await w.nc.flush();
+      expect(await postAndSee(F, Y, X, 'after reconnect')).toBe(false);
+    }, 30_000);
+
+    it('after WSM_CHANNEL_FACTS_MS without any reconnect', async () => {
+      const short = await s.wsm({ WSM_CHANNEL_FACTS_MS: '300' });
+      const surl = `ws://127.0.0.1:${short.port}/ws`;
+      const [A, B] = [await connect(surl), await connect(surl)];
+      expect((await A.req(mtp('subscribe', auth(U1)))).errors.code).toBe(200);
+      expect((await B.req(mtp('subscribe', auth(U2)))).errors.code).toBe(200);
+      const F = await makeFlow(s, 'group', U2, [U2, U1]);
+      await A.find((f) => f.type === 'update' && (f.data?.flow ?? []).some((fl) => fl['uuid'] === F), 3_000);
+      expect(await postAndSee(F, B, A, 'before')).toBe(true);
+      const removedAt = Date.now();
+      await removeQuietly(F, U1, U2);
+      await new Promise((r) => setTimeout(r, Math.max(0, 400 - (Date.now() - removedAt))));
+      expect(await postAndSee(F, B, A, 'after expiry')).toBe(false);
+      // the member that stays keeps receiving, from the refreshed facts
+      expect(await postAndSee(F, B, A, 'again')).toBe(false);
+    }, 30_000);
   });
 
   it('P10 a client that never subscribed received only replies to its own requests', () => {

@@ -23,6 +23,8 @@ export interface Stack {
   readonly identityAddr: string;
   readonly messageStoreAddr: string;
   readonly identityDbUrl: string;
+  /** For changes made behind message-store's back (no event published). */
+  readonly messageStoreDbUrl: string;
   readonly idClient: PromiseClient<typeof identityV1.IdentityServiceService>;
   readonly msgClient: PromiseClient<typeof messagesV1.MessageStoreServiceService>;
   readonly seedClient: PromiseClient<typeof messagesV1.MessageStoreTestingServiceService>;
@@ -85,6 +87,7 @@ export async function startStack(
       identityAddr,
       messageStoreAddr,
       identityDbUrl: idDb.url,
+      messageStoreDbUrl: msgDb.url,
       idClient,
       msgClient,
       seedClient,
