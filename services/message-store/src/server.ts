@@ -127,7 +127,11 @@ export async function start(cfg: Config, deps: StartDeps = {}): Promise<MessageS
     });
     cleanups.push({ name: 'nats', fn: () => drainNats(nc) });
 
-    const ids = new SnowflakeGenerator(deps.now ? { now: deps.now } : {});
+    const ids = new SnowflakeGenerator({
+      ...(deps.now ? { now: deps.now } : {}),
+      // Called per id, after start (the lease below exists by then).
+      leaseValid: () => lease.isValid(),
+    });
     const lease = new WorkerLease({
       nc,
       bucket: subjects(cfg.natsPrefix).buckets.workerIds,

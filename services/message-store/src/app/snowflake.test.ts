@@ -74,6 +74,17 @@ describe('SnowflakeGenerator', () => {
     expect(() => g.next()).toThrow(SnowflakeUnavailableError);
   });
 
+  it('refuses ids while the lease is not known to be held (leaseValid), and resumes when it is', () => {
+    let valid = true;
+    const g = new SnowflakeGenerator({ leaseValid: () => valid });
+    g.setWorker(3);
+    const a = g.next();
+    valid = false;
+    expect(() => g.next()).toThrow('worker id lease not renewed in time');
+    valid = true;
+    expect(g.next()).toBeGreaterThan(a);
+  });
+
   it('never returns 0', () => {
     const g = new SnowflakeGenerator({ now: () => 0 });
     g.setWorker(0);

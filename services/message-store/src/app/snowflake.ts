@@ -7,7 +7,9 @@
  *    millisecond while the clock is behind, and when the 4096 sequence numbers of a millisecond are used up
  *    it borrows the next millisecond (so ids may run slightly ahead of the clock, never backwards).
  * 2. An id is never 0 and never has bit 63 set.
- * 3. A generator without a worker id (lease not held) refuses to assign ids.
+ * 3. A generator without a worker id (lease not held) refuses to assign ids, and so does one whose lease was not
+ *    renewed in time (`leaseValid`): after the event loop stalled past the lease's TTL the key may already be
+ *    another replica's, and the first thing to run after the stall can be a batch, before the renewal finds out.
  */
 
 export const WORKER_BITS = 7;
@@ -36,6 +38,8 @@ export function snowflakeWorker(id: bigint | string): number {
 
 export interface SnowflakeOptions {
   readonly now?: () => number;
+  /** False while the worker id's lease is not known to be held (invariant 3); default always true. */
+  readonly leaseValid?: () => boolean;
 }
 
 export class SnowflakeGenerator {
@@ -43,11 +47,13 @@ export class SnowflakeGenerator {
   private lastMs = 0;
   private seq = 0;
   private readonly now: () => number;
+  private readonly leaseValid: (() => boolean) | undefined;
   /** How often the clock was seen behind the last millisecond used (a metric). */
   clockBackwards = 0;
 
   constructor(o: SnowflakeOptions = {}) {
     this.now = o.now ?? Date.now;
+    this.leaseValid = o.leaseValid;
   }
 
   get workerId(): number | undefined {
@@ -80,6 +86,8 @@ export class SnowflakeGenerator {
   next(): bigint {
     const w = this.worker;
     if (w === undefined) throw new SnowflakeUnavailableError('no worker id lease');
+    if (this.leaseValid && !this.leaseValid())
+      throw new SnowflakeUnavailableError('worker id lease not renewed in time');
     const now = this.now();
     if (now > this.lastMs) {
       this.lastMs = now;

@@ -38,6 +38,14 @@ export class WorkerLease {
     return this.worker;
   }
 
+  /**
+   * Whether the held id is still ours for sure: renewed within the part of the TTL after which rule 2 gives it up.
+   * Checked on every id (the renewal timer cannot run while the event loop is stalled).
+   */
+  isValid(): boolean {
+    return this.worker !== undefined && Date.now() - this.lastRenewAt <= (this.o.ttlMs * 5) / 6;
+  }
+
   /** Opens the bucket and claims a worker id; throws when all 128 are taken. */
   async start(): Promise<number> {
     this.kv = await openKv(this.o.nc, this.o.bucket, this.o.ttlMs);

@@ -139,6 +139,24 @@ it('stops assigning ids when the lease is lost and no id is free, and resumes wi
   }
 });
 
+it('assigns no ids after the event loop stalled past the lease TTL, until the lease is renewed', async () => {
+  // A stall (GC, a CPU-starved node) longer than the TTL: the key may have expired and been claimed by another
+  // replica, and the first thing to run after the stall can be a batch, before the renewal timer.
+  const s = await startStore({ ...opts(), env: { MESSAGE_STORE_WORKER_LEASE_TTL_MS: '1200' } });
+  try {
+    expect(s.srv.ids.next()).toBeGreaterThan(0n);
+    const until = Date.now() + 1_100;
+    while (Date.now() < until) {
+      /* the stall: no timer, no I/O */
+    }
+    expect(() => s.srv.ids.next()).toThrow('worker id lease not renewed in time');
+    await s.srv.lease.renewNow();
+    expect(s.srv.ids.next()).toBeGreaterThan(0n);
+  } finally {
+    await s.close();
+  }
+});
+
 it('claims a worker id again when the database failed while it re-leased one (regression)', async () => {
   const s = await startStore(opts());
   const kv = await openKv(nc, subjects(nats.prefix).buckets.workerIds, 15_000);
