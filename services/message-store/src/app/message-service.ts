@@ -118,6 +118,9 @@ const UNAVAILABLE_PG = /^(08|57P0|53)/;
 const UNAVAILABLE_NET = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND']);
 
 /** Store failures become UNAVAILABLE (safe to retry with a client key); bugs stay INTERNAL. */
+/** Slugs per EnsurePublicChannels call. */
+export const MAX_ENSURED_SLUGS = 100;
+
 export function toStoreError(e: unknown): AppError {
   if (isAppError(e)) return e;
   if (e instanceof SnowflakeUnavailableError)
@@ -776,10 +779,19 @@ export class MessageService {
     const kind = req.kind === ChannelKind.CHANNEL_KIND_UNSPECIFIED ? ChannelKind.CHANNEL_KIND_GROUP : req.kind;
     if (kind === ChannelKind.CHANNEL_KIND_DIRECT || !(kind in CHANNEL_KINDS))
       throw errors.invalidArgument('BAD_CHANNEL_KIND', 'public channels are GROUP, CHANNEL or BOARD');
+    // Callers need no principal and each slug may cost a transaction: a door ensures a handful.
+    if (req.slugs.length > MAX_ENSURED_SLUGS)
+      throw errors.invalidArgument('TOO_MANY_SLUGS', `at most ${MAX_ENSURED_SLUGS} slugs per call`);
     const slugs = req.slugs.map(checkSlug);
     const out: messagesV1.Channel[] = [];
     for (const slug of slugs) {
       let row = await this.o.repo.channelBySlug(slug);
+      if (row && row.visibility !== Visibility.VISIBILITY_PUBLIC) {
+        // Someone's private channel already holds the slug. A caller without a principal sees public data only
+        // (ADR 0002), and the door must not announce it as public: left out of the answer, for the operator.
+        this.o.log.warn({ slug, channelId: row.id, code: 'ENSURE_SLUG_NOT_PUBLIC' }, 'slug held by a private channel');
+        continue;
+      }
       if (!row) {
         try {
           row = (

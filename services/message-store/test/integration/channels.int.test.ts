@@ -90,6 +90,26 @@ describe('public channels', () => {
     );
   });
 
+  it('never hands out a private channel that holds a slug to ensure, nor ensures unbounded lists', async () => {
+    const { channel: squat } = await s.client.createChannel(
+      createReq(alice, ChannelKind.CHANNEL_KIND_GROUP, { slug: 'squatted', title: 'secret title', info: 'secret' }),
+    );
+    expect(squat!.visibility).toBe(Visibility.VISIBILITY_PRIVATE);
+    const r = await s.client.ensurePublicChannels({ slugs: ['squatted', 'free-slug'], kind: 0 });
+    expect(r.channels.map((c) => c.slug)).toEqual(['free-slug']);
+    expect(JSON.stringify(r)).not.toContain('secret');
+    // the private channel is untouched
+    expect((await lookup(alice, squat!.id)).channel).toMatchObject({
+      visibility: Visibility.VISIBILITY_PRIVATE,
+      title: 'secret title',
+    });
+    const many = Array.from({ length: 101 }, (_, i) => `many-${i}`);
+    expect(await refusal(s.client.ensurePublicChannels({ slugs: many, kind: 0 }))).toMatchObject({
+      code: Code.INVALID_ARGUMENT,
+      reason: 'TOO_MANY_SLUGS',
+    });
+  });
+
   it('rejects bad slugs with INVALID_ARGUMENT', async () => {
     for (const slug of ['Upper', 'has space', 'x'.repeat(33), '', 'c12']) {
       expect(await refusal(s.client.ensurePublicChannels({ slugs: [slug], kind: 0 }))).toMatchObject({
