@@ -12,6 +12,7 @@ import type { Logger } from '@hubbub/runtime';
 import type { MessageStoreClient } from '@hubbub/msg-client';
 import { messagesV1 } from '@hubbub/proto';
 import type { Actor, ChannelInfo, ChannelKind, Files, MessageStorePort, StoredMessage } from '../app/ports';
+import { isMtpVisible } from '../app/mapping';
 import { isAppErrorCode } from './grpc-util';
 
 export const DOOR = 'ws-messenger';
@@ -147,6 +148,15 @@ export function createMessageStoreAdapter(
         }),
       );
       return res.channels.map(toChannel);
+    },
+    async visibleFlowIds(actor) {
+      const res = await client.listChannels(messagesV1.ListChannelsRequest.fromPartial({ principal: P(actor) }));
+      return new Set(
+        res.channels
+          .map(toChannel)
+          .filter(isMtpVisible)
+          .map((c) => c.id),
+      );
     },
     async lookupChannel(actor, id) {
       const res = await orUndefined(

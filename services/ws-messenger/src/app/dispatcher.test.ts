@@ -65,6 +65,7 @@ const fakeMsg = (over: Partial<MessageStorePort> = {}): MessageStorePort => ({
   deleteMessage: unused,
   sliceMessages: async () => undefined,
   listChanges: async () => ({ messages: [], more: false }),
+  visibleFlowIds: async () => new Set<string>(),
   ...over,
 });
 

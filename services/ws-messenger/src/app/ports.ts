@@ -137,7 +137,12 @@ export interface MessageStorePort {
     start: number | undefined,
     limit: number,
   ): Promise<{ total: number; start: number; messages: StoredMessage[] } | undefined>;
-  /** Messages changed at or after `sinceMs` in visible channels, ordered by (changedAt, id). */
+  /**
+   * Ids of the channels the actor sees as MTP flows (isMtpVisible: groups and channels, not archived), without
+   * members. Readable boards and archived channels are not flows (§3.2).
+   */
+  visibleFlowIds(actor: Actor): Promise<ReadonlySet<string>>;
+  /** Messages changed at or after `sinceMs` in readable channels (flows or not), ordered by (changedAt, id). */
   listChanges(actor: Actor, sinceMs: number, limit: number): Promise<{ messages: StoredMessage[]; more: boolean }>;
 }
 

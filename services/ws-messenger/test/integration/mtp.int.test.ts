@@ -3,9 +3,9 @@
  * against real identity and message-store processes. Replies are compared as exact JSON text
  * (key order included) wherever the spec fixes a frame.
  */
-import { identityV1 } from '@hubbub/proto';
+import { identityV1, messagesV1 } from '@hubbub/proto';
 import { Client } from 'pg';
-import { auth, ensurePublic, makeFlow, makeUser, seed } from './helpers/fixtures';
+import { auth, ensurePublic, makeFlow, makeUser, principalOf, seed } from './helpers/fixtures';
 import type { U } from './helpers/fixtures';
 import { frameText, MtpClient, mtp } from './helpers/mtp-client';
 import type { Frame } from './helpers/mtp-client';
@@ -968,6 +968,36 @@ describe('7.4 get_update', () => {
       edited_status: true,
       edited_time: B + 600,
     });
+  });
+
+  it('reports messages of flows only: not of a readable board, nor of an archived flow (§2.9 #3, D6)', async () => {
+    const visible = await makeFlow(s, 'group', U1, [U1]);
+    const archived = await makeFlow(s, 'group', U1, [U1]);
+    const board = (
+      await s.msgClient.ensurePublicChannels(
+        messagesV1.EnsurePublicChannelsRequest.fromPartial({
+          slugs: [L('board').toLowerCase()],
+          kind: messagesV1.ChannelKind.CHANNEL_KIND_BOARD,
+        }),
+      )
+    ).channels[0]!.id;
+    const [inVisible] = await seed(s, visible, [{ author: U1, sec: B + 30_000 }]);
+    const [inArchived] = await seed(s, archived, [{ author: U1, sec: B + 30_000 }]);
+    const [onBoard] = await seed(s, board, [{ author: U1, sec: B + 30_000 }]);
+    await s.msgClient.archiveChannel(
+      messagesV1.ArchiveChannelRequest.fromPartial({ principal: principalOf(U1), channelId: archived }),
+    );
+    const g = await c.req(mtp('get_update', auth(U1), { time: B + 30_000 }));
+    const uuids = g.data!.message!.map((m) => m['uuid']);
+    expect(uuids).toContain(inVisible!.id);
+    expect(uuids).not.toContain(inArchived!.id);
+    expect(uuids).not.toContain(onBoard!.id);
+    // the same flows all_flow shows
+    const a = await c.req(mtp('all_flow', auth(U1)));
+    const flows = a.data!.flow!.map((f) => f['uuid']);
+    expect(flows).toContain(visible);
+    expect(flows).not.toContain(archived);
+    expect(flows).not.toContain(board);
   });
 
   it('G3 a profile change at X is reported at X; unchanged users are not', async () => {

@@ -39,8 +39,11 @@ export const getUpdate: Handler = async (ctx) => {
     if (!isMtpVisible(ch) || ch.changedAtMs < sinceMs) continue;
     items.push({ c: sec(ch.changedAtMs), kind: 1, id: ch.id, text: encodeFlow(fullFlow(ch)) });
   }
+  // Messages of flows only (§2.9 #3, D6): a readable board or an archived channel is not a flow, all_flow and push
+  // leave it out, and a client must not get messages of a flow it cannot know. (Asked only when there are any.)
+  const flows = changes.messages.length > 0 ? await ctx.deps.msg.visibleFlowIds(actor) : undefined;
   for (const m of changes.messages) {
-    if (m.changedAtMs < sinceMs) continue;
+    if (m.changedAtMs < sinceMs || !flows!.has(m.channelId)) continue;
     items.push({ c: sec(m.changedAtMs), kind: 2, id: m.id, text: encodeMessage(fullMessage(m)) });
   }
   items.sort(cmpItem);
