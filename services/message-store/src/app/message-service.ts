@@ -593,6 +593,10 @@ export class MessageService {
     if (before !== undefined && after !== undefined && BigInt(before) <= BigInt(after) + 1n)
       return { messages: [], more: false };
     if (req.mailbox && !r.p) return { messages: [], more: false };
+    // A catch-up after a seen id (dum-dum's LIST_MESSAGES, the doors' gap fill): ids are assigned before commit and
+    // batches commit concurrently, so a lower-id batch may still be in flight while a higher one is visible; the
+    // reader would continue after the higher ids and never see it. Wait for what this instance stamped.
+    if (after !== undefined) await this.settled();
     return this.o.repo.listMessages({
       channelId: c.row.id,
       before,

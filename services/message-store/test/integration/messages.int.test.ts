@@ -693,6 +693,28 @@ describe('changes since and search', () => {
       const posted = (await posting).message!;
       await reading;
       expect(answered!.messages.map((m) => m.id)).toContain(posted.id);
+      // The same for a catch-up "after the last id I saw".
+      await locker.query('BEGIN');
+      await locker.query('LOCK TABLE messages IN EXCLUSIVE MODE');
+      const second = s.client.postMessage({ principal: alice, message: newMessage(ch, 'in flight') });
+      await waitFor(
+        async () =>
+          (
+            await locker.query<{ n: string }>(
+              `SELECT count(*)::text AS n FROM pg_locks WHERE relation = 'messages'::regclass AND NOT granted`,
+            )
+          ).rows[0]!.n !== '0',
+        5_000,
+        'the second INSERT waits for the lock',
+      );
+      let page: messagesV1.ListMessagesResponse | undefined;
+      const paging = s.client.listMessages({ ...listReq(alice, ch), after: posted.id }).then((r) => (page = r));
+      await new Promise((r) => setTimeout(r, 300));
+      expect(page).toBeUndefined();
+      await locker.query('COMMIT');
+      const secondId = (await second).message!.id;
+      await paging;
+      expect(page!.messages.map((m) => m.id)).toEqual([secondId]);
     } finally {
       await locker.query('ROLLBACK').catch(() => undefined);
       await locker.end();
