@@ -145,3 +145,13 @@ export function makeBundle(
   const sig = sign(null, Buffer.concat([BUNDLE_CONTEXT, body]), priv);
   return { bundle: Buffer.concat([body, sig]), fingerprint: createHash('sha256').update(pub).digest('hex') };
 }
+
+/** Throttle settings small enough for tests: delays after 3 failures, account lock at 6, address lock at 8. */
+export const FAST_THROTTLE_ENV: Readonly<Record<string, string>> = {
+  IDENTITY_THROTTLE_FREE_FAILURES: '3',
+  IDENTITY_THROTTLE_BASE_DELAY_MS: '200',
+  IDENTITY_THROTTLE_MAX_DELAY_MS: '400',
+  IDENTITY_THROTTLE_ACCOUNT_LOCK_FAILURES: '6',
+  IDENTITY_THROTTLE_ADDRESS_LOCK_FAILURES: '8',
+  IDENTITY_THROTTLE_LOCK_S: '60',
+};

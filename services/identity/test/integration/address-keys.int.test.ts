@@ -5,7 +5,7 @@
 import { Code } from '@hubbub/errors';
 import { waitFor } from '@hubbub/testing';
 import { run } from '../../src/cli';
-import { authReq, registerReq, startHarness } from '../helpers';
+import { FAST_THROTTLE_ENV, authReq, registerReq, startHarness } from '../helpers';
 import type { Harness } from '../helpers';
 
 jest.setTimeout(30_000);
@@ -17,12 +17,7 @@ describe('per-address limits by IPv6 /64 (PostgreSQL + NATS)', () => {
 
   beforeAll(async () => {
     h = await startHarness({
-      IDENTITY_THROTTLE_FREE_FAILURES: '3',
-      IDENTITY_THROTTLE_BASE_DELAY_MS: '200',
-      IDENTITY_THROTTLE_MAX_DELAY_MS: '400',
-      IDENTITY_THROTTLE_ACCOUNT_LOCK_FAILURES: '6',
-      IDENTITY_THROTTLE_ADDRESS_LOCK_FAILURES: '8',
-      IDENTITY_THROTTLE_LOCK_S: '60',
+      ...FAST_THROTTLE_ENV,
       IDENTITY_REGISTRATIONS_PER_HOUR: '3',
     });
     await h.client.register(registerReq('sixer', { clientAddress: '198.51.100.10' }));

@@ -1,7 +1,7 @@
 import { Code } from '@hubbub/errors';
 import { identityV1 } from '@hubbub/proto';
 import { waitFor } from '@hubbub/testing';
-import { authReq, registerReq, startHarness } from '../helpers';
+import { FAST_THROTTLE_ENV, authReq, registerReq, startHarness } from '../helpers';
 import type { Harness } from '../helpers';
 
 jest.setTimeout(30_000);
@@ -15,12 +15,7 @@ describe('identity authentication and tokens (PostgreSQL + NATS)', () => {
 
   beforeAll(async () => {
     h = await startHarness({
-      IDENTITY_THROTTLE_FREE_FAILURES: '3',
-      IDENTITY_THROTTLE_BASE_DELAY_MS: '200',
-      IDENTITY_THROTTLE_MAX_DELAY_MS: '400',
-      IDENTITY_THROTTLE_ACCOUNT_LOCK_FAILURES: '6',
-      IDENTITY_THROTTLE_ADDRESS_LOCK_FAILURES: '8',
-      IDENTITY_THROTTLE_LOCK_S: '60',
+      ...FAST_THROTTLE_ENV,
     });
     aliceId = (await h.client.register(registerReq('alice'))).user!.id;
     for (const n of ['bob', 'carol', 'dave', 'erin']) await h.client.register(registerReq(n));

@@ -667,23 +667,29 @@ describe('changes since and search', () => {
         pageAfterId: '',
         limit: 0,
       });
-    // Hold inserts into messages (reads still run): the post is stamped (id, created_at) and its INSERT waits.
+    // Holds inserts into messages (reads still run) and posts: the post is stamped (id, created_at) and its INSERT
+    // waits until `locker` commits.
+    const postBehindLock = async (
+      locker: Client,
+      channelId: string,
+      text: string,
+    ): Promise<{ posting: Promise<messagesV1.PostMessageResponse> }> => {
+      await locker.query('BEGIN');
+      await locker.query('LOCK TABLE messages IN EXCLUSIVE MODE');
+      const posting = s.client.postMessage({ principal: alice, message: newMessage(channelId, text) });
+      const waiting = async (): Promise<boolean> =>
+        (
+          await locker.query<{ n: string }>(
+            `SELECT count(*)::text AS n FROM pg_locks WHERE relation = 'messages'::regclass AND NOT granted`,
+          )
+        ).rows[0]!.n !== '0';
+      await waitFor(waiting, 5_000, `the INSERT of "${text}" waits for the lock`);
+      return { posting }; // wrapped: an async function returning the promise itself would wait for the post
+    };
     const locker = new Client({ connectionString: db.url });
     await locker.connect();
     try {
-      await locker.query('BEGIN');
-      await locker.query('LOCK TABLE messages IN EXCLUSIVE MODE');
-      const posting = s.client.postMessage({ principal: alice, message: newMessage(ch, 'stamped before the read') });
-      await waitFor(
-        async () =>
-          (
-            await locker.query<{ n: string }>(
-              `SELECT count(*)::text AS n FROM pg_locks WHERE relation = 'messages'::regclass AND NOT granted`,
-            )
-          ).rows[0]!.n !== '0',
-        5_000,
-        'the INSERT waits for the lock',
-      );
+      const { posting } = await postBehindLock(locker, ch, 'stamped before the read');
       let answered: messagesV1.ListChangesResponse | undefined;
       const reading = changes().then((r) => (answered = r));
       await new Promise((r) => setTimeout(r, 300));
@@ -694,19 +700,7 @@ describe('changes since and search', () => {
       await reading;
       expect(answered!.messages.map((m) => m.id)).toContain(posted.id);
       // The same for a catch-up "after the last id I saw".
-      await locker.query('BEGIN');
-      await locker.query('LOCK TABLE messages IN EXCLUSIVE MODE');
-      const second = s.client.postMessage({ principal: alice, message: newMessage(ch, 'in flight') });
-      await waitFor(
-        async () =>
-          (
-            await locker.query<{ n: string }>(
-              `SELECT count(*)::text AS n FROM pg_locks WHERE relation = 'messages'::regclass AND NOT granted`,
-            )
-          ).rows[0]!.n !== '0',
-        5_000,
-        'the second INSERT waits for the lock',
-      );
+      const { posting: second } = await postBehindLock(locker, ch, 'in flight');
       let page: messagesV1.ListMessagesResponse | undefined;
       const paging = s.client.listMessages({ ...listReq(alice, ch), after: posted.id }).then((r) => (page = r));
       await new Promise((r) => setTimeout(r, 300));

@@ -196,12 +196,18 @@ describe('PushHub', () => {
 });
 
 describe('PushHub channel facts (lost channel events)', () => {
-  it('a member whose removal event was lost stops receiving once the cached facts expire', async () => {
+  /** Users 1 and 2 subscribed as targets a and b, over a fake store that counts lookups. */
+  const twoSubscribers = () => {
     const st = fakeStore();
     const h = hub(st.lookup);
     const [a, b] = [target('a'), target('b')];
     h.subscribe(a, longToken('1'), 'tok1');
     h.subscribe(b, longToken('2'), 'tok2');
+    return { st, h, a, b };
+  };
+
+  it('a member whose removal event was lost stops receiving once the cached facts expire', async () => {
+    const { st, h, a, b } = twoSubscribers();
     h.onChannel(channel('9', ['1', '2']));
     h.onMessage('posted', msg('1', '9'), priv);
     // user 1 is removed in message-store, but the channel event never arrives
@@ -220,11 +226,7 @@ describe('PushHub channel facts (lost channel events)', () => {
   });
 
   it('after a reconnect signal the next event looks the members up again: a removed member stops receiving', async () => {
-    const st = fakeStore();
-    const h = hub(st.lookup);
-    const [a, b] = [target('a'), target('b')];
-    h.subscribe(a, longToken('1'), 'tok1');
-    h.subscribe(b, longToken('2'), 'tok2');
+    const { st, h, a, b } = twoSubscribers();
     h.onChannel(channel('9', ['1', '2']));
     h.onMessage('posted', msg('1', '9'), priv);
     // removed while NATS was disconnected: the event is gone
@@ -275,11 +277,7 @@ describe('PushHub channel facts (lost channel events)', () => {
   });
 
   it('keeps per-channel arrival order across a refresh and applies the refreshed members to all queued events', async () => {
-    const st = fakeStore();
-    const h = hub(st.lookup);
-    const [a, b] = [target('a'), target('b')];
-    h.subscribe(a, longToken('1'), 'tok1');
-    h.subscribe(b, longToken('2'), 'tok2');
+    const { st, h, a, b } = twoSubscribers();
     h.onChannel(channel('9', ['1', '2']));
     st.channels.set('9', channel('9', ['2']));
     now += MAX_AGE;
@@ -297,11 +295,7 @@ describe('PushHub channel facts (lost channel events)', () => {
   });
 
   it('a channel event that arrives during a lookup wins over the (older) answer', async () => {
-    const st = fakeStore();
-    const h = hub(st.lookup);
-    const [a, b] = [target('a'), target('b')];
-    h.subscribe(a, longToken('1'), 'tok1');
-    h.subscribe(b, longToken('2'), 'tok2');
+    const { st, h, a, b } = twoSubscribers();
     st.channels.set('9', channel('9', ['1', '2']));
     st.hold = true;
     h.onMessage('posted', msg('1', '9'), priv); // unknown channel: lookup, read before the removal
