@@ -141,9 +141,16 @@ function checkTimestamp(t: Date | undefined, field: string, reason: string): voi
     throw errors.invalidArgument(reason, `${field} must be a time between 0001-01-01 and 9999-12-31 UTC`);
 }
 
+/** PostgreSQL's bigint (every id column) ends here; a larger decimal fails in SQL as INTERNAL. */
+const MAX_DB_ID = 9_223_372_036_854_775_807n;
+
+/** A decimal row id (leading zeros allowed when `zeros`) that fits a bigint column. */
+function isDbId(id: string, zeros = false): boolean {
+  return (zeros ? /^\d{1,19}$/ : /^[1-9]\d{0,18}$/).test(id) && BigInt(id) <= MAX_DB_ID;
+}
+
 function requireUserId(id: string, field = 'user_id'): string {
-  if (!/^[1-9]\d{0,18}$/.test(id))
-    throw errors.invalidArgument('USER_ID_INVALID', `${field} must be a decimal user id`);
+  if (!isDbId(id)) throw errors.invalidArgument('USER_ID_INVALID', `${field} must be a decimal user id`);
   return id;
 }
 
@@ -642,7 +649,7 @@ export class IdentityApp {
   async batchGetUsers(req: identityV1.BatchGetUsersRequest): Promise<identityV1.BatchGetUsersResponse> {
     if (req.userIds.length > MAX_BATCH_IDS)
       throw errors.invalidArgument('TOO_MANY_IDS', `At most ${MAX_BATCH_IDS} ids per call`);
-    const valid = [...new Set(req.userIds.filter((id) => /^[1-9]\d{0,18}$/.test(id)))];
+    const valid = [...new Set(req.userIds.filter((id) => isDbId(id)))];
     const rows =
       valid.length === 0 ? [] : await this.knex<UserRow>('users').whereIn('id', valid).whereNot({ role: 'guest' });
     const byId = new Map(rows.map((r) => [idStr(r.id), r]));
@@ -678,7 +685,7 @@ export class IdentityApp {
       // Every part is checked: the cursor goes into the query, and a forged one must not fail there as INTERNAL.
       const ok =
         cursor.length === 3 &&
-        /^[1-9]\d{0,18}$/.test(cursor[2]!) &&
+        isDbId(cursor[2]!) &&
         (byChange
           ? cursor[0] === 'c' && /^\d{1,15}$/.test(cursor[1]!)
           : cursor[0] === 'n' && FOLDED_USERNAME_PATTERN.test(cursor[1]!));
@@ -1067,10 +1074,13 @@ export class IdentityApp {
     const v = await this.verifyToken({ token: req.token, expectedUserId: '', requiredScope: '' });
     if (v.scopes.length > 0)
       throw errors.permissionDenied('TOKEN_NOT_REFRESHABLE', 'scoped tokens cannot be refreshed');
-    const expiresAt = new Date(this.now() + ttl * 1000);
+    const now = this.now();
+    const expiresAt = new Date(now + ttl * 1000);
+    // The session may have expired since it was verified (a slow read, a busy pool): an expired session stays dead.
     const n = await this.knex('sessions')
       .where({ token_hash: hashToken(req.token) })
       .whereNull('revoked_at')
+      .where('expires_at', '>', new Date(now))
       .update({ expires_at: expiresAt });
     this.cache.invalidateSession(v.sessionId);
     if (n === 0) throw tokenInvalid();
@@ -1084,8 +1094,7 @@ export class IdentityApp {
       q = this.knex('sessions').where({ token_hash: hashToken(req.token) });
     } else {
       requireUserId(req.userId);
-      if (!/^\d{1,19}$/.test(req.sessionId))
-        throw errors.invalidArgument('SESSION_ID_INVALID', 'session_id is required');
+      if (!isDbId(req.sessionId, true)) throw errors.invalidArgument('SESSION_ID_INVALID', 'session_id is required');
       q = this.knex('sessions').where({ id: req.sessionId, user_id: req.userId });
     }
     const rows = await q
@@ -1154,7 +1163,7 @@ export class IdentityApp {
     const fp = normalizeSshFingerprint(req.key);
     const q = this.knex('ssh_keys').where({ user_id: u.id });
     if (fp) void q.where({ fingerprint: fp });
-    else if (/^\d{1,19}$/.test(req.key)) void q.where({ id: req.key });
+    else if (isDbId(req.key, true)) void q.where({ id: req.key });
     else throw errors.invalidArgument('SSH_KEY_REF_INVALID', 'key must be a key id or a SHA256: fingerprint');
     if ((await q.delete()) === 0) throw errors.notFound('SSH_KEY_NOT_FOUND', 'No such key');
     return {};
@@ -1248,7 +1257,7 @@ export class IdentityApp {
       .where({ user_id: u.id })
       .where((w) => {
         void w.where({ name: req.appPassword });
-        if (/^\d{1,19}$/.test(req.appPassword)) void w.orWhere({ id: req.appPassword });
+        if (isDbId(req.appPassword, true)) void w.orWhere({ id: req.appPassword });
       })
       .delete();
     if (n === 0) throw errors.notFound('APP_PASSWORD_NOT_FOUND', 'No such app password');

@@ -454,6 +454,41 @@ describe('identity accounts (PostgreSQL + NATS)', () => {
     expect((await h.client.checkAddressBan({ address: '192.0.2.1' })).banned).toBe(false);
   });
 
+  it('refuses ids beyond PostgreSQL bigint as INVALID_ARGUMENT or not found, never INTERNAL', async () => {
+    const frank = (await h.client.getUserByName({ username: 'frank' })).user!;
+    // 19 digits, but past 2^63-1: the id columns are bigint.
+    const huge = '9999999999999999999';
+    const bad = (reason: string): object => ({ code: Code.INVALID_ARGUMENT, reason });
+    await expect(h.client.getUser({ userId: huge, includePrivate: false })).rejects.toMatchObject(
+      bad('USER_ID_INVALID'),
+    );
+    await expect(h.client.revokeAllTokens({ userId: huge })).rejects.toMatchObject(bad('USER_ID_INVALID'));
+    await expect(h.client.revokeToken({ token: '', userId: huge, sessionId: '1' })).rejects.toMatchObject(
+      bad('USER_ID_INVALID'),
+    );
+    await expect(h.client.revokeToken({ token: '', userId: frank.id, sessionId: huge })).rejects.toMatchObject(
+      bad('SESSION_ID_INVALID'),
+    );
+    await expect(h.client.removeSshKey({ userId: frank.id, key: huge })).rejects.toMatchObject(
+      bad('SSH_KEY_REF_INVALID'),
+    );
+    await expect(h.client.revokeAppPassword({ userId: frank.id, appPassword: huge })).rejects.toMatchObject({
+      code: Code.NOT_FOUND,
+    });
+    expect(await h.client.batchGetUsers({ userIds: [frank.id, huge] })).toMatchObject({
+      users: [{ id: frank.id }],
+      notFoundIds: [huge],
+    });
+    const forged = Buffer.from(['n', 'frank', huge].join('\n')).toString('base64url');
+    await expect(
+      h.client.listUsers({ query: '', pageSize: 1, pageToken: forged, changedSince: undefined, includeDeleted: false }),
+    ).rejects.toMatchObject(bad('PAGE_TOKEN_INVALID'));
+    // the largest bigint is a valid id that nobody has
+    await expect(h.client.getUser({ userId: '9223372036854775807', includePrivate: false })).rejects.toMatchObject({
+      code: Code.NOT_FOUND,
+    });
+  });
+
   it("refuses timestamps off google.protobuf.Timestamp's range (ban until, changed_since) as INVALID_ARGUMENT", async () => {
     const frank = (await h.client.getUserByName({ username: 'frank' })).user!;
     const bad = (reason: string): object => ({ code: Code.INVALID_ARGUMENT, reason });

@@ -314,6 +314,29 @@ describe('identity authentication and tokens (PostgreSQL + NATS)', () => {
     );
   });
 
+  it('never resurrects a session that expired while its refresh was being checked', async () => {
+    const app = h.servers[0]!.app;
+    const s = (await h.client.authenticate(authReq('alice', PW, '10.8.0.4', 1))).session!;
+    // The refresh's verification passes; the session expires before the refresh writes (a slow read, a busy pool).
+    const verify = app.verifyToken.bind(app);
+    const spy = jest.spyOn(app, 'verifyToken').mockImplementationOnce(async (req) => {
+      const v = await verify(req);
+      await new Promise((r) => setTimeout(r, Math.max(0, v.expiresAt!.getTime() - Date.now()) + 50));
+      return v;
+    });
+    try {
+      await expect(h.client.refreshToken({ token: s.token, ttlSeconds: 3600 })).rejects.toMatchObject({
+        code: Code.UNAUTHENTICATED,
+        reason: 'TOKEN_INVALID',
+      });
+    } finally {
+      spy.mockRestore();
+    }
+    await expect(h.client.verifyToken({ token: s.token, expectedUserId: '', requiredScope: '' })).rejects.toMatchObject(
+      { code: Code.UNAUTHENTICATED, reason: 'TOKEN_INVALID' },
+    );
+  });
+
   it('issues scoped short-lived tokens; scopes are enforced', async () => {
     const s = (await h.client.issueToken({ userId: aliceId, scopes: ['exec'], ttlSeconds: 60 })).session!;
     expect(s.ttlSeconds).toBe(60);

@@ -104,6 +104,11 @@ describe('admin request subjects over NATS', () => {
         code: Code.INVALID_ARGUMENT,
         reason: 'UNTIL_INVALID',
       });
+    // A user id past PostgreSQL's bigint failed in SQL as INTERNAL.
+    await expect(req('kick', { user_id: '9999999999999999999' })).rejects.toMatchObject({
+      code: Code.INVALID_ARGUMENT,
+      reason: 'USER_ID_INVALID',
+    });
     expect((await req('kick', { username: 'victor' })).user?.username).toBe('victor');
   });
 
