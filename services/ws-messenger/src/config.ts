@@ -18,6 +18,9 @@ export const DEFAULT_MAX_FLOW_USERS = 1000;
 export const DEFAULT_RATE_PER_S = 50;
 export const DEFAULT_RATE_BURST = 100;
 export const DEFAULT_MAX_CONNECTIONS = 20_000;
+export const DEFAULT_HTTP_REQUEST_TIMEOUT_MS = 10_000;
+export const DEFAULT_MAX_HTTP_PENDING = 2_000;
+export const DEFAULT_MAX_HTTP_PENDING_PER_IP = 0;
 export const DEFAULT_PING_INTERVAL_MS = 20_000;
 export const DEFAULT_PING_TIMEOUT_MS = 20_000;
 export const DEFAULT_UNAUTH_IDLE_TIMEOUT_MS = 300_000;
@@ -114,6 +117,24 @@ export const configSchema = {
     env: 'WSM_MAX_CONNECTIONS_PER_IP',
     doc: 'connections per client address (X-Forwarded-For only from WSM_TRUSTED_PROXIES); HTTP 429 above; 0 = off',
     default: 0,
+    min: 0,
+  }),
+  httpRequestTimeoutMs: int({
+    env: 'WSM_HTTP_REQUEST_TIMEOUT_MS',
+    doc: 'time a new connection has to send its complete HTTP request (TLS handshake included); then 408 and close (slowloris)',
+    default: DEFAULT_HTTP_REQUEST_TIMEOUT_MS,
+    min: 100,
+  }),
+  maxHttpPending: int({
+    env: 'WSM_MAX_HTTP_PENDING',
+    doc: 'connections not (yet) upgraded to WebSocket, in total; more are dropped at accept',
+    default: DEFAULT_MAX_HTTP_PENDING,
+    min: 1,
+  }),
+  maxHttpPendingPerIp: int({
+    env: 'WSM_MAX_HTTP_PENDING_PER_IP',
+    doc: 'the same per peer address (connections from WSM_TRUSTED_PROXIES not counted); 0 = off',
+    default: DEFAULT_MAX_HTTP_PENDING_PER_IP,
     min: 0,
   }),
   pingIntervalMs: int({

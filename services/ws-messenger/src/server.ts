@@ -300,7 +300,20 @@ export async function start(cfg: Config, deps: StartDeps = {}): Promise<WsmServe
       });
     };
 
-    const server = createHttpServer({ tls, files, registry, readiness, onUpgrade });
+    const server = createHttpServer({
+      tls,
+      files,
+      registry,
+      readiness,
+      onUpgrade,
+      log,
+      limits: {
+        requestTimeoutMs: cfg.httpRequestTimeoutMs,
+        maxPending: cfg.maxHttpPending,
+        maxPendingPerIp: cfg.maxHttpPendingPerIp,
+        trustedProxies: cfg.trustedProxies,
+      },
+    });
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(cfg.port, cfg.host, () => {

@@ -114,4 +114,10 @@ export function utf8Bytes(s: string | undefined): number {
   return s === undefined ? 0 : Buffer.byteLength(s, 'utf8');
 }
 
-export const isDecimalId = (s: string | undefined): s is string => s !== undefined && /^[1-9]\d{0,19}$/.test(s);
+/**
+ * A platform id (identity user id, channel id, snowflake): a positive int64 (spec §2.4, bit 63 zero). Anything
+ * larger matches nothing; handing it on made identity's int64 parse fail as INTERNAL, so the caller got 500
+ * instead of "unknown user".
+ */
+export const isDecimalId = (s: string | undefined): s is string =>
+  s !== undefined && /^[1-9]\d{0,18}$/.test(s) && (s.length < 19 || s <= '9223372036854775807');

@@ -8,11 +8,13 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { createServer as createPlainServer } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
+import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { extname, join } from 'node:path';
-import { handleOpsRequest } from '@hubbub/runtime';
-import type { Readiness } from '@hubbub/runtime';
+import { PerAddressLimit, handleOpsRequest } from '@hubbub/runtime';
+import type { Logger, Readiness } from '@hubbub/runtime';
 import type { Registry } from 'prom-client';
+import { WsmErrorCode } from '../protocol/status';
 
 export const CSP =
   "default-src 'self'; connect-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; " +
@@ -61,7 +63,27 @@ export interface HttpOptions {
   readonly readiness: Readiness;
   /** Called for an upgrade on `/ws`; returns false when the connection must be refused (503). */
   readonly onUpgrade: (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
+  readonly limits: HttpLimits;
+  readonly log: Logger;
 }
+
+/**
+ * Bounds for connections that are not (yet) WebSockets: a slowloris client trickling its headers, or one that
+ * connects and sends nothing, would otherwise hold a socket for Node's defaults (headers 60 s, checked every
+ * 30 s; TLS handshake 120 s) and in any number, none of which WSM_MAX_CONNECTIONS sees (it counts upgrades).
+ */
+export interface HttpLimits {
+  /** Time from accept to the complete request (TLS handshake included); then 408 and close. */
+  readonly requestTimeoutMs: number;
+  /** Sockets not handed to the WebSocket layer, in total; more are dropped at accept. */
+  readonly maxPending: number;
+  /** The same per peer address (0 = off); connections from `trustedProxies` are not counted per address. */
+  readonly maxPendingPerIp: number;
+  readonly trustedProxies: readonly string[];
+}
+
+/** The largest request head accepted (431 above); pinned so that NODE_OPTIONS cannot raise it. */
+export const MAX_HEADER_BYTES = 16_384;
 
 export function createHttpServer(o: HttpOptions): Server {
   const handler = (req: IncomingMessage, res: ServerResponse): void => {
@@ -90,17 +112,68 @@ export function createHttpServer(o: HttpOptions): Server {
     });
     res.end(req.method === 'HEAD' ? undefined : f.body);
   };
-  const server = o.tls ? createHttpsServer({ cert: o.tls.cert, key: o.tls.key }, handler) : createPlainServer(handler);
+  const { requestTimeoutMs, maxPending, maxPendingPerIp, trustedProxies } = o.limits;
+  const httpOptions = {
+    headersTimeout: requestTimeoutMs,
+    requestTimeout: requestTimeoutMs,
+    // Node checks both timeouts only this often (default 30 s, which would add up to 30 s to each).
+    connectionsCheckingInterval: Math.max(50, Math.min(1_000, Math.floor(requestTimeoutMs / 4))),
+    maxHeaderSize: MAX_HEADER_BYTES,
+  };
+  const server = o.tls
+    ? createHttpsServer(
+        { ...httpOptions, cert: o.tls.cert, key: o.tls.key, handshakeTimeout: requestTimeoutMs },
+        handler,
+      )
+    : createPlainServer(httpOptions, handler);
+
+  // Raw TCP sockets not handed to the WebSocket layer yet (the 'connection' event comes before TLS).
+  const pending = new Map<Socket, string | undefined>();
+  const perIp = new PerAddressLimit(maxPendingPerIp);
+  const release = (socket: Socket): void => {
+    if (!pending.has(socket)) return;
+    const addr = pending.get(socket);
+    pending.delete(socket);
+    if (addr !== undefined) perIp.remove(addr);
+  };
+  server.on('connection', (socket: Socket) => {
+    const addr = (socket.remoteAddress ?? '').replace(/^::ffff:/, '');
+    // Behind a proxy every connection has the proxy's address; only the total applies to those.
+    const counted = trustedProxies.includes(addr) ? undefined : addr;
+    if (pending.size >= maxPending || (counted !== undefined && !perIp.tryAdd(counted))) {
+      o.log.warn(
+        { addr, pending: pending.size, code: WsmErrorCode.TooManyConnections },
+        'connection refused: too many pending HTTP connections',
+      );
+      socket.on('error', () => undefined);
+      socket.destroy();
+      return;
+    }
+    pending.set(socket, counted);
+    socket.once('close', () => release(socket));
+  });
+
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     const path = (req.url ?? '/').split('?')[0];
     if (path !== '/ws') {
       socket.end('HTTP/1.1 403 Forbidden\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
       return;
     }
+    // From here the WebSocket limits (WSM_MAX_CONNECTIONS, WSM_MAX_CONNECTIONS_PER_IP) count it. Over TLS
+    // the upgrade's socket wraps the raw one that 'connection' counted.
+    const raw = socket as Socket & { _parent?: unknown };
+    release(o.tls && raw._parent ? (raw._parent as Socket) : raw);
     o.onUpgrade(req, socket, head);
   });
-  server.on('clientError', (_err, socket: Duplex) => {
-    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
+  server.on('clientError', (err: Error & { code?: string }, socket: Duplex) => {
+    // The statuses Node itself would send: a request not complete in time, an oversized head, else 400.
+    const status =
+      err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? '408 Request Timeout'
+        : err.code === 'HPE_HEADER_OVERFLOW'
+          ? '431 Request Header Fields Too Large'
+          : '400 Bad Request';
+    if (socket.writable) socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
     else socket.destroy();
   });
   server.keepAliveTimeout = 5_000;

@@ -600,6 +600,26 @@ describe('7.1 add_flow (#14–#18), all_flow (#19, #20), R13–R16', () => {
     await bad('Flow title or info too long', 400, 'Bad Request')({ type: 'group', title: 'é'.repeat(129) });
   });
 
+  it('NUL in title/info (message-store refuses it) → 400 Flow title or info too long, not 500; nothing written', async () => {
+    const before = (await c.req(mtp('all_flow', auth(U1)))).data!.flow!.length;
+    await bad('Flow title or info too long', 400, 'Bad Request')({ type: 'group', title: 'a\u0000b' });
+    await bad('Flow title or info too long', 400, 'Bad Request')({ type: 'group', info: '\u0000' });
+    expect((await c.req(mtp('all_flow', auth(U1)))).data!.flow!.length).toBe(before);
+  });
+
+  it('a user id beyond int64 is unknown (404 UserConfig / 401 / 520), not 500', async () => {
+    const huge = '9223372036854775808';
+    await bad('No results matched the query for UserConfig', 404, 'Not Found')({ type: 'group', users: [huge] });
+    const p = await c.req(mtp('ping_pong', { uuid: huge, auth_id: U1.token }));
+    expect([p.type, p.errors.code, p.errors.detail]).toEqual(['error', 401, 'User was not authenticated']);
+    const i = await c.req({
+      type: 'user_info',
+      jsonapi: { version: '1.0' },
+      data: { user: [auth(U1), { uuid: huge }] },
+    });
+    expect([i.errors.code, i.data!.user]).toEqual([520, []]);
+  });
+
   it('add_flow with more users than WSM_MAX_FLOW_USERS → 400 Too many users', async () => {
     const users = Array.from({ length: 1001 }, (_, i) => String(1_000_000 + i));
     await bad('Too many users in flow (max 1000)', 400, 'Bad Request')({ type: 'group', users });

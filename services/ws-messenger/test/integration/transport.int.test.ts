@@ -513,6 +513,86 @@ describe('limits and failures (§3.1, §5)', () => {
     held.terminate();
   });
 
+  /** A raw TCP connection; `closedWithin(ms)` tells whether the server closed it in that time, and what it said. */
+  function rawSocket(port: number): {
+    sock: ReturnType<typeof netConnect>;
+    closedWithin(ms: number): Promise<{ closed: boolean; said: string }>;
+  } {
+    const sock = netConnect(port, '127.0.0.1');
+    let said = '';
+    let closed = false;
+    sock.on('data', (d: Buffer) => (said += d.toString('latin1')));
+    sock.on('error', () => undefined);
+    const gone = new Promise<void>((ok) => sock.once('close', () => ((closed = true), ok())));
+    return {
+      sock,
+      closedWithin: async (ms) => {
+        await Promise.race([gone, new Promise((r) => setTimeout(r, ms))]);
+        return { closed, said };
+      },
+    };
+  }
+  const connected = (r: ReturnType<typeof rawSocket>): Promise<void> =>
+    new Promise((ok) => (r.sock.readyState === 'open' ? ok() : r.sock.once('connect', () => ok())));
+
+  it('WSM_HTTP_REQUEST_TIMEOUT_MS: a slowloris request or a silent connection is closed 408 in time', async () => {
+    const t = await s.wsm({ WSM_HTTP_REQUEST_TIMEOUT_MS: '500' });
+    const silent = rawSocket(t.port);
+    const slow = rawSocket(t.port);
+    await connected(slow);
+    slow.sock.write('GET / HTTP/1.1\r\nHost: x\r\n');
+    const drip = setInterval(() => slow.sock.writable && slow.sock.write('X-Drip: 1\r\n'), 100);
+    const started = Date.now();
+    try {
+      // before: Node's defaults kept both for 60–90 s (headers timeout 60 s, checked every 30 s)
+      const [a, b] = await Promise.all([silent.closedWithin(5_000), slow.closedWithin(5_000)]);
+      expect([a.closed, b.closed]).toEqual([true, true]);
+      expect(b.said).toMatch(/^HTTP\/1\.1 408 /);
+      expect(Date.now() - started).toBeLessThan(3_000);
+    } finally {
+      clearInterval(drip);
+    }
+    // a request that completes in time is served; an oversized request head is refused
+    expect((await http(t.port, '/')).status).toBe(200);
+    const big = rawSocket(t.port);
+    big.sock.write(`GET / HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`);
+    expect((await big.closedWithin(3_000)).said).toMatch(/^HTTP\/1\.1 431 /);
+  });
+
+  it('WSM_MAX_HTTP_PENDING: connections not upgraded are bounded in total; upgraded ones do not count', async () => {
+    const t = await s.wsm({ WSM_MAX_HTTP_PENDING: '3' });
+    const held = [rawSocket(t.port), rawSocket(t.port)];
+    await Promise.all(held.map(connected));
+    // an upgraded connection leaves the pending count at once
+    const c = await connect(`ws://127.0.0.1:${t.port}/ws`);
+    const third = rawSocket(t.port);
+    expect((await third.closedWithin(300)).closed).toBe(false);
+    // before: nothing bounded them (any number, each for up to 90 s)
+    const fourth = rawSocket(t.port);
+    expect(await fourth.closedWithin(3_000)).toEqual({ closed: true, said: '' });
+    expect((await c.req(mtp('ping_pong', auth(U1)))).errors.code).toBe(200);
+    third.sock.destroy();
+    await waitFor(
+      async () => (await http(t.port, '/healthz').catch(() => ({ status: 0 }))).status === 200,
+      5_000,
+      'slot',
+    );
+    for (const h of held) h.sock.destroy();
+  });
+
+  it('WSM_MAX_HTTP_PENDING_PER_IP: one address over its share is dropped; trusted proxies are not counted', async () => {
+    const t = await s.wsm({ WSM_MAX_HTTP_PENDING_PER_IP: '2' });
+    const held = [rawSocket(t.port), rawSocket(t.port)];
+    await Promise.all(held.map(connected));
+    expect(await rawSocket(t.port).closedWithin(3_000)).toEqual({ closed: true, said: '' });
+    for (const h of held) h.sock.destroy();
+    const p = await s.wsm({ WSM_MAX_HTTP_PENDING_PER_IP: '2', WSM_TRUSTED_PROXIES: '127.0.0.1' });
+    const viaProxy = [rawSocket(p.port), rawSocket(p.port), rawSocket(p.port)];
+    await Promise.all(viaProxy.map(connected));
+    expect((await viaProxy[2]!.closedWithin(300)).closed).toBe(false);
+    for (const h of viaProxy) h.sock.destroy();
+  });
+
   it('a never-authenticated connection is closed 1008 authentication timeout; an authenticated one stays', async () => {
     const short = await s.wsm({ WSM_UNAUTH_IDLE_TIMEOUT_MS: '400' });
     const idle = await connect(`ws://127.0.0.1:${short.port}/ws`);

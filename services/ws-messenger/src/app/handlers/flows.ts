@@ -1,12 +1,17 @@
 /** add_flow and all_flow (spec §2.9 #6, #7; §3.2). */
+import { Code } from '@hubbub/errors';
 import { Detail } from '../../protocol/status';
+import { hasCode, reasonOf } from '../backend';
 import { actorOf, reply } from '../context';
 import type { Handler } from '../context';
+import type { ChannelInfo } from '../ports';
 import { fullFlow, isDecimalId, isMtpVisible, utf8Bytes } from '../mapping';
 
 const FLOW_TYPES = new Set(['chat', 'group', 'channel']);
 const MAX_TITLE_BYTES = 256;
 const MAX_INFO_BYTES = 4096;
+/** message-store's checkTitleInfo reasons. */
+const TITLE_INFO_REASONS = new Set(['NUL_CHARACTER', 'TITLE_TOO_LONG', 'INFO_TOO_LONG']);
 
 export const addFlow: Handler = async (ctx) => {
   const actor = actorOf(ctx);
@@ -31,12 +36,22 @@ export const addFlow: Handler = async (ctx) => {
     const found = await ctx.deps.identity.getUsers(others);
     if (others.some((u) => !found.get(u) || found.get(u)!.deleted)) return fail('NOT_FOUND', Detail.userNotFound);
   }
-  const c = await ctx.deps.msg.createChannel(actor, {
-    kind: type as 'chat' | 'group' | 'channel',
-    title: f.title ?? '',
-    info: f.info ?? '',
-    memberIds: users,
-  });
+  let c: ChannelInfo;
+  try {
+    c = await ctx.deps.msg.createChannel(actor, {
+      kind: type as 'chat' | 'group' | 'channel',
+      title: f.title ?? '',
+      info: f.info ?? '',
+      memberIds: users,
+    });
+  } catch (e) {
+    // message-store refuses a title or info PostgreSQL cannot hold (U+0000) with the same check as the
+    // length limit: the same 400 row (#4), not a 500 for a schema-valid request.
+    if (hasCode(e, Code.INVALID_ARGUMENT) && TITLE_INFO_REASONS.has(reasonOf(e))) {
+      return fail('BAD_REQUEST', Detail.titleTooLong);
+    }
+    throw e;
+  }
   return reply(ctx, 'OK', { time: ctx.T, flow: [fullFlow(c)] });
 };
 
