@@ -150,6 +150,8 @@ function parseSearch(q: string): { text: string; from: string[]; tags: string[] 
 export class MessageService {
   private readonly cache = new Map<string, CachedChannel>();
   private readonly loading = new Map<string, Promise<CachedChannel | undefined>>();
+  /** Per channel, how many changes this instance has cached (remember); a load keeps its result only if unchanged. */
+  private readonly cacheGen = new Map<string, number>();
   private readonly batcher: Batcher<PreparedPost, PostOutcome>;
   private readonly subj: ReturnType<typeof subjects>;
   private readonly now: () => number;
@@ -206,17 +208,25 @@ export class MessageService {
     if (c && !fresh && this.now() - c.loadedAt <= this.o.cacheTtlMs) return c;
     const inflight = this.loading.get(id);
     if (inflight) return inflight;
-    const p = (async () => {
+    const gen = this.cacheGen.get(id) ?? 0;
+    const p: Promise<CachedChannel | undefined> = (async () => {
       const row = await this.o.repo.channelById(id);
+      // A change this instance committed while we read (remember) is newer than what we read: it wins, or a member
+      // removed meanwhile could post and read again for a whole TTL.
+      const stale = (): boolean => (this.cacheGen.get(id) ?? 0) !== gen;
       if (!row) {
+        if (stale()) return this.cache.get(id);
         this.cache.delete(id);
         return undefined;
       }
       const members = new Set(await this.o.repo.members(id));
       const v: CachedChannel = { row, members, loadedAt: this.now() };
+      if (stale()) return this.cache.get(id) ?? v;
       this.cache.set(id, v);
       return v;
-    })().finally(() => this.loading.delete(id));
+    })().finally(() => {
+      if (this.loading.get(id) === p) this.loading.delete(id);
+    });
     this.loading.set(id, p);
     return p;
   }
@@ -224,6 +234,9 @@ export class MessageService {
   private remember(row: ChannelRow, members: readonly string[]): CachedChannel {
     const v: CachedChannel = { row, members: new Set(members), loadedAt: this.now() };
     this.cache.set(row.id, v);
+    // Loads in flight read before this change: they must not replace it (see channel), nor be joined by later callers.
+    this.cacheGen.set(row.id, (this.cacheGen.get(row.id) ?? 0) + 1);
+    this.loading.delete(row.id);
     return v;
   }
 
@@ -305,6 +318,7 @@ export class MessageService {
   async postMessage(req: messagesV1.PostMessageRequest): Promise<messagesV1.PostMessageResponse> {
     const p = checkPrincipal(req.principal, 'poster');
     const prepared = await this.preparePost(p, req.message);
+    if ('duplicate' in prepared) return { message: prepared.message, duplicate: true };
     this.requireIds();
     try {
       const r = await this.batcher.submit(prepared);
@@ -328,7 +342,17 @@ export class MessageService {
       try {
         // A bad principal refuses only its own message.
         const p = shared ?? checkPrincipal(req.principals[i], 'poster');
-        ok.push({ i, prepared: await this.preparePost(p, req.messages[i]) });
+        const prepared = await this.preparePost(p, req.messages[i]);
+        if ('duplicate' in prepared)
+          results[i] = {
+            message: prepared.message,
+            duplicate: true,
+            asSent: false,
+            errorCode: 0,
+            errorReason: '',
+            errorMessage: '',
+          };
+        else ok.push({ i, prepared });
       } catch (e) {
         const err = AppError.from(e);
         results[i] = {
@@ -372,8 +396,30 @@ export class MessageService {
       throw errors.unavailable('WORKER_ID_UNAVAILABLE', 'ids unavailable (no worker id lease); retry');
   }
 
-  private async preparePost(p: Principal, raw: messagesV1.NewMessage | undefined): Promise<PreparedPost> {
+  /**
+   * A post checked and authorized for the batcher, or, when the channel's rules refuse it but the author already
+   * stored this client key in this channel, the stored message: a retry whose first answer was lost (ADR 0003) must
+   * get the same id (issue #4) even after the channel was archived or the author removed in between; refused, the
+   * door would report a failure for a message everyone else sees.
+   */
+  private async preparePost(p: Principal, raw: messagesV1.NewMessage | undefined): Promise<PreparedPost | PostOutcome> {
     const msg = checkNewMessage(raw, this.o.limits);
+    try {
+      return await this.authorizedPost(p, msg);
+    } catch (e) {
+      if (msg.clientKey === '' || !isAppError(e)) throw e;
+      let stored: Message | undefined;
+      try {
+        [stored] = await this.o.repo.messagesByClientKeys([{ authorId: p.userId, clientKey: msg.clientKey }]);
+      } catch (err) {
+        throw toStoreError(err);
+      }
+      if (!stored || stored.channelId !== msg.channelId) throw e;
+      return { message: stored, duplicate: true };
+    }
+  }
+
+  private async authorizedPost(p: Principal, msg: messagesV1.NewMessage): Promise<PreparedPost> {
     const c = requireReadable(p, await this.channel(msg.channelId));
     const { join } = authorizePost(p, c, msg);
     if (msg.replyToId !== '') {

@@ -4,7 +4,10 @@
  * Rules:
  * 1. Rows committed by this process are handed over in memory right after COMMIT and published at once, in
  *    commit order (lowest latency). Their deletion waits for a NATS flush (the server has them), and is batched
- *    every `cleanupIntervalMs`.
+ *    every `cleanupIntervalMs`. A flush proves only what went out on the connection it was answered on: nats.js
+ *    drops what it had not written when it redials, and bytes written to a socket that then broke are gone. So
+ *    rows are deleted only when the flush was answered on the connection they were published on, and rows whose
+ *    flush failed go to the sweep (never wait for a cleanup that may not come while the sweep skips them).
  * 2. Rows left behind (a crash between commit and publish, NATS down, another replica's leftovers) are swept
  *    from the database: all of them at start-up, then every `sweepIntervalMs` the ones older than that
  *    interval, locked with SKIP LOCKED so replicas do not sweep the same rows at once.
@@ -41,8 +44,17 @@ const SWEEP_BATCH = 1_000;
  */
 const utf8 = (payload: string): Uint8Array => Buffer.from(payload, 'utf8');
 
+/** No connection yet (differs from every `nc.info`, including undefined while nats.js redials). */
+const NO_CONNECTION: unique symbol = Symbol('no connection');
+
 export class OutboxPublisher {
   private pendingDelete: string[] = [];
+  /**
+   * The connection the rows of `pendingDelete` were published on: nats.js replaces `nc.info` with the INFO object
+   * of every connection (undefined while it redials), so identity tells connections apart. An INFO update on the
+   * same connection also changes it; that only sends rows to the sweep (a duplicate event), never loses one.
+   */
+  private pendingConn: unknown = NO_CONNECTION;
   private queued: OutboxRow[] = [];
   private queuedFlush: NodeJS.Immediate | undefined;
   private cleanupTimer: NodeJS.Timeout | undefined;
@@ -110,6 +122,12 @@ export class OutboxPublisher {
     }
     this.published += rows.length;
     this.o.onPublished?.(rows.length);
+    const conn = this.o.nc.info;
+    if (conn !== this.pendingConn) {
+      // Rows still pending went out on an earlier connection: no flush on this one proves them; the sweep has them.
+      this.pendingDelete = [];
+      this.pendingConn = conn;
+    }
     // Rows of one batch share a seq.
     let last = '';
     for (const r of rows) {
@@ -121,6 +139,7 @@ export class OutboxPublisher {
         this.cleanupTimer = undefined;
         void this.cleanup();
       }, this.o.cleanupIntervalMs);
+      this.cleanupTimer.unref();
     }
   }
 
@@ -130,13 +149,28 @@ export class OutboxPublisher {
     this.cleaning = (async () => {
       while (this.pendingDelete.length > 0) {
         const seqs = this.pendingDelete;
+        const conn = this.pendingConn;
         this.pendingDelete = [];
         try {
           await this.o.nc.flush();
+          if (conn === undefined || this.o.nc.info !== conn) {
+            // Answered on another connection than the one the rows went out on: they may never have arrived.
+            this.o.log.warn(
+              { n: seqs.length, code: 'OUTBOX_CONNECTION_CHANGED' },
+              'nats connection changed before the flush; outbox rows left for the sweep',
+            );
+            continue;
+          }
           await this.o.repo.deleteOutbox(seqs);
         } catch (err) {
-          // Not deleted: the sweep publishes them again later (at-least-once).
-          this.o.log.warn({ err, n: seqs.length, code: 'OUTBOX_CLEANUP_FAILED' }, 'outbox cleanup failed');
+          // Not deleted: the sweep publishes them again later (at-least-once). So do the rows handed over while the
+          // flush waited (likely on the same broken connection): pending, the sweep would skip them until some later
+          // hand-off started another cleanup, and that cleanup's flush on a new connection would delete them unsent.
+          this.o.log.warn(
+            { err, n: seqs.length + this.pendingDelete.length, code: 'OUTBOX_CLEANUP_FAILED' },
+            'outbox cleanup failed',
+          );
+          this.pendingDelete = [];
           return;
         }
       }

@@ -22,6 +22,7 @@ import {
   sysop,
 } from './harness';
 import type { Started } from './harness';
+import { Repo } from '../../src/store/repo';
 
 const { ChannelKind, Visibility } = messagesV1;
 
@@ -472,5 +473,68 @@ describe('boards, stats and read marks', () => {
     expect((await stats()).unread).toBe('1');
     const listed = await list(bob, { kind: ChannelKind.CHANNEL_KIND_BOARD, includeStats: true });
     expect(listed.channels.find((c) => c.id === id)!.stats!.unread).toBe('1');
+  });
+});
+
+describe('channel cache', () => {
+  it('a load that read the members before a removal never replaces the fresher entry (regression)', async () => {
+    // An instance that caches (the others run with a TTL of 0) and whose clock the test moves.
+    let offset = 0;
+    const t = await startStore(
+      { databaseUrl: db.url, natsUrl: nats.url, prefix: nats.prefix, env: { MESSAGE_STORE_CACHE_TTL_MS: '5000' } },
+      { now: () => Date.now() + offset },
+    );
+    const origRemove = Repo.prototype.removeMember;
+    const origMembers = Repo.prototype.members;
+    const removeSpy = jest.spyOn(Repo.prototype, 'removeMember');
+    const membersSpy = jest.spyOn(Repo.prototype, 'members');
+    try {
+      const { channel } = await t.client.createChannel(
+        createReq(alice, ChannelKind.CHANNEL_KIND_GROUP, { memberIds: [carol.userId] }),
+      );
+      const id = channel!.id;
+      // Hold the removal inside its transaction (membership not yet changed).
+      let removing!: () => void;
+      const inRemoval = new Promise<void>((r) => (removing = r));
+      let commitRemoval!: () => void;
+      const removalGate = new Promise<void>((r) => (commitRemoval = r));
+      removeSpy.mockImplementation(async function (this: Repo, ...args) {
+        removing();
+        await removalGate;
+        return origRemove.apply(this, args);
+      });
+      const removed = t.client.removeMember({ principal: alice, channelId: id, userId: carol.userId });
+      await inRemoval;
+      // The entry the removal loaded expires; carol's read loads the channel again, reading the old members, and
+      // finishes only after the removal has committed and updated the cache.
+      offset += 10_000;
+      let loaded!: () => void;
+      const inLoad = new Promise<void>((r) => (loaded = r));
+      let finishLoad!: () => void;
+      const loadGate = new Promise<void>((r) => (finishLoad = r));
+      membersSpy.mockImplementationOnce(async function (this: Repo, ...args) {
+        const m = await origMembers.apply(this, args);
+        loaded();
+        await loadGate;
+        return m;
+      });
+      const read = t.client.listMessages(listReq(carol, id)).catch(() => undefined);
+      await inLoad;
+      commitRemoval();
+      expect((await removed).channel!.memberIds).toEqual([alice.userId]);
+      finishLoad();
+      await read;
+      // Within the TTL, the removed member can neither post nor read.
+      expect(
+        await refusal(t.client.postMessage({ principal: carol, message: newMessage(id, 'still here?') })),
+      ).toMatchObject({
+        code: Code.NOT_FOUND,
+      });
+      expect(await refusal(t.client.listMessages(listReq(carol, id)))).toMatchObject({ code: Code.NOT_FOUND });
+    } finally {
+      removeSpy.mockRestore();
+      membersSpy.mockRestore();
+      await t.close();
+    }
   });
 });

@@ -162,6 +162,40 @@ describe('posting', () => {
     await waitFor(() => events.filter((e) => e.ev.channel?.id === ch).length === 5);
   });
 
+  it('a retry of a stored post gets the stored message after the author was removed or the channel archived (regression)', async () => {
+    const { channel } = await s.client.createChannel(
+      createReq(alice, ChannelKind.CHANNEL_KIND_GROUP, { memberIds: [bob.userId] }),
+    );
+    const ch = channel!.id;
+    const post = (p: messagesV1.Principal, key: string) =>
+      s.client.postMessage({ principal: p, message: newMessage(ch, 'answer lost', { clientKey: key }) });
+    const byBob = await post(bob, 'r-bob');
+    const byAlice = await post(alice, 'r-alice');
+    // The answers were lost; meanwhile bob is removed and the channel archived. The door retries (ADR 0003).
+    await s.client.removeMember({ principal: alice, channelId: ch, userId: bob.userId });
+    const bobAgain = await post(bob, 'r-bob');
+    expect([bobAgain.duplicate, bobAgain.message!.id]).toEqual([true, byBob.message!.id]);
+    await s.client.archiveChannel({ principal: alice, channelId: ch });
+    const again = await s.client.postMessages({
+      principal: undefined,
+      principals: [alice, bob, alice],
+      leanReply: true,
+      messages: [
+        newMessage(ch, 'answer lost', { clientKey: 'r-alice' }),
+        newMessage(ch, 'answer lost', { clientKey: 'r-bob' }),
+        newMessage(ch, 'never stored', { clientKey: 'r-new' }),
+      ],
+    });
+    expect(again.results.map((r) => [r.duplicate, r.message?.id ?? r.errorReason])).toEqual([
+      [true, byAlice.message!.id],
+      [true, byBob.message!.id],
+      [false, 'CHANNEL_ARCHIVED'],
+    ]);
+    // Without a stored post, and for another author's key, the refusal stands.
+    expect(await refusal(post(bob, 'r-alice'))).toMatchObject({ code: Code.NOT_FOUND });
+    expect(await refusal(post(alice, 'r-other'))).toMatchObject({ reason: 'CHANNEL_ARCHIVED' });
+  });
+
   it('keys idempotency on the exact bytes: byte-order columns, and keys differing only in case or form are distinct', async () => {
     // Migration 0005: author ids and client keys compare bytewise (the unique index's cheapest comparisons).
     const c = new Client({ connectionString: db.url });
