@@ -89,9 +89,8 @@ function connect() {
   const ws = new WebSocket(wsUrl());
   state.ws = ws;
   ws.onopen = () => {
-    state.attempt = 0;
     setStatus(true);
-    void afterOpen();
+    void afterOpen(ws);
   };
   ws.onmessage = (ev) => {
     let frame;
@@ -124,10 +123,17 @@ function guard(promise) {
   promise.catch((err) => alertLine(err && err.message ? err.message : String(err)));
 }
 
-async function afterOpen() {
+/**
+ * Subscribes, then catches up. A connection whose subscribe fails (e.g. 503 while a backend restarts) would get no
+ * live updates at all: it is closed, and the reconnect backoff goes on; the backoff starts over only after a
+ * subscription is in place.
+ */
+async function afterOpen(ws) {
   try {
     const sub = await request('subscribe', { user: [caller()] });
     if (sub.errors.code === 401) return expired();
+    if (sub.errors.code !== 200 || !sub.data) throw new Error(`subscribe answered ${sub.errors.code}`);
+    state.attempt = 0;
     const since = state.lastTime;
     if (!state.lastTime) state.lastTime = sub.data.time;
     await refreshFlows();
@@ -138,6 +144,7 @@ async function afterOpen() {
     }
   } catch (e) {
     console.warn('after open', e);
+    if (state.ws === ws) ws.close();
   }
 }
 

@@ -246,6 +246,46 @@ describe('browser client', () => {
     await p.context().close();
   }, 30_000);
 
+  it('a connection whose subscribe fails is closed and retried with backoff; live updates then work', async () => {
+    const { page: p } = await newPage();
+    // The first subscribe of the page is answered 503 (as while identity restarts), the rest reach the server.
+    let failed = 0;
+    await p.routeWebSocket(/\/ws$/, (ws) => {
+      const server = ws.connectToServer();
+      ws.onMessage((m) => {
+        const text = typeof m === 'string' ? m : m.toString('utf8');
+        if (failed === 0 && text.includes('"type":"subscribe"')) {
+          failed++;
+          const T = Math.floor(Date.now() / 1000);
+          ws.send(
+            JSON.stringify({
+              type: 'subscribe',
+              data: null,
+              errors: { code: 503, status: 'Service Unavailable', time: T, detail: 'test: backend restarting' },
+              jsonapi: { version: '1.0', revision: '17' },
+            }),
+          );
+          return;
+        }
+        server.send(m);
+      });
+      server.onMessage((m) => ws.send(m));
+    });
+    await register(p, `sf${Date.now() % 100000}`);
+    await openFlow(p, 'general');
+    expect(failed).toBe(1);
+    await post(s, general, { uuid: 'guest:ghost', username: 'ghost' }, 'live after a failed subscribe');
+    await p.waitForFunction(
+      () =>
+        [...document.querySelectorAll('#messages .msg .text')].some(
+          (e) => e.textContent === 'live after a failed subscribe',
+        ),
+      undefined,
+      { timeout: 10_000 },
+    );
+    await p.context().close();
+  }, 30_000);
+
   it('the page fits a phone screen (no horizontal scrolling) and has no console errors', async () => {
     const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
     expect(overflow).toBeLessThanOrEqual(0);
