@@ -162,7 +162,7 @@ export class MessageService {
    * Writes that stamped a change time (a post's created_at, an edit's or delete's changed_at, a channel's
    * changed_at) and have not committed or failed yet. Readers of changes since a time wait for them (`settled`):
    * a change stamped before such a read but committed after it would otherwise be skipped for good by a client
-   * that polls "changed since the time of my last answer" (ws-messenger's get_update).
+   * that polls "changed since the time of my last answer" (ws-messenger's get_update). docs/adr/0006.
    */
   private readonly unsettled = new Set<Promise<unknown>>();
 
