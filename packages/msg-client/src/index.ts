@@ -17,6 +17,7 @@
  *   `{ fillGaps(), stats, close() }`: every `MessageEvent` from `<prefix>.chat.>` delivered once (dedupe by
  *   id, and id + change time for edits/deletes, in a bounded LRU); after a NATS reconnect the posts missed
  *   in every channel seen are fetched from history and delivered as `posted` events.
+ * - `peekPostedId(payload)`: the message id at the head of a posted event's JSON, without parsing (undefined: decode).
  * - `historyFetcher(client, principal)` → the `fetchHistory` function for `subscribeChat`, backed by
  *   `listMessages` (use a `system:<door>` principal to gap-fill private channels too).
  * - `new PostCoalescer(client, { maxBatch?, maxInFlight?, callOptions? })`: `post(principal, msg)` and
@@ -35,7 +36,7 @@ export {
   isRetrySafe,
 } from './client';
 export type { MessageStoreClient, MessageStoreClientOptions, MessageStoreMethod, MsgCallOptions } from './client';
-export { DEFAULT_DEDUPE_CAPACITY, DEFAULT_MAX_GAP_PAGES, eventKey, subscribeChat } from './subscribe';
+export { DEFAULT_DEDUPE_CAPACITY, DEFAULT_MAX_GAP_PAGES, eventKey, peekPostedId, subscribeChat } from './subscribe';
 export type { ChatSubscription, HistoryFetcher, SubscribeChatOptions } from './subscribe';
 export { historyFetcher, newMessage, principal, snowflakeParts, systemPrincipal } from './helpers';
 export { LruSet } from './lru-set';

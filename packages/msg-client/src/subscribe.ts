@@ -80,10 +80,12 @@ const POSTED_HEAD = Buffer.from('{"kind":"MESSAGE_EVENT_KIND_POSTED","message":{
 const POSTED_SUFFIX = '.posted';
 
 /**
- * The message id of a posted event's payload, read from its head; undefined when the payload does not start as
- * message-store writes posted events.
+ * The message id of a posted event's payload, read from its head without parsing; undefined when the payload does
+ * not start as message-store writes posted events (the caller then decodes it). Doors use it to skip events they
+ * have already delivered or do not need.
  */
-export function peekPostedId(b: Buffer): string | undefined {
+export function peekPostedId(data: Uint8Array): string | undefined {
+  const b = Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
   const start = POSTED_HEAD.length;
   if (b.length <= start || b.compare(POSTED_HEAD, 0, start, 0, start) !== 0) return undefined;
   let end = start;

@@ -35,7 +35,7 @@ import { TokenCache } from './app/token-cache';
 import type { Config } from './config';
 import { CloseCode, CloseReason, WsmErrorCode } from './protocol/status';
 import { WsConnection } from './transport/connection';
-import { createHttpServer, loadStatic } from './transport/http-server';
+import { bareAddress, createHttpServer, loadStatic } from './transport/http-server';
 import { createWsmMetrics } from './transport/metrics';
 
 export const SERVICE_NAME = 'ws-messenger';
@@ -78,13 +78,12 @@ function defaultPublicDir(): string {
  * dodging WSM_MAX_CONNECTIONS_PER_IP and identity's per-address throttling.)
  */
 export function clientAddress(req: IncomingMessage, trusted: readonly string[]): string {
-  const bare = (a: string): string => a.trim().replace(/^::ffff:/, '');
-  const remote = bare(req.socket.remoteAddress ?? '');
+  const remote = bareAddress(req.socket.remoteAddress ?? '');
   if (trusted.length === 0 || !trusted.includes(remote)) return remote;
   const xff = req.headers['x-forwarded-for'];
   const hops = (Array.isArray(xff) ? xff.join(',') : (xff ?? ''))
     .split(',')
-    .map(bare)
+    .map(bareAddress)
     .filter((h) => h !== '');
   let addr = remote;
   for (let i = hops.length - 1; i >= 0; i--) {
@@ -122,11 +121,18 @@ export async function start(cfg: Config, deps: StartDeps = {}): Promise<WsmServe
   try {
     // After a NATS outage, revocation events sent meanwhile are lost: re-check the subscriptions.
     let afterReconnect: () => void = () => undefined;
+    // Channel events are at-most-once: on both edges of an outage (the disconnect, so that events read once the
+    // connection is back never use facts from before it; the reconnect, so that facts looked up during it are not
+    // kept), private flows' members are looked up again (PushHub rule 2).
+    let onConnectionChange: () => void = () => undefined;
     const nc = await connectNats({
       servers: cfg.natsUrl,
       name: SERVICE_NAME,
       log,
-      onStatus: (ok) => readiness.set('nats', ok),
+      onStatus: (ok) => {
+        readiness.set('nats', ok);
+        onConnectionChange();
+      },
       onReconnect: () => afterReconnect(),
     });
     cleanups.push(() => drainNats(nc));
@@ -154,8 +160,7 @@ export async function start(cfg: Config, deps: StartDeps = {}): Promise<WsmServe
     cleanups.push(() => events.close());
     events.onMessage((change, m, ch) => hub.onMessage(change, m, ch));
     events.onChannel((c) => hub.onChannel(c));
-    // Membership changes sent while NATS was away are lost: private flows' members are looked up again.
-    events.onEventsLost(() => hub.forgetChannels());
+    onConnectionChange = () => hub.forgetChannels();
     events.onSessionsRevoked((userId, sessionIds, all) => {
       tokens.revoke(userId, sessionIds, all);
       hub.onSessionsRevoked(userId, sessionIds, all);

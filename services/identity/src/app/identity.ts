@@ -343,8 +343,10 @@ export class IdentityApp {
     // Known addresses are stored in full, so that check takes the full address (bounded, as it always was); the
     // pair counter is keyed like the address throttle, so hopping between known addresses of one /64 does not
     // multiply the owner's guesses.
-    const full = boundedKey(normalizeAddress(address));
-    if (!this.accountThrottle.check(acct).ok && (await this.isKnownAddress(acct, username, full)))
+    if (
+      !this.accountThrottle.check(acct).ok &&
+      (await this.isKnownAddress(acct, username, boundedKey(normalizeAddress(address))))
+    )
       a = { t: this.pairThrottle, key: boundedKey(`${acct}\n${addr}`) };
     this.checkThrottle(a, addr);
     a.t.begin(a.key);

@@ -16,24 +16,12 @@ import type { Subscription } from '@nats-io/nats-core';
 import type { NatsConnection } from '@hubbub/nats';
 import { decodeJson } from '@hubbub/nats';
 import { identityV1, messagesV1, subjects } from '@hubbub/proto';
+import { peekPostedId } from '@hubbub/msg-client';
 import type { Logger } from '@hubbub/runtime';
 import type { AccountRevocation, EventHandlers, EventSource } from '../app/ports';
 import { toStored } from './message-store-grpc';
 
-const MARK = Buffer.from('"message":{"id":"');
 const POSTED_SUFFIX = '.posted';
-
-/** The message id of a MessageEvent JSON payload, if it can be found without parsing. */
-export function peekMessageId(data: Uint8Array): string | undefined {
-  const b = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-  const at = b.indexOf(MARK);
-  if (at < 0) return undefined;
-  const start = at + MARK.length;
-  let end = start;
-  while (end < b.length && end - start < 20 && b[end]! >= 0x30 && b[end]! <= 0x39) end++;
-  if (end === start || b[end] !== 0x22) return undefined;
-  return b.toString('latin1', start, end);
-}
 
 /** Whether a user event ends the account's sessions: a ban in force, a deletion, or a kick. */
 export function accountRevocation(ev: identityV1.UserEvent, nowMs: number): AccountRevocation | undefined {
@@ -56,7 +44,7 @@ export function natsEventSource(o: { nc: NatsConnection; prefix: string; log: Lo
         o.nc.subscribe(subj.chatAll, {
           callback: (err, msg) => {
             if (err || !msg.subject.endsWith(POSTED_SUFFIX)) return;
-            const peeked = peekMessageId(msg.data);
+            const peeked = peekPostedId(msg.data);
             if (peeked !== undefined && h.seen(peeked)) return;
             let ev: messagesV1.MessageEvent;
             try {

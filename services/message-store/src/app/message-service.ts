@@ -150,8 +150,6 @@ function parseSearch(q: string): { text: string; from: string[]; tags: string[] 
 export class MessageService {
   private readonly cache = new Map<string, CachedChannel>();
   private readonly loading = new Map<string, Promise<CachedChannel | undefined>>();
-  /** Per channel, how many changes this instance has cached (remember); a load keeps its result only if unchanged. */
-  private readonly cacheGen = new Map<string, number>();
   private readonly batcher: Batcher<PreparedPost, PostOutcome>;
   private readonly subj: ReturnType<typeof subjects>;
   private readonly now: () => number;
@@ -208,12 +206,12 @@ export class MessageService {
     if (c && !fresh && this.now() - c.loadedAt <= this.o.cacheTtlMs) return c;
     const inflight = this.loading.get(id);
     if (inflight) return inflight;
-    const gen = this.cacheGen.get(id) ?? 0;
+    // While this load runs, only remember() replaces the entry `c` (and drops this load from `loading`, so a load
+    // started after it reads after it). A change this instance committed while we read is newer than what we read:
+    // it wins, or a member removed meanwhile could post and read again for a whole TTL.
     const p: Promise<CachedChannel | undefined> = (async () => {
       const row = await this.o.repo.channelById(id);
-      // A change this instance committed while we read (remember) is newer than what we read: it wins, or a member
-      // removed meanwhile could post and read again for a whole TTL.
-      const stale = (): boolean => (this.cacheGen.get(id) ?? 0) !== gen;
+      const stale = (): boolean => this.cache.get(id) !== c;
       if (!row) {
         if (stale()) return this.cache.get(id);
         this.cache.delete(id);
@@ -235,7 +233,6 @@ export class MessageService {
     const v: CachedChannel = { row, members: new Set(members), loadedAt: this.now() };
     this.cache.set(row.id, v);
     // Loads in flight read before this change: they must not replace it (see channel), nor be joined by later callers.
-    this.cacheGen.set(row.id, (this.cacheGen.get(row.id) ?? 0) + 1);
     this.loading.delete(row.id);
     return v;
   }

@@ -43,7 +43,12 @@ export class WorkerLease {
    * Checked on every id (the renewal timer cannot run while the event loop is stalled).
    */
   isValid(): boolean {
-    return this.worker !== undefined && Date.now() - this.lastRenewAt <= (this.o.ttlMs * 5) / 6;
+    return this.worker !== undefined && this.renewedInTime();
+  }
+
+  /** Rule 2's bound: the last renewal is no older than 5/6 of the TTL (after that the key may be another's). */
+  private renewedInTime(): boolean {
+    return Date.now() - this.lastRenewAt <= (this.o.ttlMs * 5) / 6;
   }
 
   /** Opens the bucket and claims a worker id; throws when all 128 are taken. */
@@ -114,7 +119,7 @@ export class WorkerLease {
     } catch (err) {
       this.o.log.warn({ err, code: 'WORKER_LEASE_RENEW_FAILED' }, 'worker id lease renewal failed');
       // Rule 2: without a renewal for most of the TTL the key may have expired and been claimed elsewhere.
-      if (Date.now() - this.lastRenewAt > (this.o.ttlMs * 5) / 6) await this.lose('not renewed within the TTL');
+      if (!this.renewedInTime()) await this.lose('not renewed within the TTL');
     }
     this.schedule();
   }

@@ -1,8 +1,8 @@
 /**
  * EventsPort over NATS: chat events through @hubbub/msg-client's deduping subscription (gaps
  * filled after a reconnect), channel events, and identity's session revocations / user changes.
- * Channel and identity events are NATS core (at-most-once): whatever was published while the connection
- * was down is gone, so every disconnect and reconnect is reported to `onEventsLost`.
+ * Channel and identity events are NATS core (at-most-once): what was published while the connection was
+ * down is gone; server.ts drops what the hub derived from them on every connection change (connectNats onStatus).
  */
 import { subscribeJson } from '@hubbub/nats';
 import type { NatsConnection } from '@hubbub/nats';
@@ -33,7 +33,6 @@ export function createNatsEvents(o: {
   const messageCbs: MessageCb[] = [];
   const channelCbs: ((c: ChannelInfo) => void)[] = [];
   const revokeCbs: ((userId: string, sessionIds: readonly string[], all: boolean) => void)[] = [];
-  const lostCbs: (() => void)[] = [];
   const onBad = (subject: string, err: unknown): void =>
     o.log.warn({ subject, err, code: 'WSM_EVENT_UNDECODABLE' }, 'undecodable event');
 
@@ -94,33 +93,11 @@ export function createNatsEvents(o: {
       onBad,
     ),
   ];
-  // Both edges: the disconnect, so that events read once the connection is back, before its status is seen
-  // here, never use facts from before the outage; the reconnect, so that facts looked up during the outage
-  // (possibly before changes whose events were lost) are not kept.
-  let closed = false;
-  const statusIter = o.nc.status();
-  void (async () => {
-    for await (const s of statusIter) {
-      if (closed) break;
-      if (s.type !== 'disconnect' && s.type !== 'reconnect') continue;
-      for (const cb of lostCbs) {
-        try {
-          cb();
-        } catch (err) {
-          o.log.error({ err }, 'events-lost handler failed');
-        }
-      }
-    }
-  })();
   return {
     onMessage: (cb) => void messageCbs.push(cb),
     onChannel: (cb) => void channelCbs.push(cb),
     onSessionsRevoked: (cb) => void revokeCbs.push(cb),
-    onEventsLost: (cb) => void lostCbs.push(cb),
     close: async () => {
-      closed = true;
-      // status() is typed AsyncIterable; at run time it is a QueuedIterator with stop().
-      (statusIter as Partial<{ stop(): void }>).stop?.();
       chat.close();
       for (const s of subs) s.unsubscribe();
     },

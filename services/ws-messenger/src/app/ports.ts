@@ -161,11 +161,6 @@ export interface EventsPort {
   onChannel(cb: (c: ChannelInfo) => void): void;
   /** Sessions revoked: `sessionIds` empty and `all` true = every session of the user. */
   onSessionsRevoked(cb: (userId: string, sessionIds: readonly string[], all: boolean) => void): void;
-  /**
-   * Events may have been lost (the connection to the bus dropped or came back): whatever was derived from
-   * them must be re-read.
-   */
-  onEventsLost(cb: () => void): void;
   close(): Promise<void>;
 }
 

@@ -82,6 +82,11 @@ export interface HttpLimits {
   readonly trustedProxies: readonly string[];
 }
 
+/** A peer address as limits and logs key it: IPv4-mapped IPv6 (`::ffff:1.2.3.4`) as the IPv4 address. */
+export function bareAddress(a: string): string {
+  return a.trim().replace(/^::ffff:/, '');
+}
+
 /** The largest request head accepted (431 above); pinned so that NODE_OPTIONS cannot raise it. */
 export const MAX_HEADER_BYTES = 16_384;
 
@@ -137,7 +142,7 @@ export function createHttpServer(o: HttpOptions): Server {
     if (addr !== undefined) perIp.remove(addr);
   };
   server.on('connection', (socket: Socket) => {
-    const addr = (socket.remoteAddress ?? '').replace(/^::ffff:/, '');
+    const addr = bareAddress(socket.remoteAddress ?? '');
     // Behind a proxy every connection has the proxy's address; only the total applies to those.
     const counted = trustedProxies.includes(addr) ? undefined : addr;
     if (pending.size >= maxPending || (counted !== undefined && !perIp.tryAdd(counted))) {

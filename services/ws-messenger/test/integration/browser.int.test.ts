@@ -82,6 +82,15 @@ async function openFlow(page: Page, name: string): Promise<void> {
   await page.waitForSelector('#message-input:not([disabled])');
 }
 
+/** Waits until a message with exactly this text is shown in the open flow. */
+async function waitForMessage(page: Page, text: string, timeoutMs: number): Promise<void> {
+  await page.waitForFunction(
+    (t) => [...document.querySelectorAll('#messages .msg .text')].some((e) => e.textContent === t),
+    text,
+    { timeout: timeoutMs },
+  );
+}
+
 const messages = (page: Page): Promise<string[]> =>
   page.$$eval('#messages .msg .text', (els) => els.map((e) => e.textContent ?? ''));
 
@@ -235,14 +244,7 @@ describe('browser client', () => {
     await p.waitForSelector('#conn-status:not(.online)');
     await post(s, general, { uuid: 'guest:ghost', username: 'ghost' }, 'posted while you were away');
     w2 = await s.wsm({ WSM_PUBLIC_CHANNELS: 'general', WSM_PORT: String(port) });
-    await p.waitForFunction(
-      () =>
-        [...document.querySelectorAll('#messages .msg .text')].some(
-          (e) => e.textContent === 'posted while you were away',
-        ),
-      undefined,
-      { timeout: 10_000 },
-    );
+    await waitForMessage(p, 'posted while you were away', 10_000);
     await p.context().close();
   }, 30_000);
 
@@ -275,14 +277,7 @@ describe('browser client', () => {
     await openFlow(p, 'general');
     expect(failed).toBe(1);
     await post(s, general, { uuid: 'guest:ghost', username: 'ghost' }, 'live after a failed subscribe');
-    await p.waitForFunction(
-      () =>
-        [...document.querySelectorAll('#messages .msg .text')].some(
-          (e) => e.textContent === 'live after a failed subscribe',
-        ),
-      undefined,
-      { timeout: 10_000 },
-    );
+    await waitForMessage(p, 'live after a failed subscribe', 10_000);
     await p.context().close();
   }, 30_000);
 
