@@ -8,9 +8,9 @@
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { connect } from '@nats-io/transport-node';
-import { parseNatsServers } from '@hubbub/nats';
+import { inboxPrefixFor, parseNatsServers } from '@hubbub/nats';
 import type { NatsConnection } from '@hubbub/nats';
-import { messagesV1 } from '@hubbub/proto';
+import { identityV1, messagesV1 } from '@hubbub/proto';
 import { createClient } from '@hubbub/grpc';
 import { createTestDatabase, waitFor } from '@hubbub/testing';
 import type { TestDatabase } from '@hubbub/testing';
@@ -26,7 +26,8 @@ jest.setTimeout(120_000);
 const pw = {
   identity: `pw${randomBytes(12).toString('hex')}`,
   'message-store': `pw${randomBytes(12).toString('hex')}`,
-  door: `pw${randomBytes(12).toString('hex')}`,
+  'ws-messenger': `pw${randomBytes(12).toString('hex')}`,
+  'irc-binary': `pw${randomBytes(12).toString('hex')}`,
   operator: `pw${randomBytes(12).toString('hex')}`,
 };
 const nats = new PrivateNats({
@@ -34,7 +35,8 @@ const nats = new PrivateNats({
   env: {
     HUBBUB_NATS_IDENTITY_PASSWORD: pw.identity,
     HUBBUB_NATS_MESSAGE_STORE_PASSWORD: pw['message-store'],
-    HUBBUB_NATS_DOOR_PASSWORD: pw.door,
+    HUBBUB_NATS_WS_MESSENGER_PASSWORD: pw['ws-messenger'],
+    HUBBUB_NATS_IRC_BINARY_PASSWORD: pw['irc-binary'],
     HUBBUB_NATS_OPERATOR_PASSWORD: pw.operator,
   },
 });
@@ -52,7 +54,7 @@ beforeAll(async () => {
     natsPrefix: 'hubbub',
     identityDbUrl: dbs[0]!.url,
     messagesDbUrl: dbs[1]!.url,
-    natsUrlFor: (s) => urlOf(s === 'irc-binary' || s === 'ws-messenger' ? 'door' : s),
+    natsUrlFor: (s) => urlOf(s),
     env: { LOG_LEVEL: 'warn' },
   });
 });
@@ -66,7 +68,7 @@ afterAll(async () => {
 
 async function as(user: keyof typeof pw): Promise<NatsConnection> {
   const { servers, auth } = parseNatsServers(urlOf(user));
-  const c = await connect({ servers, ...auth, reconnect: false });
+  const c = await connect({ servers, ...auth, inboxPrefix: inboxPrefixFor(user), reconnect: false });
   conns.push(c);
   return c;
 }
@@ -109,7 +111,7 @@ it('runs the whole system: a dum-dum post reaches a Morelia push subscriber and 
 });
 
 it('a door may not forge events, serve posts or token checks; nobody gets in without a password', async () => {
-  const door = await as('door');
+  const door = await as('ws-messenger');
   const v = violations(door);
   door.publish('hubbub.chat.1.posted', '{"kind":"MESSAGE_EVENT_KIND_POSTED"}');
   door.publish('hubbub.identity.user.banned', '{}');
@@ -130,16 +132,46 @@ it('a door may not forge events, serve posts or token checks; nobody gets in wit
   await expect(connect({ servers: `nats://127.0.0.1:${nats.port}`, reconnect: false })).rejects.toThrow(
     /Authorization/i,
   );
-  await expect(connect({ servers: `nats://door:wrong@127.0.0.1:${nats.port}`, reconnect: false })).rejects.toThrow(
-    /Authorization/i,
+  await expect(
+    connect({ servers: `nats://ws-messenger:wrong@127.0.0.1:${nats.port}`, reconnect: false }),
+  ).rejects.toThrow(/Authorization/i);
+});
+
+it("no user reads or forges another's replies: inboxes are per user, replies only to requests received", async () => {
+  const ws = await as('ws-messenger');
+  const irc = await as('irc-binary');
+  const op = await as('operator');
+  const v = { ws: violations(ws), irc: violations(irc), op: violations(op) };
+  // Replies to ws-messenger (token checks' principals, its posts) are not readable by the other door or the operator.
+  irc.subscribe('_INBOX.>');
+  irc.subscribe('_INBOX_ws-messenger.>');
+  op.subscribe('_INBOX_ws-messenger.>');
+  op.subscribe('_INBOX_identity.>');
+  // Nor can a door answer anything it was not asked: a forged reply into another service's inbox.
+  ws.publish('_INBOX_irc-binary.forged', 'forged reply');
+  ws.publish('_INBOX_ws-messenger.self', 'not a reply either');
+  await Promise.all([ws.flush(), irc.flush(), op.flush()].map((p) => p.catch(() => undefined)));
+  await waitFor(() => v.ws.length >= 2 && v.irc.length >= 2 && v.op.length >= 2, 5_000, 'six permission violations');
+  expect(v.irc.join('\n')).toMatch(/Permissions Violation for Subscription to "_INBOX\.>"/);
+  expect(v.irc.join('\n')).toMatch(/Permissions Violation for Subscription to "_INBOX_ws-messenger\.>"/);
+  expect(v.op.join('\n')).toMatch(/Permissions Violation for Subscription to "_INBOX_ws-messenger\.>"/);
+  expect(v.op.join('\n')).toMatch(/Permissions Violation for Subscription to "_INBOX_identity\.>"/);
+  expect(v.ws.join('\n')).toMatch(/Permissions Violation for Publish to "_INBOX_irc-binary\.forged"/);
+  expect(v.ws.join('\n')).toMatch(/Permissions Violation for Publish to "_INBOX_ws-messenger\.self"/);
+  // Each user's own requests still get their replies: a token check from the ws-messenger user is answered.
+  const r = await ws.request(
+    'hubbub.rpc.identity.verify',
+    identityV1.VerifyTokenRequest.encode(identityV1.VerifyTokenRequest.fromPartial({ token: 'not-a-token' })).finish(),
+    { timeout: 5_000 },
   );
+  expect(r.headers?.get('Nats-Service-Error-Code')).toBe('16'); // UNAUTHENTICATED: answered, into _INBOX_ws-messenger
 });
 
 it('the operator sees every service (nats micro) and the events, but not the RPC payloads', async () => {
   const op = await as('operator');
   const v = violations(op);
   const names = new Set<string>();
-  const inbox = `_INBOX.${randomBytes(8).toString('hex')}`;
+  const inbox = `_INBOX_operator.${randomBytes(8).toString('hex')}`;
   const sub = op.subscribe(inbox, {
     callback: (_e: unknown, msg: { json<T>(): T }) => void names.add(msg.json<{ name: string }>().name),
   });

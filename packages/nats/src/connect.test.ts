@@ -1,4 +1,4 @@
-import { parseNatsServers } from './connect';
+import { inboxPrefixFor, parseNatsServers } from './connect';
 
 describe('parseNatsServers', () => {
   it('takes user and password out of the URL, as the NATS CLI reads them', () => {
@@ -16,5 +16,17 @@ describe('parseNatsServers', () => {
   it('leaves URLs without credentials alone', () => {
     expect(parseNatsServers('nats://127.0.0.1:4222')).toEqual({ servers: ['nats://127.0.0.1:4222'], auth: undefined });
     expect(parseNatsServers('127.0.0.1:4222')).toEqual({ servers: ['127.0.0.1:4222'], auth: undefined });
+  });
+});
+
+describe('inboxPrefixFor', () => {
+  it('gives each NATS user its own inbox prefix, a single subject token', () => {
+    expect(inboxPrefixFor('ws-messenger')).toBe('_INBOX_ws-messenger');
+    expect(inboxPrefixFor('message-store')).toBe('_INBOX_message-store');
+    expect(inboxPrefixFor('a.b*c>d e')).toBe('_INBOX_a_b_c_d_e');
+  });
+  it('keeps the default for connections without a user', () => {
+    expect(inboxPrefixFor(undefined)).toBe('_INBOX');
+    expect(inboxPrefixFor('')).toBe('_INBOX');
   });
 });

@@ -53,11 +53,23 @@ export function parseNatsServers(servers: string): {
   return { servers: list, auth };
 }
 
+/**
+ * The inbox prefix of a NATS user: `_INBOX_<user>` (characters outside `[A-Za-z0-9_-]` become `_`), so that
+ * deploy/nats/hubbub-auth.conf can let each user subscribe to its own replies only. With the shared `_INBOX`
+ * any service could read every other service's replies (token checks' principals, posted messages) and, with
+ * publish rights on `_INBOX.>`, forge them. Connections without a user (a token or none) keep `_INBOX`.
+ */
+export function inboxPrefixFor(user: string | undefined): string {
+  if (user === undefined || user === '') return '_INBOX';
+  return `_INBOX_${user.replace(/[^A-Za-z0-9_-]/g, '_')}`;
+}
+
 export async function connectNats(o: ConnectOptions): Promise<NatsConnection> {
   const { servers, auth } = parseNatsServers(o.servers);
   const nc = await connect({
     servers,
     ...auth,
+    inboxPrefix: inboxPrefixFor(auth && 'user' in auth ? auth.user : undefined),
     name: o.name,
     maxReconnectAttempts: o.once ? 0 : -1,
     reconnectTimeWait: 250,

@@ -1,4 +1,4 @@
-export { connectNats, drainNats, parseNatsServers } from './connect';
+export { connectNats, drainNats, inboxPrefixFor, parseNatsServers } from './connect';
 export type { ConnectOptions, NatsConnection } from './connect';
 export { decodeJson, encodeJson, publishJson, subscribeJson } from './typed-subject';
 export type { JsonCodec } from './typed-subject';
