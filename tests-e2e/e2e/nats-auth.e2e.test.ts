@@ -167,6 +167,25 @@ it("no user reads or forges another's replies: inboxes are per user, replies onl
   expect(r.headers?.get('Nats-Service-Error-Code')).toBe('16'); // UNAUTHENTICATED: answered, into _INBOX_ws-messenger
 });
 
+it("a door writes only the presence keys it owns: guest nicks and its own sessions, never another door's", async () => {
+  const ws = await as('ws-messenger');
+  const irc = await as('irc-binary');
+  const v = { ws: violations(ws), irc: violations(irc) };
+  const b64 = (s: string): string => Buffer.from(s).toString('base64url');
+  const wsSession = `$KV.hubbub_presence.s.${b64('ws-messenger')}.${b64('forged')}`;
+  irc.publish(wsSession, '{}'); // irc-binary forging (or deleting) a ws-messenger session
+  ws.publish(`$KV.hubbub_presence.g.${b64('somebody')}`, '{}'); // ws-messenger keeps no presence at all
+  await Promise.all([ws.flush(), irc.flush()].map((p) => p.catch(() => undefined)));
+  await waitFor(() => v.ws.length >= 1 && v.irc.length >= 1, 5_000, 'two permission violations');
+  expect(v.irc.join('\n')).toContain(`Permissions Violation for Publish to "${wsSession}"`);
+  expect(v.ws.join('\n')).toMatch(/Permissions Violation for Publish to "\$KV\.hubbub_presence\.g\./);
+  // irc-binary's own session key is writable (what its account sessions use).
+  irc.publish(`$KV.hubbub_presence.s.${b64('irc-binary')}.${b64('probe')}`, '{}');
+  await irc.flush();
+  await new Promise((r) => setTimeout(r, 200));
+  expect(v.irc).toHaveLength(1);
+});
+
 it('the operator sees every service (nats micro) and the events, but not the RPC payloads', async () => {
   const op = await as('operator');
   const v = violations(op);
