@@ -21,6 +21,8 @@ import { cpus, tmpdir, totalmem } from 'node:os';
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { Client } from 'pg';
+import { connectNats, drainNats } from '@hubbub/nats';
+import { createLogger } from '@hubbub/runtime';
 import { join, resolve } from 'node:path';
 import { startE2eEnv } from '../harness/env';
 import { ServiceProcess, freePort, repoRoot } from '../harness/proc';
@@ -200,13 +202,16 @@ async function idleRun(url: string, count: number, idleSeconds: number, pid: num
  * Push latency (spec §8.3, SHOULD: commit-to-`update` p50 < 5 ms, p99 < 50 ms with 1,000 subscribers of one flow):
  * `subscribers` sockets (20 accounts, each socket `subscribe`d), spread over `threads` worker threads, all see the
  * public flow `general`; the main thread posts into it at `rate` posts/s for `seconds`. Each update's latency is
- * measured from the moment its post was SENT (so it includes the commit: an upper bound of commit-to-update).
+ * measured twice: from the moment its post was SENT (the commit included: an upper bound of commit-to-update), and
+ * from the moment the post's `posted` event reached a plain NATS subscriber in this process (message-store publishes
+ * it right after the commit: a lower bound of commit-to-update, short of the commit by the publish hop).
  * Also counts lost and duplicate pushes (every subscriber must get every post exactly once).
  */
 async function pushRun(
   url: string,
   o: { subscribers: number; rate: number; seconds: number; threads: number },
   pid: number,
+  nats: { url: string; prefix: string },
 ): Promise<string> {
   const setup = await openClient(url);
   const runId = Date.now().toString(36);
@@ -234,6 +239,21 @@ async function pushRun(
   const sender = await openClient(url);
   const total = Math.round(o.rate * o.seconds);
   const sentUs = new Float64Array(total);
+  // When each post's `posted` event reached NATS (after its commit); the text says which post it is.
+  const eventUs = new Float64Array(total);
+  const nc = await connectNats({
+    servers: nats.url,
+    name: 'ws-send-bench',
+    log: createLogger({ service: 'bench', level: 'warn' }),
+  });
+  nc.subscribe(`${nats.prefix}.chat.${general.uuid}.posted`, {
+    callback: (_e, msg) => {
+      const at = (performance.timeOrigin + performance.now()) * 1000;
+      const n = /push (\d+) from the push benchmark/.exec(msg.string())?.[1];
+      if (n !== undefined && Number(n) < total) eventUs[Number(n)] = at;
+    },
+  });
+  await nc.flush();
   let failures = 0;
   const wsCpu0 = cpuSeconds(pid);
   const mainCpu0 = process.cpuUsage();
@@ -262,24 +282,33 @@ async function pushRun(
     }),
   );
   await closeAll([sender, setup]);
+  await drainNats(nc);
   const lat: number[] = [];
+  const fromEvent: number[] = [];
   let duplicates = 0;
   let dropped = 0;
   let short = 0;
   // process.cpuUsage() is the whole process: the main thread and the worker threads.
   const toolCpuUs = mainCpu.user + mainCpu.system;
   for (const r of results) {
-    for (let i = 0; i < r.n.length; i++) lat.push((r.atUs[i]! - sentUs[r.n[i]!]!) / 1000);
+    for (let i = 0; i < r.n.length; i++) {
+      lat.push((r.atUs[i]! - sentUs[r.n[i]!]!) / 1000);
+      const ev = eventUs[r.n[i]!]!;
+      if (ev > 0) fromEvent.push((r.atUs[i]! - ev) / 1000);
+    }
     duplicates += r.duplicates;
     dropped += r.dropped;
     short += Array.from(r.perSocket).filter((g) => g < total - failures).length;
   }
   const expected = (total - failures) * o.subscribers;
   const sorted = Float64Array.from(lat).sort();
+  const sortedEv = Float64Array.from(fromEvent).sort();
   return (
     `push: ${o.subscribers} subscribers of "general" on ${o.threads} load threads, ${total} posts at ${o.rate}/s ` +
     `(${failures} failed): ${lat.length}/${expected} updates, post sent→update received p50 ${pct(sorted, 50).toFixed(2)} ms  ` +
     `p90 ${pct(sorted, 90).toFixed(2)} ms  p99 ${pct(sorted, 99).toFixed(2)} ms  max ${pct(sorted, 100).toFixed(2)} ms; ` +
+    `posted event on NATS→update received (${fromEvent.length} updates) p50 ${pct(sortedEv, 50).toFixed(2)} ms  ` +
+    `p90 ${pct(sortedEv, 90).toFixed(2)} ms  p99 ${pct(sortedEv, 99).toFixed(2)} ms; ` +
     `subscribers missing updates ${short}, duplicates ${duplicates}, dropped ${dropped}; CPU µs/update: ` +
     `ws-messenger ${((wsCpuS * 1e6) / Math.max(1, lat.length)).toFixed(1)}, load tool ${(toolCpuUs / Math.max(1, lat.length)).toFixed(1)}`
   );
@@ -375,7 +404,10 @@ async function main(): Promise<void> {
     await pg.end();
     if (push > 0)
       console.log(
-        await pushRun(url, { subscribers: push, rate: pushRate, seconds: pushSeconds, threads: pushThreads }, pid),
+        await pushRun(url, { subscribers: push, rate: pushRate, seconds: pushSeconds, threads: pushThreads }, pid, {
+          url: env.nats.url,
+          prefix: env.nats.prefix,
+        }),
       );
     if (idle > 0) console.log(await idleRun(url, idle, idleSeconds, pid));
   } finally {
