@@ -87,13 +87,18 @@ export async function start(cfg: IdentityConfig, deps: StartDeps = {}): Promise<
     lc.onShutdown('nats', () => drainNats(nc));
 
     const presence = await Presence.open({ nc, prefix: cfg.natsPrefix, log });
+    const holder = async (folded: string): Promise<'guest' | 'registration' | undefined> => {
+      const r = await presence.getNick(folded);
+      if (!r) return undefined;
+      return r.kind === 'registration' ? 'registration' : 'guest';
+    };
     const names: NameReserver = {
       async reserve(folded) {
         const lease = await presence.reserveName(folded, `register-${process.pid}-${Date.now()}`);
         if (lease) return { release: () => lease.release() };
-        const holder = await presence.getNick(folded);
-        return { heldBy: holder?.kind === 'registration' ? 'registration' : 'guest' };
+        return { heldBy: (await holder(folded)) === 'registration' ? 'registration' : 'guest' };
       },
+      holder,
     };
     const events: EventSink = {
       userEvent: (ev) => {

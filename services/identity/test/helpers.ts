@@ -9,7 +9,7 @@ import type { TestDatabase, TestNats } from '@hubbub/testing';
 import { identitySchema } from '../src/config';
 import type { IdentityConfig } from '../src/config';
 import { start } from '../src/server';
-import type { IdentityServer } from '../src/server';
+import type { IdentityServer, StartDeps } from '../src/server';
 
 export type IdentityClient = PromiseClient<typeof identityV1.IdentityServiceService>;
 
@@ -30,8 +30,8 @@ export interface Harness {
   readonly clients: IdentityClient[];
   /** First instance's client. */
   readonly client: IdentityClient;
-  /** Starts another identity instance on the same database and prefix. */
-  startAnother(): Promise<{ server: IdentityServer; client: IdentityClient }>;
+  /** Starts another identity instance on the same database and prefix (optionally with its own clock). */
+  startAnother(deps?: Pick<StartDeps, 'now'>): Promise<{ server: IdentityServer; client: IdentityClient }>;
   close(): Promise<void>;
 }
 
@@ -48,8 +48,10 @@ export async function startHarness(env: Record<string, string> = {}): Promise<Ha
   const servers: IdentityServer[] = [];
   const clients: IdentityClient[] = [];
   const log = createLogger({ service: 'identity-test', level: cfg.logLevel });
-  const startAnother = async (): Promise<{ server: IdentityServer; client: IdentityClient }> => {
-    const server = await start(cfg, { log });
+  const startAnother = async (
+    deps: Pick<StartDeps, 'now'> = {},
+  ): Promise<{ server: IdentityServer; client: IdentityClient }> => {
+    const server = await start(cfg, { ...deps, log });
     const client = createClient(identityV1.IdentityServiceService, `127.0.0.1:${server.port}`);
     servers.push(server);
     clients.push(client);

@@ -11,7 +11,9 @@
  *    throttles first; refused attempts never reach the KDF.
  * 4. Every write that can make a cached token verification wrong (revoke, ban, delete, role or
  *    name change) invalidates the cache before it returns, and publishes an event other
- *    instances use to do the same.
+ *    instances use to do the same. A refresh invalidates this instance's entry only (no subject
+ *    announces refreshes): another instance may answer with the old expiry for up to the cache's
+ *    maximum age, and once that expiry has passed it reads the database again, never refuses.
  * 5. All timestamps come from `now()` (millisecond precision), so paging cursors are exact.
  */
 import { randomBytes, createHash, X509Certificate } from 'node:crypto';
@@ -45,7 +47,6 @@ import {
   MAX_BIO_LENGTH,
   MAX_DISPLAY_NAME_LENGTH,
   MAX_SECRET_BYTES,
-  USERNAME_PATTERN,
   checkPassword,
   checkUsername,
   isReservedName,
@@ -83,6 +84,8 @@ export interface NameReserver {
   reserve(
     folded: string,
   ): Promise<{ release(): Promise<unknown>; heldBy?: never } | { heldBy: 'guest' | 'registration' }>;
+  /** Who holds the name in presence right now (a live guest, a registration in progress), without taking it. */
+  holder(folded: string): Promise<'guest' | 'registration' | undefined>;
 }
 
 export interface IdentitySettings {
@@ -98,6 +101,7 @@ export interface IdentitySettings {
 }
 
 export const INVALID_CREDENTIALS_TEXT = 'Invalid username or password';
+export const NAME_IN_USE_BY_GUEST_TEXT = 'That name is in use by a guest right now';
 export const TOO_MANY_ATTEMPTS_TEXT = 'Too many attempts, try again later';
 export const MAX_SSH_KEYS = 20;
 export const MAX_APP_PASSWORDS = 20;
@@ -141,6 +145,30 @@ function checkTimestamp(t: Date | undefined, field: string, reason: string): voi
     throw errors.invalidArgument(reason, `${field} must be a time between 0001-01-01 and 9999-12-31 UTC`);
 }
 
+/** Longest client address stored with a session or a login (an IPv6 address with a port fits). */
+export const MAX_CLIENT_ADDRESS_LENGTH = 64;
+
+/**
+ * A client address as stored (sessions, last login): normalized, one line of at most MAX_CLIENT_ADDRESS_LENGTH
+ * characters. It is the caller's report, stored per session and read back into the known-address cache, so
+ * megabytes of text are refused, and so is a NUL byte, which PostgreSQL refuses (INTERNAL after a good password).
+ */
+function storedAddress(address: string): string {
+  const a = normalizeAddress(address);
+  if (a.length > MAX_CLIENT_ADDRESS_LENGTH || !isSafeLine(a))
+    throw errors.invalidArgument(
+      'CLIENT_ADDRESS_INVALID',
+      `client_address must be one line of at most ${MAX_CLIENT_ADDRESS_LENGTH} characters`,
+    );
+  return a;
+}
+
+/** A certificate's SHA-256 as given (colons, spaces and case ignored), or undefined when it is not 64 hex digits. */
+function certFingerprintOf(s: string): string | undefined {
+  const fp = s.replace(/[:\s]/g, '').toLowerCase();
+  return /^[0-9a-f]{64}$/.test(fp) ? fp : undefined;
+}
+
 /** PostgreSQL's bigint (every id column) ends here; a larger decimal fails in SQL as INTERNAL. */
 const MAX_DB_ID = 9_223_372_036_854_775_807n;
 
@@ -176,6 +204,8 @@ const KNOWN_ADDRESS_CACHE_MS = 60_000;
 const KNOWN_ADDRESS_CACHE_ENTRIES = 10_000;
 /** At most this many distinct recent addresses are read per account. */
 const KNOWN_ADDRESS_MAX = 64;
+/** Shortest time between two IDENTITY_NAME_HOLDER_UNAVAILABLE warnings. */
+const HOLDER_WARN_INTERVAL_MS = 10_000;
 
 function escapeLike(s: string): string {
   return s.replace(/[\\%_]/g, (c) => '\\' + c);
@@ -192,6 +222,8 @@ export class IdentityApp {
   private readonly registrations: RateLimiter;
   private dummyHash: string | undefined;
   private dummyAppHash: string | undefined;
+  private holderWarnAt = -Infinity;
+  private holderWarnsLeftOut = 0;
 
   constructor(
     private readonly knex: Knex,
@@ -489,8 +521,8 @@ export class IdentityApp {
     const key = req.sshPublicKey.trim() === '' ? undefined : parseSshKeyLine(req.sshPublicKey);
     if (key && !key.ok) throw errors.invalidArgument(key.reason, key.message);
     const ttl = req.createSession ? this.clampTtl(req.sessionTtlSeconds) : 0;
+    const addr = storedAddress(req.clientAddress);
     if (await this.userByFold(name.folded)) throw errors.alreadyExists('USERNAME_TAKEN', 'That name is taken');
-    const addr = normalizeAddress(req.clientAddress);
     const wait = this.registrations.take(this.addressKey(req.clientAddress));
     if (wait > 0) {
       throw errors.resourceExhausted('REGISTRATION_THROTTLED', TOO_MANY_ATTEMPTS_TEXT, {
@@ -502,7 +534,7 @@ export class IdentityApp {
     const hold = this.names ? await this.names.reserve(name.folded) : undefined;
     if (hold && 'heldBy' in hold) {
       throw hold.heldBy === 'guest'
-        ? errors.alreadyExists('NAME_IN_USE_BY_GUEST', 'That name is in use by a guest right now')
+        ? errors.alreadyExists('NAME_IN_USE_BY_GUEST', NAME_IN_USE_BY_GUEST_TEXT)
         : errors.alreadyExists('USERNAME_TAKEN', 'That name is taken');
     }
     try {
@@ -582,11 +614,11 @@ export class IdentityApp {
   async authenticate(req: identityV1.AuthenticateRequest): Promise<identityV1.AuthenticateResponse> {
     this.requireCredentials(req.username, req.password);
     const ttl = this.clampTtl(req.sessionTtlSeconds);
+    const addr = storedAddress(req.clientAddress);
     const u = await this.throttled(req.username, req.clientAddress, async () =>
       this.checkAccountPassword(await this.userByFold(foldName(req.username)), req.password),
     );
     if (isBanActive(u, this.now())) throw banned(u);
-    const addr = normalizeAddress(req.clientAddress);
     const session = await this.createSession(this.knex, idStr(u.id), ttl, [], addr);
     await this.knex('users')
       .where({ id: u.id })
@@ -608,7 +640,22 @@ export class IdentityApp {
     return { user: this.user(r.u), kind: r.kind };
   }
 
+  /**
+   * What Register would decide about the name, without registering: AVAILABLE exactly when Register would accept
+   * it. Refusals say why: an account (live or deleted) with the same fold is TAKEN (with its id and canonical
+   * name), a reserved fold is RESERVED, anything off the username rules is INVALID (also a compatibility form,
+   * such as fullwidth letters, of a free name: Register takes names as typed), and a name a registration in progress
+   * holds in presence is TAKEN. A name a live guest holds is refused with USERNAME_STATUS_UNSPECIFIED and the
+   * message Register gives (the enum has no "in use" value): TAKEN or RESERVED would read as an account name to
+   * @hubbub/presence, which asks again after a guest's claim and would then refuse every guest its own nick.
+   */
   async checkUsername(req: identityV1.CheckUsernameRequest): Promise<identityV1.CheckUsernameResponse> {
+    const refused = (status: identityV1.UsernameStatus, message: string): identityV1.CheckUsernameResponse => ({
+      status,
+      message,
+      userId: '',
+      canonicalUsername: '',
+    });
     const folded = foldName(req.username);
     const existing = folded === '' ? undefined : await this.userByFold(folded);
     if (existing) {
@@ -620,19 +667,39 @@ export class IdentityApp {
         canonicalUsername: existing.username,
       };
     }
-    if (isReservedName(folded)) {
-      return {
-        status: UsernameStatus.USERNAME_STATUS_RESERVED,
-        message: 'That name is reserved',
-        userId: '',
-        canonicalUsername: '',
-      };
-    }
+    if (isReservedName(folded)) return refused(UsernameStatus.USERNAME_STATUS_RESERVED, 'That name is reserved');
+    // The rules Register applies, to the name as given (its fold was checked above).
     const c = checkUsername(req.username);
-    if (!c.ok && c.reason === 'USERNAME_INVALID' && !USERNAME_PATTERN.test(folded)) {
-      return { status: UsernameStatus.USERNAME_STATUS_INVALID, message: c.message, userId: '', canonicalUsername: '' };
-    }
+    if (!c.ok) return refused(UsernameStatus.USERNAME_STATUS_INVALID, c.message);
+    const holder = await this.nameHolder(c.folded);
+    if (holder === 'registration') return refused(UsernameStatus.USERNAME_STATUS_TAKEN, 'That name is taken');
+    if (holder === 'guest') return refused(UsernameStatus.USERNAME_STATUS_UNSPECIFIED, NAME_IN_USE_BY_GUEST_TEXT);
     return { status: UsernameStatus.USERNAME_STATUS_AVAILABLE, message: '', userId: '', canonicalUsername: '' };
+  }
+
+  /**
+   * Who holds `folded` in presence. CheckUsername's answer is advice (Register takes the name in presence and
+   * decides): when presence cannot be read, the database's answer is given and a warning logged, at most one per
+   * HOLDER_WARN_INTERVAL_MS (`IDENTITY_NAME_HOLDER_UNAVAILABLE`, with the number left out since the last one).
+   */
+  private async nameHolder(folded: string): Promise<'guest' | 'registration' | undefined> {
+    if (!this.names) return undefined;
+    try {
+      return await this.names.holder(folded);
+    } catch (err) {
+      const t = this.now();
+      if (t - this.holderWarnAt < HOLDER_WARN_INTERVAL_MS) {
+        this.holderWarnsLeftOut++;
+      } else {
+        this.log.warn(
+          { err, code: 'IDENTITY_NAME_HOLDER_UNAVAILABLE', leftOut: this.holderWarnsLeftOut },
+          'presence not readable: CheckUsername answered from the database alone',
+        );
+        this.holderWarnAt = t;
+        this.holderWarnsLeftOut = 0;
+      }
+      return undefined;
+    }
   }
 
   async getUser(req: identityV1.GetUserRequest): Promise<identityV1.GetUserResponse> {
@@ -880,12 +947,15 @@ export class IdentityApp {
 
   async recordLogin(req: identityV1.RecordLoginRequest): Promise<identityV1.RecordLoginResponse> {
     const u = await this.liveUser(req.userId);
+    const addr = storedAddress(req.clientAddress);
+    const protocol = req.protocol.slice(0, 32);
+    if (!isSafeLine(protocol)) throw errors.invalidArgument('PROTOCOL_INVALID', 'protocol must be one line');
     await this.knex('users')
       .where({ id: u.id })
       .update({
         last_login_at: this.date(),
-        last_login_address: normalizeAddress(req.clientAddress) || null,
-        last_login_protocol: req.protocol.slice(0, 32) || null,
+        last_login_address: addr || null,
+        last_login_protocol: protocol || null,
       });
     return {
       previousAt: u.last_login_at ?? undefined,
@@ -993,11 +1063,13 @@ export class IdentityApp {
   async verifyToken(req: identityV1.VerifyTokenRequest): Promise<identityV1.VerifyTokenResponse> {
     if (!isTokenShaped(req.token)) throw tokenInvalid();
     const ck = tokenHashBase64(req.token);
-    let t = this.cache.get(ck);
+    // One time for the whole verification: the cache lookup, the database read and the expiry check.
+    const nowMs = this.now();
+    let t = this.cachedToken(ck, nowMs);
     if (!t) {
       const generation = this.cache.generation;
       const key = Buffer.from(ck, 'base64');
-      const now = this.date();
+      const now = new Date(nowMs);
       const row = await this.knex('sessions as s')
         .join('users as u', 'u.id', 's.user_id')
         .where('s.token_hash', key)
@@ -1026,7 +1098,19 @@ export class IdentityApp {
       };
       this.cache.set(ck, t, generation);
     }
-    return this.tokenResponse(t, this.checkToken(t, req));
+    return this.tokenResponse(t, this.checkToken(t, req, nowMs));
+  }
+
+  /**
+   * The cached verification of token hash `ck`, unless the expiry it holds has passed by `nowMs`. Such an entry is
+   * never grounds to refuse: the session may have been refreshed since it was cached (on another instance, which
+   * announces revocations but not refreshes), so it is dropped and the database read again.
+   */
+  private cachedToken(ck: string, nowMs: number): CachedToken | undefined {
+    const t = this.cache.get(ck);
+    if (t === undefined || t.expiresAtMs > nowMs) return t;
+    this.cache.delete(ck);
+    return undefined;
   }
 
   /**
@@ -1036,9 +1120,10 @@ export class IdentityApp {
    */
   verifyTokenCached(req: identityV1.VerifyTokenRequest): Uint8Array | undefined {
     if (!isTokenShaped(req.token)) throw tokenInvalid();
-    const t = this.cache.get(tokenHashBase64(req.token));
+    const nowMs = this.now();
+    const t = this.cachedToken(tokenHashBase64(req.token), nowMs);
     if (!t) return undefined;
-    const ttlSeconds = this.checkToken(t, req);
+    const ttlSeconds = this.checkToken(t, req, nowMs);
     const memo = t.reply;
     if (memo !== undefined && memo.ttlSeconds === ttlSeconds) return memo.bytes;
     const bytes = identityV1.VerifyTokenResponse.encode(this.tokenResponse(t, ttlSeconds)).finish();
@@ -1046,9 +1131,9 @@ export class IdentityApp {
     return bytes;
   }
 
-  /** The per-call checks of a known token; its ttl_seconds. */
-  private checkToken(t: CachedToken, req: identityV1.VerifyTokenRequest): number {
-    const remainingMs = t.expiresAtMs - this.now();
+  /** The per-call checks of a known token at `nowMs`; its ttl_seconds. */
+  private checkToken(t: CachedToken, req: identityV1.VerifyTokenRequest, nowMs: number): number {
+    const remainingMs = t.expiresAtMs - nowMs;
     if (remainingMs <= 0) throw tokenInvalid();
     if (req.expectedUserId !== '' && req.expectedUserId !== t.userId) throw tokenInvalid();
     if (req.requiredScope !== '' && t.scopes.length > 0 && !t.scopes.includes(req.requiredScope))
@@ -1293,8 +1378,8 @@ export class IdentityApp {
         throw errors.invalidArgument('CERTIFICATE_INVALID', 'Not a valid X.509 certificate (DER or PEM)');
       }
     }
-    const fp = req.fingerprint.replace(/[:\s]/g, '').toLowerCase();
-    if (!/^[0-9a-f]{64}$/.test(fp))
+    const fp = certFingerprintOf(req.fingerprint);
+    if (!fp)
       throw errors.invalidArgument(
         'CERT_FINGERPRINT_INVALID',
         'fingerprint must be 64 hex digits (SHA-256 of the DER certificate)',
@@ -1337,8 +1422,9 @@ export class IdentityApp {
     req: identityV1.RemoveClientCertificateRequest,
   ): Promise<identityV1.RemoveClientCertificateResponse> {
     const u = await this.liveUser(req.userId);
-    const fp = req.fingerprint.replace(/[:\s]/g, '').toLowerCase();
-    const n = await this.knex('client_certificates').where({ user_id: u.id, fingerprint: fp }).delete();
+    // A malformed fingerprint (a NUL byte PostgreSQL refuses, megabytes of text) is nobody's certificate.
+    const fp = certFingerprintOf(req.fingerprint);
+    const n = fp ? await this.knex('client_certificates').where({ user_id: u.id, fingerprint: fp }).delete() : 0;
     if (n === 0) throw errors.notFound('CERTIFICATE_NOT_FOUND', 'No such certificate');
     return {};
   }
@@ -1346,9 +1432,8 @@ export class IdentityApp {
   async lookupByCertFingerprint(
     req: identityV1.LookupByCertFingerprintRequest,
   ): Promise<identityV1.LookupByCertFingerprintResponse> {
-    const fp = req.fingerprint.replace(/[:\s]/g, '').toLowerCase();
-    if (!/^[0-9a-f]{64}$/.test(fp))
-      throw errors.invalidArgument('CERT_FINGERPRINT_INVALID', 'fingerprint must be 64 hex digits');
+    const fp = certFingerprintOf(req.fingerprint);
+    if (!fp) throw errors.invalidArgument('CERT_FINGERPRINT_INVALID', 'fingerprint must be 64 hex digits');
     const c = await this.knex<CertRow>('client_certificates').where({ fingerprint: fp }).first();
     const u = c ? await this.userById(idStr(c.user_id)) : undefined;
     if (!u || u.deleted_at !== null) throw errors.notFound('CERTIFICATE_NOT_FOUND', 'No account has that certificate');

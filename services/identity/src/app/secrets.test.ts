@@ -38,6 +38,12 @@ describe('app passwords', () => {
   it('check scopes', () => {
     expect(scopeAllows(['all'], 'irc')).toBe(true);
     expect(scopeAllows(['ssh'], 'irc')).toBe(false);
-    expect(scopeAllows(['ssh'], '')).toBe(true);
+    expect(scopeAllows(['ssh', 'irc'], 'irc')).toBe(true);
+  });
+  it('never widen scoped passwords for a caller that names no protocol', () => {
+    expect(scopeAllows(['ssh'], '')).toBe(false);
+    expect(scopeAllows(['ssh', 'irc', 'ws', 'p2p'], '')).toBe(false);
+    expect(scopeAllows([], '')).toBe(false);
+    expect(scopeAllows(['all'], '')).toBe(true);
   });
 });

@@ -62,8 +62,12 @@ export function isAppPasswordScope(s: string): s is AppPasswordScope {
   return (APP_PASSWORD_SCOPES as readonly string[]).includes(s);
 }
 
-/** Does an app password with `scopes` cover `protocol` (empty protocol = any scope is fine)? */
+/**
+ * Does an app password with `scopes` cover `protocol`? A password scoped `all` covers every protocol; one scoped to
+ * protocols covers exactly those. An empty (or unknown) protocol matches no protocol scope: a caller that does not
+ * say which protocol it checks for gets only `all` passwords, never a wider access than one that says.
+ */
 export function scopeAllows(scopes: readonly string[], protocol: string): boolean {
-  if (protocol === '') return true;
-  return scopes.includes('all') || scopes.includes(protocol);
+  if (scopes.includes('all')) return true;
+  return protocol !== '' && scopes.includes(protocol);
 }

@@ -454,6 +454,41 @@ describe('identity accounts (PostgreSQL + NATS)', () => {
     expect((await h.client.checkAddressBan({ address: '192.0.2.1' })).banned).toBe(false);
   });
 
+  it('refuses client addresses and protocols it cannot store (NUL bytes, megabytes) up front, never INTERNAL', async () => {
+    const frank = (await h.client.getUserByName({ username: 'frank' })).user!;
+    const bad = (reason: string): object => ({ code: Code.INVALID_ARGUMENT, reason });
+    for (const clientAddress of ['10.0.0.1\u0000', 'x'.repeat(65), '10.0.0.1'.repeat(100_000)]) {
+      // A good password: the address was stored with the new session (a NUL byte failed there as INTERNAL).
+      await expect(
+        h.client.authenticate({
+          username: 'frank',
+          password: 'correct horse battery',
+          clientAddress,
+          sessionTtlSeconds: 0,
+        }),
+      ).rejects.toMatchObject(bad('CLIENT_ADDRESS_INVALID'));
+      await expect(
+        h.client.register(registerReq('hostile-addr', { clientAddress, createSession: true })),
+      ).rejects.toMatchObject(bad('CLIENT_ADDRESS_INVALID'));
+      await expect(h.client.recordLogin({ userId: frank.id, clientAddress, protocol: 'ssh' })).rejects.toMatchObject(
+        bad('CLIENT_ADDRESS_INVALID'),
+      );
+    }
+    await expect(
+      h.client.recordLogin({ userId: frank.id, clientAddress: '10.9.9.7', protocol: 'ss\u0000h' }),
+    ).rejects.toMatchObject(bad('PROTOCOL_INVALID'));
+    // A malformed fingerprint is nobody's certificate.
+    await expect(h.client.removeClientCertificate({ userId: frank.id, fingerprint: 'ab\u0000' })).rejects.toMatchObject(
+      { code: Code.NOT_FOUND, reason: 'CERTIFICATE_NOT_FOUND' },
+    );
+    // Nothing was stored by the refused calls; the longest address accepted is stored as given.
+    await expect(h.client.getUserByName({ username: 'hostile-addr' })).rejects.toMatchObject({ code: Code.NOT_FOUND });
+    const longest = 'y'.repeat(64);
+    await h.client.recordLogin({ userId: frank.id, clientAddress: longest, protocol: 'ssh' });
+    const r = await h.client.recordLogin({ userId: frank.id, clientAddress: '10.9.9.7', protocol: 'ssh' });
+    expect(r.previousAddress).toBe(longest);
+  });
+
   it('refuses ids beyond PostgreSQL bigint as INVALID_ARGUMENT or not found, never INTERNAL', async () => {
     const frank = (await h.client.getUserByName({ username: 'frank' })).user!;
     // 19 digits, but past 2^63-1: the id columns are bigint.

@@ -1,6 +1,7 @@
 import { Code } from '@hubbub/errors';
 import { identityV1 } from '@hubbub/proto';
 import { waitFor } from '@hubbub/testing';
+import { tokenHashBase64 } from '../../src/app/secrets';
 import { FAST_THROTTLE_ENV, authReq, registerReq, startHarness } from '../helpers';
 import type { Harness } from '../helpers';
 
@@ -279,6 +280,37 @@ describe('identity authentication and tokens (PostgreSQL + NATS)', () => {
       1_000,
       'revoke-all on the first instance',
     );
+  });
+
+  it('never refuses a token refreshed on another instance: a cached entry past its old expiry is read again', async () => {
+    let skewMs = 0;
+    const other = await h.startAnother({ now: () => Date.now() + skewMs });
+    const b = other.server.app;
+    const s = (await h.client.authenticate(authReq('alice', PW, '10.8.0.5', 60))).session!;
+    const req: identityV1.VerifyTokenRequest = { token: s.token, expectedUserId: '', requiredScope: '' };
+    // The second instance caches the session with its first expiry; then the first instance refreshes it.
+    expect((await other.client.verifyToken(req)).expiresAt).toEqual(s.expiresAt);
+    const stale = b.cache.get(tokenHashBase64(s.token))!;
+    expect(stale.expiresAtMs).toBe(s.expiresAt!.getTime());
+    const r = await h.client.refreshToken({ token: s.token, ttlSeconds: 3600 });
+    // The second instance's clock passes the first expiry between its cache lookup and its expiry check (an
+    // entry handed out at the last moment of its life, checked at the next): the cache answers with the old expiry.
+    skewMs = 61_000;
+    const spy = jest.spyOn(b.cache, 'get').mockReturnValueOnce(stale).mockReturnValueOnce(stale);
+    try {
+      // NATS fast path: not answered from the stale entry (no TOKEN_INVALID); the endpoint falls back to the read.
+      expect(b.verifyTokenCached(req)).toBeUndefined();
+      // gRPC (and the NATS endpoint's fallback): the database's refreshed expiry.
+      const v = await other.client.verifyToken(req);
+      expect(v.expiresAt).toEqual(r.expiresAt);
+      expect(v.ttlSeconds).toBeGreaterThan(3500);
+    } finally {
+      spy.mockRestore();
+    }
+    // The fresh entry is cached and served on the fast path.
+    const bytes = b.verifyTokenCached(req);
+    expect(bytes).toBeDefined();
+    expect(identityV1.VerifyTokenResponse.decode(bytes!).expiresAt).toEqual(r.expiresAt);
   });
 
   it('revokes by session id', async () => {

@@ -2,11 +2,16 @@ import { Code } from '@hubbub/errors';
 import { connectNats, drainNats } from '@hubbub/nats';
 import type { NatsConnection } from '@hubbub/nats';
 import { Presence, identityNameAuthority } from '@hubbub/presence';
+import { identityV1 } from '@hubbub/proto';
 import { createLogger } from '@hubbub/runtime';
+import type { Logger } from '@hubbub/runtime';
+import type { NameReserver } from '../../src/app/identity';
 import { registerReq, startHarness } from '../helpers';
 import type { Harness } from '../helpers';
 
 jest.setTimeout(30_000);
+
+const { UsernameStatus } = identityV1;
 
 describe('guest nicks vs accounts (identity + @hubbub/presence)', () => {
   let h: Harness;
@@ -75,6 +80,70 @@ describe('guest nicks vs accounts (identity + @hubbub/presence)', () => {
       ok: false,
       reason: 'account',
     });
+  });
+
+  it('CheckUsername answers what Register would decide: folded forms, reserved names, guest nicks', async () => {
+    const g = await irc.claimGuestNick('Frankie', { displayNick: 'Frankie', door: 'irc-binary', sessionId: '7' });
+    expect(g.ok).toBe(true);
+    // A registration in progress holds its name in presence (identity's Register takes this key before inserting).
+    const marker = await ws.reserveName('hold-me', 'registration-test');
+    expect(marker).toBeDefined();
+    try {
+      const cases: [string, identityV1.UsernameStatus][] = [
+        // Compatibility forms of free names fold to valid names, but Register takes names as typed.
+        ['ＺＥＮＯ', UsernameStatus.USERNAME_STATUS_INVALID],
+        ['\u{1d42a}\u{1d42e}\u{1d422}\u{1d427}\u{1d427}', UsernameStatus.USERNAME_STATUS_INVALID], // bold "quinn"
+        ['\u212aelvin', UsernameStatus.USERNAME_STATUS_INVALID], // KELVIN SIGN
+        ['\ufb01ona', UsernameStatus.USERNAME_STATUS_INVALID], // the "fi" ligature
+        ['ＣＡＲＯＬ', UsernameStatus.USERNAME_STATUS_TAKEN],
+        ['cArOl', UsernameStatus.USERNAME_STATUS_TAKEN],
+        ['ｒｏｏｔ', UsernameStatus.USERNAME_STATUS_RESERVED],
+        ['Root', UsernameStatus.USERNAME_STATUS_RESERVED],
+        ['FRANKIE', UsernameStatus.USERNAME_STATUS_UNSPECIFIED], // a live guest holds it
+        ['Hold-Me', UsernameStatus.USERNAME_STATUS_TAKEN], // a registration holds it
+        ['zeno', UsernameStatus.USERNAME_STATUS_AVAILABLE],
+        ['ZENO', UsernameStatus.USERNAME_STATUS_TAKEN],
+      ];
+      for (const [i, [name, status]] of cases.entries()) {
+        const c = await h.clients[i % 2]!.checkUsername({ username: name });
+        expect({ name, status: c.status }).toEqual({ name, status });
+        const reg = await h.clients[(i + 1) % 2]!.register(registerReq(name)).then(
+          () => undefined,
+          (e: unknown) => e,
+        );
+        // Available exactly when Register accepts the name.
+        if (status === UsernameStatus.USERNAME_STATUS_AVAILABLE)
+          expect({ name, reg }).toEqual({ name, reg: undefined });
+        else expect({ name, refused: reg !== undefined }).toEqual({ name, refused: true });
+        if (status === UsernameStatus.USERNAME_STATUS_UNSPECIFIED)
+          expect(reg).toMatchObject({ code: Code.ALREADY_EXISTS, reason: 'NAME_IN_USE_BY_GUEST', message: c.message });
+        if (name === 'Hold-Me') expect(reg).toMatchObject({ code: Code.ALREADY_EXISTS, reason: 'USERNAME_TAKEN' });
+      }
+      // Guests keep their nicks: presence's second look after a claim does not take a guest-held nick for an account.
+      const again = await ws.claimGuestNick('Gina', { displayNick: 'Gina', door: 'ws-messenger', sessionId: '8' });
+      expect(again.ok).toBe(true);
+      if (again.ok) await again.lease.release();
+    } finally {
+      if (g.ok) await g.lease.release();
+      await marker?.release();
+    }
+  });
+
+  it('CheckUsername answers from the database alone when presence cannot be read, and logs it', async () => {
+    const app = h.servers[0]!.app as unknown as { names: NameReserver; log: Logger };
+    const holder = jest.spyOn(app.names, 'holder').mockRejectedValueOnce(new Error('presence bucket unreachable'));
+    const warn = jest.spyOn(app.log, 'warn');
+    try {
+      const c = await h.client.checkUsername({ username: 'Ivo' });
+      expect(c.status).toBe(UsernameStatus.USERNAME_STATUS_AVAILABLE);
+      expect(warn).toHaveBeenCalledWith(
+        expect.objectContaining({ code: 'IDENTITY_NAME_HOLDER_UNAVAILABLE' }),
+        expect.any(String),
+      );
+    } finally {
+      holder.mockRestore();
+      warn.mockRestore();
+    }
   });
 
   it('races guest claims against a registration: never both', async () => {

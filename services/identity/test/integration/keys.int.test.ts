@@ -186,6 +186,39 @@ describe('identity SSH keys, app passwords, client certificates, E2E directory',
       expect(used!.lastUsedAt).toBeInstanceOf(Date);
     });
 
+    it('gives a caller that names no protocol only `all` app passwords, never a scoped one', async () => {
+      const refused = { code: Code.UNAUTHENTICATED, reason: 'INVALID_CREDENTIALS' };
+      // `secret` is scoped to irc only: an empty protocol must not pass that scope.
+      await expect(
+        h.client.verifyAppPassword({ username: 'alice', secret, clientAddress: '10.0.1.2', protocol: '' }),
+      ).rejects.toMatchObject(refused);
+      await expect(
+        h.client.verifyPassword({ username: 'alice', secret, clientAddress: '10.0.1.2', protocol: '' }),
+      ).rejects.toMatchObject(refused);
+      // The same secret still works for its own protocol.
+      expect(
+        (await h.client.verifyAppPassword({ username: 'alice', secret, clientAddress: '10.0.1.2', protocol: 'irc' }))
+          .appPassword!.name,
+      ).toBe('irc laptop');
+      // An `all` password and the account password need no protocol.
+      const any = await h.client.createAppPassword({ userId: alice.id, name: 'any door', scopes: ['all'] });
+      const v = await h.client.verifyAppPassword({
+        username: 'alice',
+        secret: any.secret,
+        clientAddress: '10.0.1.2',
+        protocol: '',
+      });
+      expect(v.appPassword!.name).toBe('any door');
+      const vp = await h.client.verifyPassword({
+        username: 'alice',
+        secret: PW,
+        clientAddress: '10.0.1.2',
+        protocol: '',
+      });
+      expect(vp.kind).toBe(identityV1.CredentialKind.CREDENTIAL_KIND_PASSWORD);
+      await h.client.revokeAppPassword({ userId: alice.id, appPassword: 'any door' });
+    });
+
     it('revokes by name', async () => {
       await h.client.revokeAppPassword({ userId: alice.id, appPassword: 'irc laptop' });
       await expect(
