@@ -50,6 +50,8 @@ export function subjects(prefix: string) {
     userAll: `${p}.identity.user.>`,
     /** `<p>.identity.session.revoked`, payload hubbub.identity.v1.SessionRevokedEvent. */
     sessionRevoked: `${p}.identity.session.revoked`,
+    /** `<p>.identity.session.refreshed`, payload hubbub.identity.v1.SessionRefreshedEvent. */
+    sessionRefreshed: `${p}.identity.session.refreshed`,
     /**
      * `<p>.rpc.messages.post`: request/reply, queue group `message-store` (NATS services framework endpoint
      * `post-messages`). Request: binary hubbub.messages.v1.PostMessagesRequest; reply: binary

@@ -114,6 +114,7 @@ export async function start(cfg: IdentityConfig, deps: StartDeps = {}): Promise<
         if (kind) publishJson(nc, subj.user(kind), identityV1.UserEvent, ev);
       },
       sessionsRevoked: (ev) => publishJson(nc, subj.sessionRevoked, identityV1.SessionRevokedEvent, ev),
+      sessionRefreshed: (ev) => publishJson(nc, subj.sessionRefreshed, identityV1.SessionRefreshedEvent, ev),
     };
     const app = new IdentityApp(db.knex, settingsFrom(cfg), events, log, names, deps.now);
     await app.init();
@@ -126,6 +127,9 @@ export async function start(cfg: IdentityConfig, deps: StartDeps = {}): Promise<
       subscribeJson(nc, subj.sessionRevoked, identityV1.SessionRevokedEvent, (ev) => {
         if (ev.allSessions) app.cache.invalidateUser(ev.userId);
         for (const s of ev.sessionIds) app.cache.invalidateSession(s);
+      }),
+      subscribeJson(nc, subj.sessionRefreshed, identityV1.SessionRefreshedEvent, (ev) => {
+        app.cache.invalidateSession(ev.sessionId);
       }),
       subscribeJson(nc, subj.userAll, identityV1.UserEvent, (ev) => {
         if (ev.user) app.cache.invalidateUser(ev.user.id);

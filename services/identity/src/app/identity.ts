@@ -10,10 +10,9 @@
  * 3. Password, app-password and delete/publish secret checks pass the per-account and per-address
  *    throttles first; refused attempts never reach the KDF.
  * 4. Every write that can make a cached token verification wrong (revoke, ban, delete, role or
- *    name change) invalidates the cache before it returns, and publishes an event other
- *    instances use to do the same. A refresh invalidates this instance's entry only (no subject
- *    announces refreshes): another instance may answer with the old expiry for up to the cache's
- *    maximum age, and once that expiry has passed it reads the database again, never refuses.
+ *    name change, refresh) invalidates the cache before it returns, and publishes an event other
+ *    instances use to do the same. Events can be lost (NATS down): a cached entry past its expiry is
+ *    read again from the database, never grounds to refuse, and no entry outlives the cache's maximum age.
  * 5. All timestamps come from `now()` (millisecond precision), so paging cursors are exact.
  */
 import { randomBytes, createHash, X509Certificate } from 'node:crypto';
@@ -76,6 +75,7 @@ const { Role, UserEventType, UsernameStatus, CredentialKind } = identityV1;
 export interface EventSink {
   userEvent(ev: identityV1.UserEvent): void;
   sessionsRevoked(ev: identityV1.SessionRevokedEvent): void;
+  sessionRefreshed(ev: identityV1.SessionRefreshedEvent): void;
 }
 
 /** Holds a folded name in presence while an account with it is created (see @hubbub/presence). */
@@ -1171,6 +1171,8 @@ export class IdentityApp {
       .update({ expires_at: expiresAt });
     this.cache.invalidateSession(v.sessionId);
     if (n === 0) throw tokenInvalid();
+    // Other instances drop their cached verification too, so they report the new expiry at once.
+    this.events.sessionRefreshed({ userId: v.userId, sessionId: v.sessionId, expiresAt, at: new Date(now) });
     return { expiresAt, ttlSeconds: ttl };
   }
 

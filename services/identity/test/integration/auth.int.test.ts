@@ -282,6 +282,20 @@ describe('identity authentication and tokens (PostgreSQL + NATS)', () => {
     );
   });
 
+  it('announces a refresh: another instance reports the new expiry at once, not after its cache entry ages out', async () => {
+    const other = await h.startAnother();
+    const s = (await h.client.authenticate(authReq('alice', PW, '10.8.0.6', 60))).session!;
+    const req: identityV1.VerifyTokenRequest = { token: s.token, expectedUserId: '', requiredScope: '' };
+    expect((await other.client.verifyToken(req)).expiresAt).toEqual(s.expiresAt); // cached with the first expiry
+    const r = await h.client.refreshToken({ token: s.token, ttlSeconds: 3600 });
+    await waitFor(
+      async () => (await other.client.verifyToken(req)).expiresAt?.getTime() === r.expiresAt!.getTime(),
+      1_000,
+      'the refreshed expiry on the other instance within 1 s',
+    );
+    expect((await other.client.verifyToken(req)).ttlSeconds).toBeGreaterThan(3500);
+  });
+
   it('never refuses a token refreshed on another instance: a cached entry past its old expiry is read again', async () => {
     let skewMs = 0;
     const other = await h.startAnother({ now: () => Date.now() + skewMs });

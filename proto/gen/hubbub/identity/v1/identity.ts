@@ -901,6 +901,17 @@ export interface SessionRevokedEvent {
 }
 
 /**
+ * Payload of <prefix>.identity.session.refreshed (proto3 JSON): a session's expiry was changed by RefreshToken.
+ * Other identity instances drop the session from their token caches, so they report the new expiry at once.
+ */
+export interface SessionRefreshedEvent {
+  userId: string;
+  sessionId: string;
+  expiresAt: Date | undefined;
+  at: Date | undefined;
+}
+
+/**
  * Request of the operators' NATS subjects <prefix>.admin.user.{ban,unban,kick} (proto3 JSON; only the
  * operators' NATS user may publish there, deploy/nats/hubbub-auth.conf). Reply: AdminUserResponse, or a
  * services-framework error (`Nats-Service-Error-Code` = gRPC canonical code, `Nats-Service-Error` =
@@ -10986,6 +10997,135 @@ export const SessionRevokedEvent: MessageFns<SessionRevokedEvent> = {
     message.sessionIds = object.sessionIds?.map((e) => e) || [];
     message.allSessions = object.allSessions ?? false;
     message.reason = object.reason ?? "";
+    message.at = object.at ?? undefined;
+    return message;
+  },
+};
+
+function createBaseSessionRefreshedEvent(): SessionRefreshedEvent {
+  return { userId: "", sessionId: "", expiresAt: undefined, at: undefined };
+}
+
+export const SessionRefreshedEvent: MessageFns<SessionRefreshedEvent> = {
+  encode(message: SessionRefreshedEvent, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.userId !== "") {
+      writer.uint32(10).string(message.userId);
+    }
+    if (message.sessionId !== "") {
+      writer.uint32(18).string(message.sessionId);
+    }
+    if (message.expiresAt !== undefined) {
+      Timestamp.encode(toTimestamp(message.expiresAt), writer.uint32(26).fork()).join();
+    }
+    if (message.at !== undefined) {
+      Timestamp.encode(toTimestamp(message.at), writer.uint32(34).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SessionRefreshedEvent {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSessionRefreshedEvent();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.userId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.sessionId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.expiresAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.at = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SessionRefreshedEvent {
+    return {
+      userId: isSet(object.userId)
+        ? globalThis.String(object.userId)
+        : isSet(object.user_id)
+        ? globalThis.String(object.user_id)
+        : "",
+      sessionId: isSet(object.sessionId)
+        ? globalThis.String(object.sessionId)
+        : isSet(object.session_id)
+        ? globalThis.String(object.session_id)
+        : "",
+      expiresAt: isSet(object.expiresAt)
+        ? fromJsonTimestamp(object.expiresAt)
+        : isSet(object.expires_at)
+        ? fromJsonTimestamp(object.expires_at)
+        : undefined,
+      at: isSet(object.at) ? fromJsonTimestamp(object.at) : undefined,
+    };
+  },
+
+  toJSON(message: SessionRefreshedEvent): unknown {
+    const obj: any = {};
+    if (message.userId !== "") {
+      obj.userId = message.userId;
+    }
+    if (message.sessionId !== "") {
+      obj.sessionId = message.sessionId;
+    }
+    if (message.expiresAt !== undefined) {
+      obj.expiresAt = message.expiresAt.toISOString();
+    }
+    if (message.at !== undefined) {
+      obj.at = message.at.toISOString();
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<SessionRefreshedEvent>): SessionRefreshedEvent {
+    return SessionRefreshedEvent.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<SessionRefreshedEvent>): SessionRefreshedEvent {
+    const message = createBaseSessionRefreshedEvent();
+    message.userId = object.userId ?? "";
+    message.sessionId = object.sessionId ?? "";
+    message.expiresAt = object.expiresAt ?? undefined;
     message.at = object.at ?? undefined;
     return message;
   },
