@@ -435,24 +435,30 @@ export class MessageService {
     const prev = this.lastBatch;
     let release!: () => void;
     this.lastBatch = new Promise<void>((r) => (release = r));
+    // Set once the batch is committed: its events go out even when answering its callers fails afterwards.
+    const committed: { rows: readonly OutboxRow[] } = { rows: [] };
     try {
       // commitPosts runs synchronously up to its first await, so ids follow batch start order.
-      const { outcomes, rows } = await this.commitPosts(items);
+      return await this.commitPosts(items, committed);
+    } finally {
       await prev;
       // Events before replies, on the same NATS connection: a door that delivers its own posts when their
       // reply arrives has by then received every earlier post of the channel, so it delivers in id order.
       // Queued, not published yet: the API flushes them right before it answers (flushEvents), so events and
       // reply share one socket write.
-      this.o.publisher.queue(rows);
-      return outcomes;
-    } finally {
-      await prev;
+      this.o.publisher.queue(committed.rows);
       release();
     }
   }
 
-  /** The batch: ids in batch order, one INSERT statement; returns the answers and the outbox rows. */
-  private async commitPosts(items: readonly PreparedPost[]): Promise<{ outcomes: PostOutcome[]; rows: OutboxRow[] }> {
+  /**
+   * The batch: ids in batch order, one INSERT statement; returns the answers. The outbox rows go to `committed` as
+   * soon as the statement committed.
+   */
+  private async commitPosts(
+    items: readonly PreparedPost[],
+    committed: { rows: readonly OutboxRow[] },
+  ): Promise<PostOutcome[]> {
     const t0 = performance.now();
     const nowMs = this.now();
     const firstByKey = new Map<string, number>();
@@ -496,6 +502,14 @@ export class MessageService {
     }
     const { seq, inserted, joined } = await this.o.repo.insertPosts(posts, joins, new Date(nowMs));
     for (const j of joins) this.cache.get(j.channelId)?.members.add(j.userId);
+    const rows: OutboxRow[] = [];
+    // One outbox row (seq) covers the whole batch; the publisher deletes it once all are out.
+    if (seq !== undefined)
+      for (const x of posts)
+        if (inserted.has(x.message.id)) rows.push({ seq, subject: x.eventSubject, payload: x.eventPayload });
+    // Members who joined by posting: the channel's `updated` event, like an explicit JoinChannel.
+    rows.push(...joined);
+    committed.rows = rows;
 
     // Posts not inserted repeated a stored (author, client_key): answer with the stored message.
     const existingKeys = posts
@@ -506,14 +520,6 @@ export class MessageService {
       for (const m of await this.o.repo.messagesByClientKeys(existingKeys))
         existing.set(`${m.authorId}\u0000${m.clientKey}`, m);
     }
-    const rows: OutboxRow[] = [];
-    // One outbox row (seq) covers the whole batch; the publisher deletes it once all are out.
-    if (seq !== undefined)
-      for (const x of posts)
-        if (inserted.has(x.message.id)) rows.push({ seq, subject: x.eventSubject, payload: x.eventPayload });
-    // Members who joined by posting: the channel's `updated` event, like an explicit JoinChannel.
-    rows.push(...joined);
-
     const out = new Array<PostOutcome>(items.length);
     for (let i = 0; i < items.length; i++) {
       const m = messages[i];
@@ -531,7 +537,7 @@ export class MessageService {
       if (d !== undefined) out[i] = { message: out[d]!.message, duplicate: true };
     }
     this.o.onBatch?.(items.length, performance.now() - t0);
-    return { outcomes: out, rows };
+    return out;
   }
 
   // ------------------------------------------------------------------ edits, deletes, reads
@@ -771,6 +777,8 @@ export class MessageService {
         throw errors.invalidArgument('DIRECT_NEEDS_TWO', 'a direct channel has exactly two members');
       if (!members.includes(p.userId))
         throw errors.permissionDenied('NOT_A_MEMBER', 'the principal must be one of the two');
+      // A new channel each time, with its own title and the caller as owner (Morelia's add_flow of a chat, spec
+      // ws-messenger §2.9: "uuid = the new channel id"); no pair key. OpenDirect is the one-per-pair path.
     } else if (!members.includes(p.userId)) members.push(p.userId);
     const allowGuests = visibility === Visibility.VISIBILITY_PUBLIC ? (req.allowGuests ?? true) : false;
     const { row } = await this.insertChannel({
@@ -798,6 +806,8 @@ export class MessageService {
     directKey: string | null;
     members: readonly string[];
   }): Promise<{ row: ChannelRow }> {
+    // A pair key only on direct channels (OpenDirect's).
+    if (c.directKey !== null && c.kind !== ChannelKind.CHANNEL_KIND_DIRECT) throw errors.internal('DIRECT_KEY');
     const at = new Date(this.now());
     let out: { row: ChannelRow; ob: OutboxRow[] };
     try {
@@ -1045,25 +1055,36 @@ export class MessageService {
     if (isGuest(p)) throw errors.permissionDenied('GUESTS_CANNOT_CREATE', 'guests cannot open direct channels');
     if (!isAccountId(req.otherUserId) || req.otherUserId === p.userId)
       throw errors.invalidArgument('BAD_MEMBER', 'the other member is another account');
-    const key = JSON.stringify([p.userId, req.otherUserId].sort());
+    return this.directChannel(p.userId, [p.userId, req.otherUserId], { slug: '', title: '', info: '' });
+  }
+
+  /**
+   * OpenDirect's channel: gets or creates the one channel of two distinct accounts by their pair key (`direct_key`,
+   * unique), so repeated or concurrent calls for the same two get one channel. `fields` apply only when it is
+   * created. (CreateChannel DIRECT makes a new keyless channel each time: Morelia's chats.)
+   */
+  private async directChannel(
+    owner: string,
+    members: readonly [string, string],
+    fields: { slug: string; title: string; info: string },
+  ): Promise<{ channel: messagesV1.Channel; created: boolean }> {
+    const key = JSON.stringify([members[0], members[1]].sort());
     const existing = await this.o.repo.channelByDirectKey(key);
     if (existing) return { channel: channelToProto(existing, await this.o.repo.members(existing.id)), created: false };
     try {
-      const members = [p.userId, req.otherUserId];
       const { row } = await this.insertChannel({
         kind: ChannelKind.CHANNEL_KIND_DIRECT,
-        slug: '',
-        title: '',
-        info: '',
+        ...fields,
         visibility: Visibility.VISIBILITY_PRIVATE,
-        ownerId: p.userId,
+        ownerId: owner,
         allowGuests: false,
         directKey: key,
         members,
       });
       return { channel: channelToProto(row, members), created: true };
     } catch (e) {
-      const again = await this.o.repo.channelByDirectKey(key);
+      // Another call created it meanwhile (the pair key refused this one); any other failure stands.
+      const again = await this.o.repo.channelByDirectKey(key).catch(() => undefined);
       if (!again) throw e;
       return { channel: channelToProto(again, await this.o.repo.members(again.id)), created: false };
     }

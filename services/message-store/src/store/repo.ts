@@ -51,6 +51,9 @@ export interface OutboxEntry {
   readonly ref: string;
 }
 
+/** The advisory lock key of outbox sweeps and drains (each service has its own database: any constant). */
+const OUTBOX_LOCK = '7527030527235325953'; // 0x687562627562_0001: "hubbub", 1
+
 const CHANNEL_COLS = `id::text AS id, kind, slug, title, info, visibility, owner_id, allow_guests, archived, created_at, changed_at`;
 
 export const MESSAGE_COLS = `id::text AS id, channel_id::text AS channel_id, author_id, author_name, author_kind, door, text,
@@ -462,13 +465,51 @@ export class Repo {
     await this.sql.lazy.query(`DELETE FROM outbox WHERE seq = ANY($1::bigint[])`, [seqs]);
   }
 
-  /** Outbox rows older than `olderThanMs` (all when 0), oldest first, locked for this transaction. */
-  async lockOutbox(q: Queryable, olderThanMs: number, limit: number): Promise<StoredOutboxRow[]> {
+  /**
+   * Takes the outbox lock for the rest of this transaction, or returns false when another sweep or drain (this
+   * replica's or another's) holds it: one chunk at a time publishes from the outbox, so chunks never interleave.
+   */
+  async tryLockOutbox(q: Queryable): Promise<boolean> {
+    const [r] = await q.query<{ ok: boolean }>(`SELECT pg_try_advisory_xact_lock($1::bigint) AS ok`, [OUTBOX_LOCK]);
+    return r?.ok === true;
+  }
+
+  /**
+   * The oldest outbox rows older than `olderThanMs` (all when 0) and not in `exclude`, in seq order, locked for this
+   * transaction: at most `rows` rows, and only those that start within `events` events (a batch row counts one per
+   * message; the first row always), so a chunk never carries more than about that many events.
+   */
+  async lockOutbox(
+    q: Queryable,
+    f: { olderThanMs: number; rows: number; events: number; exclude: readonly string[] },
+  ): Promise<StoredOutboxRow[]> {
+    return q.query<StoredOutboxRow>(
+      `WITH first AS (
+         SELECT seq, message_ids FROM outbox
+         WHERE created_at <= now() - ($1::int * interval '1 millisecond') AND seq <> ALL($4::bigint[])
+         ORDER BY seq LIMIT $2
+       ),
+       c AS (
+         -- Counted over the first rows only: a long outbox (after an outage) is never scanned whole per chunk.
+         SELECT seq, sum(coalesce(cardinality(message_ids), 1)) OVER (ORDER BY seq)
+           - coalesce(cardinality(message_ids), 1) AS before
+         FROM first
+       )
+       SELECT o.seq::text AS seq, o.subject, o.payload, o.ref, o.message_ids::text[] AS message_ids
+       FROM outbox o JOIN c ON c.seq = o.seq
+       WHERE c.before < $3
+       ORDER BY o.seq FOR UPDATE OF o SKIP LOCKED`,
+      [f.olderThanMs, f.rows, f.events, f.exclude],
+    );
+  }
+
+  /** The outbox rows with these seqs (those still there, any order), locked for this transaction. */
+  async lockOutboxSeqs(q: Queryable, seqs: readonly string[]): Promise<StoredOutboxRow[]> {
+    if (seqs.length === 0) return [];
     return q.query<StoredOutboxRow>(
       `SELECT seq::text AS seq, subject, payload, ref, message_ids::text[] AS message_ids FROM outbox
-       WHERE created_at <= now() - ($1::int * interval '1 millisecond')
-       ORDER BY seq LIMIT $2 FOR UPDATE SKIP LOCKED`,
-      [olderThanMs, limit],
+       WHERE seq = ANY($1::bigint[]) FOR UPDATE SKIP LOCKED`,
+      [seqs],
     );
   }
 

@@ -4,7 +4,7 @@
  */
 import { Code } from '@hubbub/errors';
 import { messagesV1 } from '@hubbub/proto';
-import { systemPrincipal } from '@hubbub/msg-client';
+import { principal, systemPrincipal } from '@hubbub/msg-client';
 import { createTestDatabase, createTestNats, waitFor } from '@hubbub/testing';
 import type { TestDatabase, TestNats } from '@hubbub/testing';
 import type { NatsConnection } from '@nats-io/nats-core';
@@ -278,6 +278,44 @@ describe('private channels', () => {
     expect(await refusal(s.client.openDirect({ principal: frank, otherUserId: alice.userId }))).toMatchObject({
       code: Code.PERMISSION_DENIED,
     });
+  });
+
+  it('OpenDirect makes one channel per pair, repeated or at once; CreateChannel DIRECT a new chat each time', async () => {
+    const p1 = principal({ userId: '2001', displayName: 'p1', door: 'test' });
+    const p2 = principal({ userId: '2002', displayName: 'p2', door: 'test' });
+    const at = await Promise.all([
+      s.client.openDirect({ principal: p2, otherUserId: p1.userId }),
+      s.client.openDirect({ principal: p1, otherUserId: p2.userId }),
+      s.client.openDirect({ principal: p1, otherUserId: p2.userId }),
+      s.client.openDirect({ principal: p2, otherUserId: p1.userId }),
+    ]);
+    const id = at[0].channel!.id;
+    expect(at.map((r) => r.channel!.id)).toEqual(at.map(() => id));
+    expect(at.filter((r) => r.created)).toHaveLength(1);
+    // Morelia's add_flow of a chat (spec ws-messenger §2.9): a new channel with the given title, owned by the caller.
+    const create = (p: messagesV1.Principal, memberIds: string[], title: string) =>
+      s.client.createChannel(createReq(p, ChannelKind.CHANNEL_KIND_DIRECT, { memberIds, title }));
+    const c1 = (await create(p1, [p1.userId, p2.userId], 'plans')).channel!;
+    const c2 = (await create(p2, [p2.userId, p1.userId], 'more plans')).channel!;
+    expect(new Set([id, c1.id, c2.id]).size).toBe(3);
+    expect(c1).toMatchObject({ title: 'plans', ownerId: p1.userId });
+    expect(c2).toMatchObject({ title: 'more plans', ownerId: p2.userId });
+    expect(await s.client.openDirect({ principal: p1, otherUserId: p2.userId })).toMatchObject({
+      created: false,
+      channel: { id },
+    });
+    for (const c of [c1, c2]) expect([...c.memberIds].sort()).toEqual([p1.userId, p2.userId]);
+    // Two distinct accounts, always.
+    expect(await refusal(create(p1, [p1.userId, p1.userId], ''))).toMatchObject({ reason: 'DIRECT_NEEDS_TWO' });
+    expect(await refusal(s.client.openDirect({ principal: p1, otherUserId: p1.userId }))).toMatchObject({
+      code: Code.INVALID_ARGUMENT,
+      reason: 'BAD_MEMBER',
+    });
+    expect(await refusal(create(p1, [p1.userId, 'guest:x'], ''))).toMatchObject({ reason: 'BAD_MEMBER' });
+    // The other creating paths make no direct channels (the operators' one: nats-admin.int.test.ts).
+    expect(
+      await refusal(s.client.ensurePublicChannels({ slugs: ['dm-public'], kind: ChannelKind.CHANNEL_KIND_DIRECT })),
+    ).toMatchObject({ code: Code.INVALID_ARGUMENT, reason: 'BAD_CHANNEL_KIND' });
   });
 
   it('owner adds and removes members; others are refused', async () => {

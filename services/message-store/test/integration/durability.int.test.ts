@@ -1,5 +1,6 @@
 /**
- * Durability and ids: outbox published after a crash between commit and publish, worker-id leases
+ * Durability and ids: outbox published after a crash between commit and publish, in commit order across a NATS
+ * outage (through a relay the test cuts), past events NATS refuses and after a failed answer; worker-id leases
  * (distinct per instance, lost → ids stop), monotonic ids when the clock steps back, and the doors'
  * subscription helper (dedupe + gap fill after a NATS reconnect).
  */
@@ -9,9 +10,10 @@ import { messagesV1, subjects } from '@hubbub/proto';
 import { historyFetcher, subscribeChat, systemPrincipal } from '@hubbub/msg-client';
 import { createTestDatabase, createTestNats, waitFor } from '@hubbub/testing';
 import type { TestDatabase, TestNats } from '@hubbub/testing';
-import type { NatsConnection } from '@nats-io/nats-core';
+import type { NatsConnection, Subscription } from '@nats-io/nats-core';
 import { Repo } from '../../src/store/repo';
-import { alice, listReq, natsClient, newMessage, startStore, sysop, testLog } from './harness';
+import { alice, listReq, natsClient, natsLink, newMessage, nextReconnect, startStore, sysop, testLog } from './harness';
+import type { NatsLink, Started } from './harness';
 
 let db: TestDatabase;
 let nats: TestNats;
@@ -70,6 +72,136 @@ it('publishes after a restart what a crashed publisher left between commit and p
     await b.close();
   }
 });
+
+interface ChannelRun {
+  readonly s: Started;
+  readonly channelId: string;
+  /** Texts of the channel's posted events in arrival order, on the test's own NATS connection. */
+  readonly texts: string[];
+  post(text: string): Promise<unknown>;
+}
+
+/** A store (behind `link` when given) with a fresh public channel, closed afterwards. */
+async function withChannel(
+  slug: string,
+  o: { link?: NatsLink; env?: Record<string, string> },
+  f: (r: ChannelRun) => Promise<void>,
+): Promise<void> {
+  const s = await startStore({
+    ...opts(),
+    ...(o.link ? { natsUrl: o.link.url } : {}),
+    ...(o.env ? { env: o.env } : {}),
+  });
+  let sub: Subscription | undefined;
+  try {
+    const [ch] = (await s.client.ensurePublicChannels({ slugs: [slug], kind: 0 })).channels;
+    const channelId = ch!.id;
+    const texts: string[] = [];
+    sub = nc.subscribe(subjects(nats.prefix).chat(channelId, 'posted'), {
+      callback: (_e, m) => void texts.push(messagesV1.MessageEvent.fromJSON(m.json()).message!.text),
+    });
+    await nc.flush();
+    const post = (text: string) => s.client.postMessage({ principal: alice, message: newMessage(channelId, text) });
+    await f({ s, channelId, texts, post });
+  } finally {
+    sub?.unsubscribe();
+    await s.close();
+  }
+}
+
+/** Cuts the store's link to NATS, posts `during` (committed meanwhile), restores the link, waits for the reconnect. */
+async function outage(r: ChannelRun, link: NatsLink, during: readonly string[]): Promise<void> {
+  const reconnected = nextReconnect(r.s.srv.nc);
+  link.cut();
+  for (const t of during) await r.post(t);
+  link.restore();
+  await reconnected;
+}
+
+it('publishes what was committed during a NATS outage before the posts that follow it (regression)', async () => {
+  // Before, posts after the reconnect were published at once and the outage's backlog by the next sweep, seconds
+  // later: subscribers got newer ids before older ones of the same channel.
+  const link = await natsLink(nats.url);
+  try {
+    await withChannel('outage-order', { link }, async (r) => {
+      await r.post('before');
+      await waitFor(() => r.texts.includes('before'), 5_000, 'the first event');
+      await outage(r, link, ['during-1', 'during-2', 'during-3']);
+      await r.post('after-1');
+      await r.s.client.postMessages({
+        leanReply: true,
+        principals: [],
+        principal: alice,
+        messages: [newMessage(r.channelId, 'after-2'), newMessage(r.channelId, 'after-3')],
+      });
+      const all = ['before', 'during-1', 'during-2', 'during-3', 'after-1', 'after-2', 'after-3'];
+      await waitFor(() => all.every((t) => r.texts.includes(t)), 10_000, 'every event');
+      // At-least-once: a repeat may follow, but what a deduping subscriber delivers is in commit order.
+      expect([...new Set(r.texts)]).toEqual(all);
+      await waitFor(async () => (await outboxCount(r.s)) === 0, 5_000, 'outbox emptied');
+    });
+  } finally {
+    await link.close();
+  }
+}, 20_000);
+
+it('drains the backlog of a NATS outage as soon as NATS is back, not on the periodic sweep (regression)', async () => {
+  const link = await natsLink(nats.url);
+  try {
+    await withChannel(
+      'outage-drain',
+      { link, env: { MESSAGE_STORE_OUTBOX_SWEEP_INTERVAL_MS: '600000' } },
+      async (r) => {
+        await outage(r, link, ['lost-1', 'lost-2']);
+        await waitFor(() => r.texts.includes('lost-2'), 10_000, 'the backlog published');
+        expect([...new Set(r.texts)]).toEqual(['lost-1', 'lost-2']);
+        await waitFor(async () => (await outboxCount(r.s)) === 0, 5_000, 'outbox emptied');
+      },
+    );
+  } finally {
+    await link.close();
+  }
+}, 20_000);
+
+it('skips an event NATS refuses (over max_payload) instead of holding back every later one (regression)', async () => {
+  const maxPayload = nc.info!.max_payload;
+  await withChannel('too-large', { env: { MESSAGE_STORE_MAX_TEXT_BYTES: String(2 * maxPayload) } }, async (r) => {
+    const big = await r.s.client.postMessage({
+      principal: alice,
+      message: newMessage(r.channelId, 'x'.repeat(maxPayload)),
+    });
+    expect(big.message!.id).not.toBe(''); // stored: history has it
+    await r.post('next');
+    await waitFor(() => r.texts.includes('next'), 5_000, 'the next event');
+    // Nothing left behind for a sweep that would fail on it forever.
+    await waitFor(async () => (await outboxCount(r.s)) === 0, 5_000, 'outbox emptied');
+    expect(r.texts).toEqual(['next']);
+  });
+}, 20_000);
+
+it('publishes the events of a committed batch whose answer failed (regression)', async () => {
+  // Only the fast path can deliver them here (no periodic sweep): before, a failure after the COMMIT (reading the
+  // stored messages of repeated client keys) dropped the batch's outbox rows from memory until a sweep.
+  const spy = jest.spyOn(Repo.prototype, 'messagesByClientKeys');
+  try {
+    await withChannel('answer-failed', { env: { MESSAGE_STORE_OUTBOX_SWEEP_INTERVAL_MS: '600000' } }, async (r) => {
+      const keyed = (text: string, clientKey: string) => newMessage(r.channelId, text, { clientKey });
+      await r.s.client.postMessage({ principal: alice, message: keyed('first', 'k1') });
+      spy.mockRejectedValueOnce(new Error('Connection terminated unexpectedly'));
+      const failed = r.s.client.postMessages(
+        { leanReply: false, principals: [], principal: alice, messages: [keyed('first', 'k1'), keyed('second', 'k2')] },
+        { attempts: 1 },
+      );
+      await expect(failed).rejects.toMatchObject({ code: Code.UNAVAILABLE });
+      await r.post('third');
+      await waitFor(() => r.texts.includes('third'), 5_000, 'the next event');
+      await waitFor(() => r.texts.includes('second'), 5_000, 'the event of the committed post');
+      expect([...new Set(r.texts)]).toEqual(['first', 'second', 'third']);
+    });
+  } finally {
+    spy.mockRestore();
+  }
+}, 20_000);
 
 it('gives two instances different worker ids from the KV bucket', async () => {
   const [a, b] = await Promise.all([startStore(opts()), startStore(opts())]);
