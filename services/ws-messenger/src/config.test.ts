@@ -21,7 +21,7 @@ describe('config (spec §3.9)', () => {
       maxConnectionsPerIp: 0,
       httpRequestTimeoutMs: 10_000,
       maxHttpPending: 2_000,
-      maxHttpPendingPerIp: 0,
+      maxHttpPendingPerIp: 32,
       pingIntervalMs: 20_000,
       pingTimeoutMs: 20_000,
       unauthIdleTimeoutMs: 300_000,

@@ -20,7 +20,7 @@ export const DEFAULT_RATE_BURST = 100;
 export const DEFAULT_MAX_CONNECTIONS = 20_000;
 export const DEFAULT_HTTP_REQUEST_TIMEOUT_MS = 10_000;
 export const DEFAULT_MAX_HTTP_PENDING = 2_000;
-export const DEFAULT_MAX_HTTP_PENDING_PER_IP = 0;
+export const DEFAULT_MAX_HTTP_PENDING_PER_IP = 32;
 export const DEFAULT_PING_INTERVAL_MS = 20_000;
 export const DEFAULT_PING_TIMEOUT_MS = 20_000;
 export const DEFAULT_UNAUTH_IDLE_TIMEOUT_MS = 300_000;
@@ -133,7 +133,7 @@ export const configSchema = {
   }),
   maxHttpPendingPerIp: int({
     env: 'WSM_MAX_HTTP_PENDING_PER_IP',
-    doc: 'the same per peer address (connections from WSM_TRUSTED_PROXIES not counted); 0 = off',
+    doc: 'the same per peer address, so that one address cannot hold all of WSM_MAX_HTTP_PENDING (connections from WSM_TRUSTED_PROXIES not counted); 0 = off',
     default: DEFAULT_MAX_HTTP_PENDING_PER_IP,
     min: 0,
   }),

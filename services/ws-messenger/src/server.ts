@@ -35,7 +35,7 @@ import { TokenCache } from './app/token-cache';
 import type { Config } from './config';
 import { CloseCode, CloseReason, WsmErrorCode } from './protocol/status';
 import { WsConnection } from './transport/connection';
-import { bareAddress, createHttpServer, loadStatic } from './transport/http-server';
+import { bareAddress, createHttpServer, loadStatic, refuseHttp } from './transport/http-server';
 import { createWsmMetrics } from './transport/metrics';
 
 export const SERVICE_NAME = 'ws-messenger';
@@ -58,6 +58,11 @@ export interface WsmServer {
   readonly readiness: Readiness;
   /** Open WebSocket connections (for tests and metrics). */
   connectionCount(): number;
+  /**
+   * Connections not (yet) upgraded (TLS handshake and HTTP request included), as WSM_MAX_HTTP_PENDING counts
+   * them; with `addr`, as WSM_MAX_HTTP_PENDING_PER_IP counts that peer address (for tests and metrics).
+   */
+  httpPendingCount(addr?: string): number;
   subscriptionCount(): number;
   /** Stops accepting, closes every connection with 1001, drains NATS, closes clients. */
   close(): Promise<void>;
@@ -259,7 +264,7 @@ export async function start(cfg: Config, deps: StartDeps = {}): Promise<WsmServe
     });
     const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
       if (!accepting || conns.size >= cfg.maxConnections) {
-        socket.end('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+        refuseHttp(socket, '503 Service Unavailable');
         return;
       }
       const address = clientAddress(req, cfg.trustedProxies);
@@ -267,7 +272,7 @@ export async function start(cfg: Config, deps: StartDeps = {}): Promise<WsmServe
       // close (the WebSocket's or a failed handshake's) gives the slot back.
       if (!perIp.tryAdd(address)) {
         log.warn({ addr: address, code: WsmErrorCode.TooManyConnections }, 'connection refused: per-address limit');
-        socket.end('HTTP/1.1 429 Too Many Requests\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+        refuseHttp(socket, '429 Too Many Requests');
         return;
       }
       socket.once('close', () => perIp.remove(address));
@@ -305,7 +310,7 @@ export async function start(cfg: Config, deps: StartDeps = {}): Promise<WsmServe
       });
     };
 
-    const server = createHttpServer({
+    const { server, pendingCount, dropPending } = createHttpServer({
       tls,
       files,
       registry,
@@ -376,6 +381,7 @@ export async function start(cfg: Config, deps: StartDeps = {}): Promise<WsmServe
         while (sockets.size > 0 && Date.now() < end) await new Promise((r) => setTimeout(r, 10));
         for (const ws of sockets) ws.terminate();
         server.closeAllConnections();
+        dropPending();
         await serverClosed;
         wss.close();
         hub.close();
@@ -393,6 +399,7 @@ export async function start(cfg: Config, deps: StartDeps = {}): Promise<WsmServe
       registry,
       readiness,
       connectionCount: () => conns.size,
+      httpPendingCount: pendingCount,
       subscriptionCount: () => hub.size,
       close,
     };

@@ -193,6 +193,32 @@ describe('Dispatcher', () => {
     expect(id.verifyCalls).toBe(0);
   });
 
+  it('charges malformed frames to the bucket, still answering 415; flags a flood once the overdraft is used up', async () => {
+    const d = dispatcher(fakeIdentity());
+    const b = new TokenBucket(1, 2);
+    const notJson = errFrame(
+      '1 validation error for Request\\n__root__\\n  Invalid JSON (type=value_error.json)',
+      415,
+      'Unsupported Media Type',
+    );
+    // 2 tokens, then an overdraft of 2: every one of them answered 415, none a flood
+    for (let i = 0; i < 4; i++) {
+      const r = await d.handle(conn, 'garbage', b);
+      expect([r.text, r.error, r.flood]).toEqual([notJson, 'WSM_ERR_NOT_JSON', undefined]);
+    }
+    // a valid request now finds the bucket empty (before: the malformed frames cost nothing)
+    expect((await d.handle(conn, req('ping_pong', { uuid: '7', auth_id: 'tok7' }), b)).code).toBe(429);
+    const flood = await d.handle(conn, '{"type": 5}', b);
+    expect([flood.code, flood.error, flood.flood]).toEqual([415, 'WSM_ERR_VALIDATION', true]);
+  });
+
+  it('with the rate off, malformed frames are never a flood and cost valid requests nothing', async () => {
+    const d = dispatcher(fakeIdentity());
+    const b = bucket();
+    for (let i = 0; i < 1000; i++) expect((await d.handle(conn, '[', b)).flood).toBeUndefined();
+    expect((await d.handle(conn, req('ping_pong', { uuid: '7', auth_id: 'tok7' }), b)).code).toBe(200);
+  });
+
   it('drops cached tokens on revocation', async () => {
     const id = fakeIdentity();
     const tokens = new TokenCache(10_000);

@@ -23,6 +23,11 @@ export interface DispatchResult {
   readonly error?: string;
   /** The request authenticated successfully (or logged in / registered). */
   readonly authenticated: boolean;
+  /**
+   * A malformed frame (415) that found the connection's bucket overdrawn to its limit: the peer keeps sending
+   * malformed frames faster than its rate. The transport writes this reply, then closes the connection.
+   */
+  readonly flood?: boolean;
 }
 
 type AuthOutcome = { ok: true; token: TokenInfo } | { ok: false; detail: string } | { ok: 'unavailable' };
@@ -34,7 +39,12 @@ export class Dispatcher {
     const nowMs = this.deps.clock.nowMs();
     const T = sec(nowMs);
     const decoded = decodeRequest(text, T);
-    if (!decoded.ok) return this.out(decoded.reply, 'error', decoded.code, false);
+    if (!decoded.ok) {
+      // Steps 1–2 come before the rate check (§2.6) and keep their 415, but the frame was read and parsed all
+      // the same: it is charged to the bucket, or an unbounded stream of them would cost nothing (TokenBucket).
+      const flood = bucket.charge(nowMs) === 'exhausted';
+      return { ...this.out(decoded.reply, 'error', decoded.code, false), ...(flood ? { flood } : {}) };
+    }
     if (!bucket.take(nowMs)) return this.out(rateLimitedReply(T), 'error', WsmErrorCode.RateLimited, false);
     const bad = versionReply(decoded.version, T);
     if (bad) return this.out(bad, 'error', WsmErrorCode.Version, false);

@@ -7,7 +7,7 @@
 import { isJsonObject } from './json-parse';
 import type { JsonObject, JsonValue } from './json-parse';
 import { Issue } from './schema';
-import type { ValidationIssue } from './schema';
+import type { DataIn, FlowIn, MessageIn, UserIn, ValidationIssue } from './schema';
 
 export const Method = {
   RegisterUser: 'register_user',
@@ -30,33 +30,57 @@ export type Method = (typeof Method)[keyof typeof Method];
 /** Per-method required fields below `data` (checked after the schema, in this order). */
 export type Requirement = 'flow' | 'flow.uuid' | 'message' | 'message.uuid';
 
+/**
+ * The text fields of `user[0]`, `flow[0]` and `message[0]` a method hands to storage (identity, message-store:
+ * PostgreSQL text, which cannot hold U+0000), each list in field order (spec §2.2). Step 2 refuses a NUL in
+ * them (Issue.nul); fields only compared or looked up (login and password of authentication, ids) are not here.
+ */
+export interface StoredFields {
+  readonly user?: readonly (keyof UserIn)[];
+  readonly flow?: readonly (keyof FlowIn)[];
+  readonly message?: readonly (keyof MessageIn)[];
+}
+
 export interface MethodSpec {
   readonly method: Method;
   /** true: only for an authenticated caller; false: only for a caller that is NOT authenticated. */
   readonly auth: boolean;
   readonly requires: readonly Requirement[];
+  readonly stores: StoredFields;
 }
 
-const spec = (method: Method, auth: boolean, requires: readonly Requirement[] = []): MethodSpec => ({
+const spec = (
+  method: Method,
+  auth: boolean,
+  requires: readonly Requirement[] = [],
+  stores: StoredFields = {},
+): MethodSpec => ({
   method,
   auth,
   requires,
+  stores,
 });
+
+/** The password is not among them: identity keeps only its hash. */
+const REGISTER_STORES: StoredFields = { user: ['login', 'username', 'email'] };
+const SEND_STORES: StoredFields = {
+  message: ['text', 'file_picture', 'file_video', 'file_audio', 'file_document', 'emoji'],
+};
 
 /** Every accepted `type` value, aliases included (`auth`: MTP rev 1.15; `ping-pong`: same). */
 export const METHODS: ReadonlyMap<string, MethodSpec> = new Map([
-  ['register_user', spec(Method.RegisterUser, false)],
+  ['register_user', spec(Method.RegisterUser, false, [], REGISTER_STORES)],
   ['authentication', spec(Method.Authentication, false)],
   ['auth', spec(Method.Authentication, false)],
   ['get_update', spec(Method.GetUpdate, true)],
-  ['send_message', spec(Method.SendMessage, true, ['flow', 'flow.uuid', 'message'])],
+  ['send_message', spec(Method.SendMessage, true, ['flow', 'flow.uuid', 'message'], SEND_STORES)],
   ['all_messages', spec(Method.AllMessages, true, ['flow', 'flow.uuid'])],
-  ['add_flow', spec(Method.AddFlow, true, ['flow'])],
+  ['add_flow', spec(Method.AddFlow, true, ['flow'], { flow: ['title', 'info'] })],
   ['all_flow', spec(Method.AllFlow, true)],
   ['user_info', spec(Method.UserInfo, true)],
   ['delete_user', spec(Method.DeleteUser, true)],
   ['delete_message', spec(Method.DeleteMessage, true, ['message', 'message.uuid'])],
-  ['edited_message', spec(Method.EditedMessage, true, ['message', 'message.uuid'])],
+  ['edited_message', spec(Method.EditedMessage, true, ['message', 'message.uuid'], { message: ['text'] })],
   ['ping_pong', spec(Method.PingPong, true)],
   ['ping-pong', spec(Method.PingPong, true)],
   ['subscribe', spec(Method.Subscribe, true)],
@@ -97,6 +121,26 @@ export function checkRequires(doc: JsonObject, type: string): ValidationIssue[] 
   for (const r of m?.requires ?? []) {
     if (r === 'flow' || r === 'message') requireList(d, r, issues);
     else requireFirstUuid(d, r === 'flow.uuid' ? 'flow' : 'message', issues);
+  }
+  return issues;
+}
+
+/**
+ * Step 2, after "Requires": a NUL character in a field the method stores (StoredFields) is a validation error,
+ * not a backend refusal answered with an unrelated detail. Works on the validated data (only the items the
+ * method reads: index 0).
+ */
+export function checkStored(data: DataIn, type: string): ValidationIssue[] {
+  const stores = METHODS.get(type)?.stores;
+  if (!stores) return [];
+  const issues: ValidationIssue[] = [];
+  for (const list of ['user', 'flow', 'message'] as const) {
+    const first = data[list]?.[0] as Readonly<Record<string, unknown>> | undefined;
+    if (!first) continue;
+    for (const field of stores[list] ?? []) {
+      const v = first[field];
+      if (typeof v === 'string' && v.includes('\u0000')) issues.push({ loc: ['data', list, 0, field], ...Issue.nul });
+    }
   }
   return issues;
 }

@@ -12,6 +12,34 @@ describe('TokenBucket', () => {
   it('is off at rate 0', () => {
     const b = new TokenBucket(0, 0);
     expect(Array.from({ length: 1000 }, () => b.take(0)).every(Boolean)).toBe(true);
+    expect(Array.from({ length: 1000 }, () => b.charge(0)).every((c) => c === 'ok')).toBe(true);
+  });
+  it('charges malformed frames: the burst, then an overdraft of one burst, then exhausted', () => {
+    const b = new TokenBucket(5, 5);
+    const got = Array.from({ length: 12 }, () => b.charge(1000));
+    expect(got).toEqual([
+      ...Array<string>(5).fill('ok'),
+      ...Array<string>(5).fill('overdrawn'),
+      'exhausted',
+      'exhausted',
+    ]);
+  });
+  it('an overdraft is paid back by the refill before requests pass again', () => {
+    const b = new TokenBucket(5, 5);
+    for (let i = 0; i < 10; i++) b.charge(1000);
+    // 5 tokens owed: 1 s of refill brings the bucket to 0, one more token takes another 200 ms
+    expect(b.take(2000)).toBe(false);
+    expect(b.take(2200)).toBe(true);
+    expect(b.charge(2200)).toBe('overdrawn');
+  });
+  it('requests over the rate never overdraw: a refused take leaves the bucket as it was', () => {
+    const b = new TokenBucket(5, 5);
+    for (let i = 0; i < 100; i++) b.take(1000);
+    expect(b.take(1200)).toBe(true);
+    expect(Array.from({ length: 6 }, () => b.charge(1200))).toEqual([
+      ...Array<string>(5).fill('overdrawn'),
+      'exhausted',
+    ]);
   });
 });
 

@@ -78,6 +78,73 @@ describe('decodeRequest', () => {
     expect(decodeUtf8(new TextEncoder().encode('{"a": "é"}'))).toBe('{"a": "é"}');
   });
 
+  describe('a NUL character (U+0000) in a field the method stores → 415 (PostgreSQL text cannot hold it)', () => {
+    const nul = (loc: string): string =>
+      `${loc}\n  string must not contain the NUL character U+0000 (type=value_error.str.nul)`;
+    const detail415 = (text: string): string | undefined => {
+      const r = decodeRequest(text, 1);
+      return r.ok ? undefined : (r.code === WsmErrorCode.Validation && r.reply.detail) || 'wrong code';
+    };
+    const req = (type: string, data: Record<string, unknown>): string =>
+      JSON.stringify({ type, data: { user: [{ uuid: '1', auth_id: 't' }], ...data } });
+
+    it.each([
+      ['send_message text', req('send_message', { flow: [{ uuid: '5' }], message: [{ text: 'a\u0000b' }] }), 'text'],
+      ['send_message emoji', req('send_message', { flow: [{ uuid: '5' }], message: [{ emoji: '\u0000' }] }), 'emoji'],
+      [
+        'send_message file_document',
+        req('send_message', { flow: [{ uuid: '5' }], message: [{ file_document: 'x\u0000' }] }),
+        'file_document',
+      ],
+      ['edited_message text', req('edited_message', { message: [{ uuid: '7', text: '\u0000' }] }), 'text'],
+    ])('%s', (_n, text, field) => {
+      expect(detail415(text)).toBe(`1 validation error for Request\n${nul(`data -> message -> 0 -> ${field}`)}`);
+    });
+
+    it('add_flow title and info, register_user login, username and email: every one, in field order', () => {
+      expect(detail415(req('add_flow', { flow: [{ type: 'group', info: 'i\u0000', title: '\u0000t' }] }))).toBe(
+        `2 validation errors for Request\n${nul('data -> flow -> 0 -> title')}\n${nul('data -> flow -> 0 -> info')}`,
+      );
+      const reg = JSON.stringify({
+        type: 'register_user',
+        data: { user: [{ email: 'a\u0000@b.cd', username: 'n\u0000', login: 'l\u0000', password: 'p\u0000' }] },
+      });
+      expect(detail415(reg)).toBe(
+        '3 validation errors for Request\n' +
+          [
+            nul('data -> user -> 0 -> login'),
+            nul('data -> user -> 0 -> username'),
+            nul('data -> user -> 0 -> email'),
+          ].join('\n'),
+      );
+    });
+
+    it('follows the schema and "Requires" errors', () => {
+      const text = JSON.stringify({
+        type: 'send_message',
+        data: { time: 'x', user: [{}], message: [{ text: '\u0000' }] },
+      });
+      expect(detail415(text)).toBe(
+        '3 validation errors for Request\ndata -> time\n  value is not a valid integer (type=type_error.integer)\n' +
+          'data -> flow\n  field required (type=value_error.missing)\n' +
+          nul('data -> message -> 0 -> text'),
+      );
+    });
+
+    it('is not checked where nothing is stored: passwords, lookups, ignored fields and items', () => {
+      for (const text of [
+        JSON.stringify({ type: 'authentication', data: { user: [{ login: 'l\u0000', password: 'p\u0000' }] } }),
+        JSON.stringify({ type: 'register_user', data: { user: [{ login: 'l', password: 'p\u0000', bio: '\u0000' }] } }),
+        req('ping_pong', { message: [{ text: '\u0000' }] }),
+        req('send_message', { flow: [{ uuid: '5', title: '\u0000' }], message: [{ text: 'a' }, { text: '\u0000' }] }),
+        req('edited_message', { message: [{ uuid: '7', text: 'a', emoji: '\u0000' }] }),
+        req('user_info', { user: [{ uuid: '1' }, { uuid: 'guest:\u0000' }] }),
+      ]) {
+        expect(decodeRequest(text, 1).ok).toBe(true);
+      }
+    });
+  });
+
   it('treats a UTF-8 BOM as not JSON (as Python json.loads does)', () => {
     const r = decodeRequest('\ufeff{"type": "ping_pong", "data": {"user": [{}]}}', 1);
     expect(!r.ok && r.code).toBe(WsmErrorCode.NotJson);

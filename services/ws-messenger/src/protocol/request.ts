@@ -4,7 +4,7 @@
  * live in app/.
  */
 import { PARSE_FAILED, isJsonObject, parseJson } from './json-parse';
-import { checkRequires, isSupportedVersion, METHODS } from './methods';
+import { checkRequires, checkStored, isSupportedVersion, METHODS } from './methods';
 import type { MethodSpec } from './methods';
 import { formatIssues, Issue, validateRequest } from './schema';
 import type { DataIn } from './schema';
@@ -55,6 +55,7 @@ export function decodeRequest(text: string | undefined, time: number): DecodedRe
   const r = validateRequest(doc);
   const issues = [...r.issues];
   if (isJsonObject(doc) && r.type !== undefined) issues.push(...checkRequires(doc, r.type));
+  if (r.type !== undefined && r.data !== undefined) issues.push(...checkStored(r.data, r.type));
   if (issues.length > 0 || r.type === undefined || r.version === undefined || r.data === undefined) {
     return {
       ok: false,

@@ -42,6 +42,11 @@ export const Issue = {
   bytes: { msg: 'byte type expected', type: 'type_error.bytes' },
   email: { msg: 'value is not a valid email address', type: 'value_error.email' },
   invalidJson: { msg: 'Invalid JSON', type: 'value_error.json' },
+  /**
+   * Not pydantic's (the original stored NUL in SQLite): PostgreSQL text cannot hold U+0000, so a field that is
+   * stored is refused in step 2 rather than by the backend with a wrong detail. Only for stored fields (methods.ts).
+   */
+  nul: { msg: 'string must not contain the NUL character U+0000', type: 'value_error.str.nul' },
 } as const;
 export type IssueKind = (typeof Issue)[keyof typeof Issue];
 

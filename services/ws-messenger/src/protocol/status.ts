@@ -78,6 +78,8 @@ export const WsmErrorCode = {
   AuthTimeout: 'WSM_ERR_AUTH_TIMEOUT',
   PingTimeout: 'WSM_ERR_PING_TIMEOUT',
   TooManyConnections: 'WSM_ERR_TOO_MANY_CONNECTIONS',
+  /** A connection kept sending malformed frames (415) with its rate bucket overdrawn: closed 1008. */
+  MalformedFlood: 'WSM_ERR_MALFORMED_FLOOD',
   /** A push subscription ended because identity refused its token on a recheck (a missed revocation). */
   SubscriptionRevoked: 'WSM_SUBSCRIPTION_REVOKED',
   SubscriptionRecheckFailed: 'WSM_ERR_SUBSCRIPTION_RECHECK',
@@ -93,4 +95,5 @@ export const CloseCode = {
 export const CloseReason = {
   slowConsumer: 'slow consumer',
   authTimeout: 'authentication timeout',
+  malformedFlood: 'malformed flood',
 } as const;

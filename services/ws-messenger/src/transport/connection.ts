@@ -9,7 +9,9 @@
  * 3. Input: above `maxInboxBytes` queued, the socket is paused (TCP backpressure) until drained.
  * 4. Output: more than `maxOutbufBytes` queued (held updates + socket buffer) closes the connection
  *    1008 `slow consumer`; nothing else is affected.
- * 5. Fairness: replies that need no backend (415, 401, 429, …) resolve in microtasks, so a pipelined
+ * 5. Malformed frames are charged to the rate bucket (Dispatcher); a connection that keeps sending them with
+ *    the bucket overdrawn gets that frame's 415, then close 1008 `malformed flood` (logged once).
+ * 6. Fairness: replies that need no backend (415, 401, 429, …) resolve in microtasks, so a pipelined
  *    burst would be answered without ever returning to the event loop; the pump yields after
  *    PUMP_SLICE_MS of such work, and every queued message counts INBOX_ITEM_OVERHEAD bytes besides
  *    its payload, so a flood of tiny frames reaches the inbox bound (and TCP backpressure) too.
@@ -183,6 +185,16 @@ export class WsConnection implements ConnContext {
           this.held = [];
           this.heldBytes = 0;
           for (const f of held) this.write(f);
+        }
+        if (r.flood) {
+          // The 415 just written goes out before the close frame.
+          this.h.log.warn(
+            { conn: this.id, addr: this.clientAddress, code: WsmErrorCode.MalformedFlood },
+            'malformed frames beyond the request rate; connection closed',
+          );
+          this.flush();
+          this.close(CloseCode.PolicyViolation, CloseReason.malformedFlood, 'malformed_flood');
+          break;
         }
         if (this.paused && this.inboxBytes <= this.o.maxInboxBytes / 2) {
           this.paused = false;

@@ -90,7 +90,39 @@ export function bareAddress(a: string): string {
 /** The largest request head accepted (431 above); pinned so that NODE_OPTIONS cannot raise it. */
 export const MAX_HEADER_BYTES = 16_384;
 
-export function createHttpServer(o: HttpOptions): Server {
+/** How long a refused connection may take to accept its answer before it is dropped anyway. */
+const REFUSAL_LINGER_MS = 2_000;
+
+/**
+ * Answers with a bare HTTP status and closes. The socket is destroyed once the answer is written: `end()` alone
+ * only half-closes it, and a peer that never closes its side kept the socket open for good (no HTTP timeout
+ * applies to it any more), holding its pending slot, or nothing at all after an upgrade was refused. A peer that
+ * does not even read the answer (earlier responses still queued) is dropped after REFUSAL_LINGER_MS.
+ */
+export function refuseHttp(socket: Duplex, status: string): void {
+  if (!socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const linger = setTimeout(() => socket.destroy(), REFUSAL_LINGER_MS);
+  linger.unref();
+  socket.once('close', () => clearTimeout(linger));
+  socket.once('finish', () => socket.destroy());
+  socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+}
+
+export interface HttpFront {
+  readonly server: Server;
+  /** Connections not (yet) handed to the WebSocket layer: all of them, or those counted for `addr`. */
+  readonly pendingCount: (addr?: string) => number;
+  /**
+   * Drops them all (shutdown). `closeAllConnections()` does not see a connection still in the TLS handshake, and
+   * `close()` would wait for it until its handshake timed out.
+   */
+  readonly dropPending: () => void;
+}
+
+export function createHttpServer(o: HttpOptions): HttpFront {
   const handler = (req: IncomingMessage, res: ServerResponse): void => {
     const path = (req.url ?? '/').split('?')[0] ?? '/';
     if (req.method !== 'GET' && req.method !== 'HEAD') {
@@ -161,7 +193,7 @@ export function createHttpServer(o: HttpOptions): Server {
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     const path = (req.url ?? '/').split('?')[0];
     if (path !== '/ws') {
-      socket.end('HTTP/1.1 403 Forbidden\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+      refuseHttp(socket, '403 Forbidden');
       return;
     }
     // From here the WebSocket limits (WSM_MAX_CONNECTIONS, WSM_MAX_CONNECTIONS_PER_IP) count it. Over TLS
@@ -170,7 +202,17 @@ export function createHttpServer(o: HttpOptions): Server {
     release(o.tls && raw._parent ? (raw._parent as Socket) : raw);
     o.onUpgrade(req, socket, head);
   });
+  // Sockets past the TLS handshake (HTTP is only spoken on those).
+  const secured = new WeakSet<Duplex>();
+  if (o.tls) server.on('secureConnection', (socket: Duplex) => secured.add(socket));
   server.on('clientError', (err: Error & { code?: string }, socket: Duplex) => {
+    // https reports a failed or timed-out TLS handshake as a clientError too. No HTTP answer can be sent on such a
+    // socket: it waited for a handshake that never came, and the socket stayed open (and counted as pending) for
+    // as long as the peer kept it, a silent client included. It is dropped.
+    if (o.tls && !secured.has(socket)) {
+      socket.destroy();
+      return;
+    }
     // The statuses Node itself would send: a request not complete in time, an oversized head, else 400.
     const status =
       err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
@@ -178,9 +220,14 @@ export function createHttpServer(o: HttpOptions): Server {
         : err.code === 'HPE_HEADER_OVERFLOW'
           ? '431 Request Header Fields Too Large'
           : '400 Bad Request';
-    if (socket.writable) socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
-    else socket.destroy();
+    refuseHttp(socket, status);
   });
   server.keepAliveTimeout = 5_000;
-  return server;
+  return {
+    server,
+    pendingCount: (addr) => (addr === undefined ? pending.size : perIp.count(addr)),
+    dropPending: () => {
+      for (const socket of [...pending.keys()]) socket.destroy();
+    },
+  };
 }

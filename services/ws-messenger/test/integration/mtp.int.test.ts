@@ -32,6 +32,17 @@ afterAll(async () => {
 });
 
 const OK = ['Request fulfilled, document follows', 200, 'OK'] as const;
+/** The 415 for a NUL character in stored fields (PostgreSQL text cannot hold U+0000), at these locations. */
+const nulFrame = (locs: string[], t: number): string =>
+  frameText(
+    'error',
+    'null',
+    `${locs.length} validation error${locs.length === 1 ? '' : 's'} for Request\n` +
+      locs.map((l) => `${l}\n  string must not contain the NUL character U+0000 (type=value_error.str.nul)`).join('\n'),
+    415,
+    'Unsupported Media Type',
+    t,
+  );
 const U_SHORT = (uuid: string, token: string, ttl: number): string =>
   `{"uuid": ${JSON.stringify(uuid)}, "login": null, "username": null, "bio": null, "avatar": null, "password": null, "is_bot": null, "auth_id": ${JSON.stringify(token)}, "token_ttl": ${ttl}, "email": null}`;
 const data = (time: number, parts: { user?: string; flow?: string; message?: string } = {}): string =>
@@ -106,6 +117,21 @@ describe('7.1 register_user and authentication', () => {
     ]);
     const weak = await c.req(mtp('register_user', { login: L('weak'), password: '1' }));
     expect([weak.errors.code, weak.errors.detail]).toEqual([400, 'Password does not meet the server rules']);
+  });
+
+  it('register_user with a NUL character in login, username or email → 415 naming it; no account made', async () => {
+    const login = L('nul');
+    // before: identity refused them and the reply was 400 "Login does not meet the server rules"
+    for (const [user, loc] of [
+      [{ login, password: 'password', username: 'a\u0000b' }, 'username'],
+      [{ login, password: 'password', email: 'a\u0000@b.cd' }, 'email'],
+      [{ login: `${login}\u0000`, password: 'password' }, 'login'],
+    ] as const) {
+      const raw = await c.reqRaw(mtp('register_user', user));
+      expect(raw).toBe(nulFrame([`data -> user -> 0 -> ${loc}`], (JSON.parse(raw) as Frame).errors.time));
+    }
+    expect((await c.req(mtp('authentication', { login, password: 'password' }))).errors.code).toBe(404);
+    expect((await c.req(mtp('register_user', { login, password: 'password' }))).errors.code).toBe(201);
   });
 
   it('#3 authentication → 200 with a new working token; auth alias with jsonapi null (R18)', async () => {
@@ -360,6 +386,34 @@ describe('7.1 send_message (#8, #9) and all_messages (#10–#13)', () => {
     expect(raw).toBe(frameText('send_message', 'null', 'Message too large (max 65536 bytes)', 400, 'Bad Request', t));
   });
 
+  it('a NUL character in the text or a file field → 415 naming each (not 400 Message too large); nothing stored', async () => {
+    const count = async () =>
+      (await c.req(mtp('all_messages', auth(U1), { flow: [{ uuid: G }] }))).data!.message!.length;
+    const before = await count();
+    const text = await c.reqRaw(
+      mtp('send_message', auth(U1), { flow: [{ uuid: G }], message: [{ text: 'Hello\u0000!', client_id: 1 }] }),
+    );
+    expect(text).toBe(nulFrame(['data -> message -> 0 -> text'], (JSON.parse(text) as Frame).errors.time));
+    const files = await c.reqRaw(
+      mtp('send_message', auth(U1), {
+        flow: [{ uuid: G }],
+        message: [{ text: '\u0000', file_picture: 'cA==', file_audio: '\u0000', emoji: 'x\u0000' }],
+      }),
+    );
+    expect(files).toBe(
+      nulFrame(
+        ['data -> message -> 0 -> text', 'data -> message -> 0 -> file_audio', 'data -> message -> 0 -> emoji'],
+        (JSON.parse(files) as Frame).errors.time,
+      ),
+    );
+    // the same for a flow the caller cannot see: nothing to probe
+    const hidden = await c.req(
+      mtp('send_message', auth(U1), { flow: [{ uuid: '666666' }], message: [{ text: '\u0000' }] }),
+    );
+    expect([hidden.errors.code, hidden.type]).toEqual([415, 'error']);
+    expect(await count()).toBe(before);
+  });
+
   describe('paging', () => {
     let F1: string, F2: string;
     const privet: { id?: string } = {};
@@ -600,10 +654,21 @@ describe('7.1 add_flow (#14–#18), all_flow (#19, #20), R13–R16', () => {
     await bad('Flow title or info too long', 400, 'Bad Request')({ type: 'group', title: 'é'.repeat(129) });
   });
 
-  it('NUL in title/info (message-store refuses it) → 400 Flow title or info too long, not 500; nothing written', async () => {
+  it('NUL in title/info (PostgreSQL cannot hold it) → 415 naming the field, not 400 too long nor 500; nothing written', async () => {
     const before = (await c.req(mtp('all_flow', auth(U1)))).data!.flow!.length;
-    await bad('Flow title or info too long', 400, 'Bad Request')({ type: 'group', title: 'a\u0000b' });
-    await bad('Flow title or info too long', 400, 'Bad Request')({ type: 'group', info: '\u0000' });
+    for (const [flow, locs] of [
+      [{ type: 'group', title: 'a\u0000b' }, ['title']],
+      [{ type: 'group', info: '\u0000' }, ['info']],
+      [{ type: 'group', title: '\u0000', info: 'x\u0000' }, ['title', 'info']],
+    ] as const) {
+      const raw = await c.reqRaw(mtp('add_flow', auth(U1), { flow: [flow] }));
+      expect(raw).toBe(
+        nulFrame(
+          locs.map((l) => `data -> flow -> 0 -> ${l}`),
+          (JSON.parse(raw) as Frame).errors.time,
+        ),
+      );
+    }
     expect((await c.req(mtp('all_flow', auth(U1)))).data!.flow!.length).toBe(before);
   });
 
@@ -810,6 +875,14 @@ describe('7.1 delete_message / edited_message (#25–#27), R26, R30, Z6, Z7', ()
     expect(after.data!.message!.find((m) => m['uuid'] === M)!['text']).toBe('New_Hello');
     const big = await c.req(mtp('edited_message', auth(U1), { message: [{ uuid: M, text: 'y'.repeat(70_000) }] }));
     expect([big.errors.code, big.errors.detail]).toEqual([400, 'Message too large (max 65536 bytes)']);
+  });
+
+  it('edited_message with a NUL character in the text → 415 (not 400 Message too large); text unchanged', async () => {
+    const M = await send(U1, 'Hello');
+    const raw = await c.reqRaw(mtp('edited_message', auth(U1), { message: [{ uuid: M, text: 'New\u0000' }] }));
+    expect(raw).toBe(nulFrame(['data -> message -> 0 -> text'], (JSON.parse(raw) as Frame).errors.time));
+    const all = await c.req(mtp('all_messages', auth(U1), { flow: [{ uuid: F }] }));
+    expect(all.data!.message!.find((m) => m['uuid'] === M)).toMatchObject({ text: 'Hello', edited_status: false });
   });
 
   it('R26 a message uuid sent as a JSON number keeps its exact 64-bit digits', async () => {

@@ -6,10 +6,14 @@
 import { readFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { connect as netConnect, createServer } from 'node:net';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { join } from 'node:path';
+import { connect as tlsConnect } from 'node:tls';
 import WebSocket from 'ws';
+import { createLogger } from '@hubbub/runtime';
 import { freePort, waitFor } from '@hubbub/testing';
+import { makeSelfSignedCert } from './helpers/certs';
+import type { TestCert } from './helpers/certs';
 import { auth, makeUser } from './helpers/fixtures';
 import type { U } from './helpers/fixtures';
 import { frameText, MtpClient, mtp } from './helpers/mtp-client';
@@ -36,7 +40,8 @@ afterAll(async () => {
 });
 
 async function connect(u = url): Promise<MtpClient> {
-  const c = await MtpClient.connect(u);
+  // wss:// only in the TLS tests, with their self-signed certificate
+  const c = await MtpClient.connect(u, u.startsWith('wss:') ? { rejectUnauthorized: false } : {});
   clients.push(c);
   return c;
 }
@@ -63,6 +68,7 @@ const V = { version: '1.0', revision: '17' };
 const error415 = (detail: string, t: number): string =>
   frameText('error', 'null', detail, 415, 'Unsupported Media Type', t);
 const NOT_JSON = '1 validation error for Request\n__root__\n  Invalid JSON (type=value_error.json)';
+const NOT_DICT = '1 validation error for Request\ndata\n  value is not a valid dict (type=type_error.dict)';
 
 describe('HTTP surface (§3.8, #35)', () => {
   const CSP =
@@ -386,6 +392,56 @@ describe('limits and failures (§3.1, §5)', () => {
     expect(c.closed).toBeUndefined();
   });
 
+  it('malformed frames are charged to the rate bucket (still answered 415): valid requests after them get 429', async () => {
+    const limited = await s.wsm({ WSM_RATE_PER_S: '1', WSM_RATE_BURST: '5' });
+    const c = await connect(`ws://127.0.0.1:${limited.port}/ws`);
+    // the 5 tokens of the burst, then an overdraft of one burst: 10 malformed frames, the most not closing it
+    for (let i = 0; i < 10; i++) c.send(i % 2 ? `garbage ${i}` : JSON.stringify({ type: 'ping_pong', data: 5 }));
+    for (let i = 0; i < 3; i++) c.send(mtp('ping_pong', auth(U1)));
+    const frames: string[] = [];
+    for (let i = 0; i < 13; i++) frames.push(await c.nextRaw());
+    frames.slice(0, 10).forEach((raw, i) => {
+      expect(raw).toBe(error415(i % 2 ? NOT_JSON : NOT_DICT, (JSON.parse(raw) as Frame).errors.time));
+    });
+    // before: the malformed frames cost nothing and all three were 200 (6 s of refill would be owed now)
+    expect(frames.slice(10).map((f) => (JSON.parse(f) as Frame).errors.code)).toEqual([429, 429, 429]);
+    expect(c.closed).toBeUndefined();
+  });
+
+  it('a connection that keeps sending malformed frames beyond its rate is closed 1008, logged once; others unaffected', async () => {
+    const lines: Record<string, unknown>[] = [];
+    const log = createLogger({
+      service: 'ws-messenger',
+      level: 'info',
+      destination: { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) },
+    });
+    const limited = await s.wsm({ WSM_RATE_PER_S: '5', WSM_RATE_BURST: '5' }, log);
+    const limitedUrl = `ws://127.0.0.1:${limited.port}/ws`;
+    const other = await connect(limitedUrl);
+    const c = await connect(limitedUrl);
+    for (let i = 0; i < 100; i++) c.send(i % 2 ? `garbage ${i}` : JSON.stringify({ type: 'ping_pong', data: 5 }));
+    // before: 100 replies of 415 and the connection open, whatever the rate
+    await waitFor(() => c.closed !== undefined, 5_000, 'close');
+    expect(c.closed).toEqual({ code: 1008, reason: 'malformed flood' });
+    // every frame up to the one over the limit got its exact 415, in order; nothing was read after it
+    const replies = c.unread();
+    expect(replies.length).toBeGreaterThanOrEqual(11);
+    expect(replies.length).toBeLessThan(100);
+    replies.forEach((raw, i) => {
+      expect(raw).toBe(error415(i % 2 ? NOT_JSON : NOT_DICT, (JSON.parse(raw) as Frame).errors.time));
+    });
+    const flood = lines.filter((l) => l['code'] === 'WSM_ERR_MALFORMED_FLOOD');
+    expect(flood).toHaveLength(1);
+    expect(flood[0]).toMatchObject({ level: 'warn', addr: '127.0.0.1' });
+    // a well-behaved client on the same instance: even pipelined beyond the rate, valid requests never close it
+    for (let i = 0; i < 30; i++) other.send(mtp('ping_pong', auth(U1)));
+    const codes: number[] = [];
+    for (let i = 0; i < 30; i++) codes.push((await other.next()).errors.code);
+    expect(codes.slice(0, 5)).toEqual([200, 200, 200, 200, 200]);
+    expect(codes.filter((x) => x !== 200 && x !== 429)).toEqual([]);
+    expect(other.closed).toBeUndefined();
+  });
+
   it('R29 identity unreachable → 503 Service temporarily unavailable, type error; connection open', async () => {
     const dead = await new Promise<number>((ok) => {
       const srv = createServer();
@@ -513,12 +569,10 @@ describe('limits and failures (§3.1, §5)', () => {
     held.terminate();
   });
 
-  /** A raw TCP connection; `closedWithin(ms)` tells whether the server closed it in that time, and what it said. */
-  function rawSocket(port: number): {
-    sock: ReturnType<typeof netConnect>;
-    closedWithin(ms: number): Promise<{ closed: boolean; said: string }>;
-  } {
-    const sock = netConnect(port, '127.0.0.1');
+  /** A client socket; `closedWithin(ms)` tells whether the server closed it in that time, and what it said. */
+  function watch<S extends Socket>(
+    sock: S,
+  ): { sock: S; said(): string; closedWithin(ms: number): Promise<{ closed: boolean; said: string }> } {
     let said = '';
     let closed = false;
     sock.on('data', (d: Buffer) => (said += d.toString('latin1')));
@@ -526,14 +580,21 @@ describe('limits and failures (§3.1, §5)', () => {
     const gone = new Promise<void>((ok) => sock.once('close', () => ((closed = true), ok())));
     return {
       sock,
+      said: () => said,
       closedWithin: async (ms) => {
         await Promise.race([gone, new Promise((r) => setTimeout(r, ms))]);
         return { closed, said };
       },
     };
   }
+  /** A raw TCP connection; `halfOpen`: it never closes its side, not even when the server has closed its own. */
+  const rawSocket = (port: number, halfOpen = false) =>
+    watch(netConnect({ port, host: '127.0.0.1', allowHalfOpen: halfOpen }));
   const connected = (r: ReturnType<typeof rawSocket>): Promise<void> =>
     new Promise((ok) => (r.sock.readyState === 'open' ? ok() : r.sock.once('connect', () => ok())));
+  const upgradeHead = (path: string): string =>
+    `GET ${path} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+    'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n';
 
   it('WSM_HTTP_REQUEST_TIMEOUT_MS: a slowloris request or a silent connection is closed 408 in time', async () => {
     const t = await s.wsm({ WSM_HTTP_REQUEST_TIMEOUT_MS: '500' });
@@ -591,6 +652,158 @@ describe('limits and failures (§3.1, §5)', () => {
     await Promise.all(viaProxy.map(connected));
     expect((await viaProxy[2]!.closedWithin(300)).closed).toBe(false);
     for (const h of viaProxy) h.sock.destroy();
+  });
+
+  it('a refused request or upgrade is closed even if the peer never closes its side (no socket, no pending slot kept)', async () => {
+    const t = await s.wsm({ WSM_HTTP_REQUEST_TIMEOUT_MS: '500', WSM_MAX_CONNECTIONS_PER_IP: '1' });
+    const pendingGone = () => waitFor(() => t.httpPendingCount() === 0, 5_000, 'pending back to 0');
+    // 403 (an upgrade on another path) and 408 (a request head never completed) while still pending
+    const forbidden = rawSocket(t.port, true);
+    forbidden.sock.write(upgradeHead('/no-ws'));
+    const slow = rawSocket(t.port, true);
+    slow.sock.write('GET / HTTP/1.1\r\nHost: x\r\n');
+    await waitFor(
+      () => forbidden.said().startsWith('HTTP/1.1 403 ') && slow.said().startsWith('HTTP/1.1 408 '),
+      5_000,
+      'refusals',
+    );
+    // before: each kept its pending slot (and socket) for as long as the peer kept its side open
+    await pendingGone();
+    // 429 over WSM_MAX_CONNECTIONS_PER_IP: the socket had left the pending count and was counted nowhere after
+    const held = await connect(`ws://127.0.0.1:${t.port}/ws`);
+    const over = rawSocket(t.port, true);
+    over.sock.write(upgradeHead('/ws'));
+    await waitFor(() => over.said().startsWith('HTTP/1.1 429 '), 5_000, '429');
+    // the server has closed its socket: what the peer writes now is reset (before: accepted and kept, for good)
+    await waitFor(
+      async () => {
+        if (over.sock.writable) over.sock.write('still here');
+        return (await over.closedWithin(50)).closed;
+      },
+      5_000,
+      'the refused socket closed',
+    );
+    await pendingGone();
+    expect((await held.req(mtp('ping_pong', auth(U1)))).errors.code).toBe(200);
+    for (const r of [forbidden, slow]) r.sock.destroy();
+  }, 20_000);
+
+  describe('TLS (WSM_TLS_CERT_FILE): a connection counts as pending from accept through the handshake, released on every outcome', () => {
+    let cert: TestCert;
+    let t: WsmServer;
+    beforeAll(async () => {
+      cert = makeSelfSignedCert();
+      t = await s.wsm({
+        WSM_TLS_CERT_FILE: cert.certFile,
+        WSM_TLS_KEY_FILE: cert.keyFile,
+        WSM_MAX_HTTP_PENDING: '6',
+        WSM_MAX_HTTP_PENDING_PER_IP: '3',
+        WSM_HTTP_REQUEST_TIMEOUT_MS: '1500',
+      });
+    }, 30_000);
+    afterAll(() => cert?.remove());
+
+    const pendingIs = (n: number): Promise<void> =>
+      waitFor(() => t.httpPendingCount() === n && t.httpPendingCount('127.0.0.1') === n, 5_000, `${n} pending`);
+    /** A TLS client (the test certificate is self-signed); `verify`: refuse it, as a strict client does. */
+    const tlsClient = (o: { halfOpen?: boolean; verify?: boolean } = {}) => {
+      const r = watch(
+        tlsConnect({
+          socket: netConnect({ port: t.port, host: '127.0.0.1', allowHalfOpen: o.halfOpen ?? false }),
+          servername: 'localhost',
+          rejectUnauthorized: o.verify ?? false,
+        }),
+      );
+      const secure = new Promise<void>((ok) => r.sock.once('secureConnect', () => ok()));
+      return { ...r, secure };
+    };
+    /** The first bytes of a TLS ClientHello (record header, handshake header, version): a handshake cut short. */
+    const PARTIAL_HELLO = Buffer.from([0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03]);
+
+    it('serves wss://; an upgraded connection no longer counts', async () => {
+      const c = await connect(`wss://127.0.0.1:${t.port}/ws`);
+      expect((await c.req(mtp('ping_pong', auth(U1)))).errors.code).toBe(200);
+      await pendingIs(0);
+    });
+
+    it('connections in the handshake count, in total and per address; over the share they are dropped', async () => {
+      const held = [rawSocket(t.port), rawSocket(t.port), rawSocket(t.port)];
+      await Promise.all(held.map(connected));
+      held[0]!.sock.write(PARTIAL_HELLO);
+      await pendingIs(3);
+      expect(await rawSocket(t.port).closedWithin(3_000)).toEqual({ closed: true, said: '' });
+      for (const h of held) h.sock.destroy();
+      await pendingIs(0);
+    });
+
+    it('released after: a client abort mid-handshake or right after it, a failed handshake, a timeout, an HTTP refusal', async () => {
+      // twice as many rounds as WSM_MAX_HTTP_PENDING: a slot lost on any path would show as refusals at the end
+      for (let round = 0; round < 2; round++) {
+        // the client gives up in the middle of its ClientHello
+        const mid = rawSocket(t.port);
+        await connected(mid);
+        mid.sock.write(PARTIAL_HELLO);
+        await pendingIs(1);
+        mid.sock.destroy();
+        await pendingIs(0);
+        // the client refuses the (self-signed) certificate and aborts the handshake
+        const strict = tlsClient({ verify: true });
+        expect((await strict.closedWithin(5_000)).closed).toBe(true);
+        await pendingIs(0);
+        // not TLS at all: the handshake fails
+        const plain = rawSocket(t.port);
+        plain.sock.write(upgradeHead('/ws'));
+        expect((await plain.closedWithin(5_000)).closed).toBe(true);
+        await pendingIs(0);
+        // handshake done, then the client goes away before its request
+        const gone = tlsClient();
+        await gone.secure;
+        await pendingIs(1);
+        gone.sock.destroy();
+        await pendingIs(0);
+        // silence: the handshake times out (WSM_HTTP_REQUEST_TIMEOUT_MS)
+        const silent = rawSocket(t.port);
+        expect((await silent.closedWithin(5_000)).closed).toBe(true);
+        await pendingIs(0);
+        // 403 and 408 over TLS to a peer that never closes its side
+        const forbidden = tlsClient({ halfOpen: true });
+        await forbidden.secure;
+        forbidden.sock.write(upgradeHead('/no-ws'));
+        const slow = tlsClient({ halfOpen: true });
+        await slow.secure;
+        slow.sock.write('GET / HTTP/1.1\r\nHost: x\r\n');
+        await waitFor(
+          () => forbidden.said().startsWith('HTTP/1.1 403 ') && slow.said().startsWith('HTTP/1.1 408 '),
+          5_000,
+          'refusals',
+        );
+        await pendingIs(0);
+        for (const r of [forbidden, slow]) r.sock.destroy();
+      }
+      // every slot came back: a burst up to the per-address share is admitted, and wss:// works
+      const burst = [rawSocket(t.port), rawSocket(t.port), rawSocket(t.port)];
+      await Promise.all(burst.map(connected));
+      await pendingIs(3);
+      for (const b of burst) b.sock.destroy();
+      await pendingIs(0);
+      const c = await connect(`wss://127.0.0.1:${t.port}/ws`);
+      expect((await c.req(mtp('ping_pong', auth(U1)))).errors.code).toBe(200);
+      await pendingIs(0);
+    }, 30_000);
+
+    it('close() drops connections still in the TLS handshake instead of waiting for their timeout', async () => {
+      const slow = await s.wsm({
+        WSM_TLS_CERT_FILE: cert.certFile,
+        WSM_TLS_KEY_FILE: cert.keyFile,
+        WSM_HTTP_REQUEST_TIMEOUT_MS: '600000',
+      });
+      const silent = rawSocket(slow.port);
+      await connected(silent);
+      await waitFor(() => slow.httpPendingCount() === 1, 5_000, 'pending');
+      // before: close() waited for the handshake timeout (here 10 minutes; the test's own timeout ends it first)
+      await slow.close();
+      expect((await silent.closedWithin(1_000)).closed).toBe(true);
+    });
   });
 
   it('a never-authenticated connection is closed 1008 authentication timeout; an authenticated one stays', async () => {

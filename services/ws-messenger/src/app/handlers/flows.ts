@@ -10,8 +10,8 @@ import { fullFlow, isDecimalId, isMtpVisible, utf8Bytes } from '../mapping';
 const FLOW_TYPES = new Set(['chat', 'group', 'channel']);
 const MAX_TITLE_BYTES = 256;
 const MAX_INFO_BYTES = 4096;
-/** message-store's checkTitleInfo reasons. */
-const TITLE_INFO_REASONS = new Set(['NUL_CHARACTER', 'TITLE_TOO_LONG', 'INFO_TOO_LONG']);
+/** message-store's checkTitleInfo length reasons (its NUL_CHARACTER is refused in dispatch step 2 already). */
+const TITLE_INFO_REASONS = new Set(['TITLE_TOO_LONG', 'INFO_TOO_LONG']);
 
 export const addFlow: Handler = async (ctx) => {
   const actor = actorOf(ctx);
@@ -45,8 +45,7 @@ export const addFlow: Handler = async (ctx) => {
       memberIds: users,
     });
   } catch (e) {
-    // message-store refuses a title or info PostgreSQL cannot hold (U+0000) with the same check as the
-    // length limit: the same 400 row (#4), not a 500 for a schema-valid request.
+    // message-store's own length limits (in bytes, like ours): the same 400 row (#4).
     if (hasCode(e, Code.INVALID_ARGUMENT) && TITLE_INFO_REASONS.has(reasonOf(e))) {
       return fail('BAD_REQUEST', Detail.titleTooLong);
     }

@@ -4,13 +4,21 @@ import { encodeFlow, encodeMessage } from '../../protocol/frames';
 import type { MessageOut } from '../../protocol/frames';
 import type { MessageIn } from '../../protocol/schema';
 import { Detail } from '../../protocol/status';
-import { hasCode } from '../backend';
+import { hasCode, reasonOf } from '../backend';
 import { actorOf, reply } from '../context';
 import type { Ctx, Handler } from '../context';
 import { fullMessage, isDecimalId, sinceMsOf, utf8Bytes } from '../mapping';
 import type { Actor, Files, StoredMessage } from '../ports';
 
 const FILE_KEYS = ['file_picture', 'file_video', 'file_audio', 'file_document', 'emoji'] as const;
+
+/**
+ * message-store's size refusals (its checkContent). Any other refusal of content is not "too large": a NUL
+ * character (its NUL_CHARACTER) is refused in dispatch step 2 already, and what is left is a bug (500, logged).
+ */
+const SIZE_REASONS: ReadonlySet<string> = new Set(['TEXT_TOO_LARGE', 'ATTACHMENTS_TOO_LARGE']);
+const isSizeRefusal = (e: unknown): boolean =>
+  hasCode(e, Code.OUT_OF_RANGE) || (hasCode(e, Code.INVALID_ARGUMENT) && SIZE_REASONS.has(reasonOf(e)));
 
 function filesOf(m: MessageIn): Files | undefined {
   if (FILE_KEYS.every((k) => m[k] === undefined)) return undefined;
@@ -54,7 +62,7 @@ export const sendMessage: Handler = async (ctx) => {
   } catch (e) {
     if (hasCode(e, Code.NOT_FOUND, Code.FAILED_PRECONDITION)) return notFound();
     if (hasCode(e, Code.PERMISSION_DENIED)) return reply(ctx, 'FORBIDDEN', null, Detail.channelOwnerOnly);
-    if (hasCode(e, Code.INVALID_ARGUMENT, Code.OUT_OF_RANGE)) return tooLarge();
+    if (isSizeRefusal(e)) return tooLarge();
     throw e;
   }
   const out: MessageOut = {
@@ -188,7 +196,7 @@ function mapChangeError(ctx: Ctx, e: unknown) {
   if (hasCode(e, Code.NOT_FOUND, Code.FAILED_PRECONDITION))
     return reply(ctx, 'NOT_FOUND', null, Detail.messageNotFound);
   if (hasCode(e, Code.PERMISSION_DENIED)) return reply(ctx, 'FORBIDDEN', null, Detail.authorOnly);
-  if (hasCode(e, Code.INVALID_ARGUMENT, Code.OUT_OF_RANGE)) {
+  if (isSizeRefusal(e)) {
     return reply(ctx, 'BAD_REQUEST', null, Detail.messageTooLarge(ctx.deps.limits.maxMessageBytes));
   }
   throw e;

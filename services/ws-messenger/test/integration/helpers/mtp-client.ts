@@ -34,8 +34,8 @@ export class MtpClient {
     ws.on('error', () => undefined);
   }
 
-  static async connect(url: string): Promise<MtpClient> {
-    const ws = new WebSocket(url, { perMessageDeflate: false });
+  static async connect(url: string, options: WebSocket.ClientOptions = {}): Promise<MtpClient> {
+    const ws = new WebSocket(url, { perMessageDeflate: false, ...options });
     const c = new MtpClient(ws);
     await new Promise<void>((ok, fail) => {
       ws.once('open', () => ok());

@@ -8,6 +8,7 @@ import { createClient } from '@hubbub/grpc';
 import type { PromiseClient } from '@hubbub/grpc';
 import { identityV1, messagesV1 } from '@hubbub/proto';
 import { createLogger } from '@hubbub/runtime';
+import type { Logger } from '@hubbub/runtime';
 import { ServiceProcess, createTestDatabase, createTestNats, repoRoot } from '@hubbub/testing';
 import type { TestDatabase, TestNats } from '@hubbub/testing';
 import { testConfig } from '../../../src/config';
@@ -28,8 +29,8 @@ export interface Stack {
   readonly idClient: PromiseClient<typeof identityV1.IdentityServiceService>;
   readonly msgClient: PromiseClient<typeof messagesV1.MessageStoreServiceService>;
   readonly seedClient: PromiseClient<typeof messagesV1.MessageStoreTestingServiceService>;
-  /** Starts a ws-messenger in-process against this stack (closed by `close()`). */
-  wsm(env?: Record<string, string>): Promise<WsmServer>;
+  /** Starts a ws-messenger in-process against this stack (closed by `close()`); `log` to read its log lines. */
+  wsm(env?: Record<string, string>, log?: Logger): Promise<WsmServer>;
   close(): Promise<void>;
 }
 
@@ -91,7 +92,7 @@ export async function startStack(
       idClient,
       msgClient,
       seedClient,
-      async wsm(env = {}) {
+      async wsm(env = {}, wsmLog = log) {
         const cfg = testConfig({
           NATS_URL: nats.url,
           NATS_PREFIX: nats.prefix,
@@ -102,7 +103,7 @@ export async function startStack(
           LOG_LEVEL: 'silent',
           ...env,
         });
-        const s = await start(cfg, { log });
+        const s = await start(cfg, { log: wsmLog });
         servers.push(s);
         return s;
       },
