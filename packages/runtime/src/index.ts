@@ -24,5 +24,6 @@ export { foldName } from './names';
 export { Batcher, BatcherClosedError } from './batcher';
 export type { BatcherOptions } from './batcher';
 export { PerAddressLimit } from './per-address';
+export { addressThrottleKey, normalizeAddress } from './addresses';
 export { periodicTask } from './periodic';
 export type { PeriodicTask } from './periodic';
