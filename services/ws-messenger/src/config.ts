@@ -115,7 +115,7 @@ export const configSchema = {
   }),
   maxConnectionsPerIp: int({
     env: 'WSM_MAX_CONNECTIONS_PER_IP',
-    doc: 'connections per client address (X-Forwarded-For only from WSM_TRUSTED_PROXIES); HTTP 429 above; 0 = off',
+    doc: 'connections per client address (an IPv6 address counts as its /64; X-Forwarded-For only from WSM_TRUSTED_PROXIES); HTTP 429 above; 0 = off',
     default: 0,
     min: 0,
   }),
