@@ -169,6 +169,8 @@ export async function start(cfg: Config, deps: StartDeps = {}): Promise<MessageS
       limits: {
         maxTextBytes: cfg.maxTextBytes,
         maxAttachmentBytes: cfg.maxAttachmentBytes,
+        // The server's max_payload (1 MiB by default): no message is stored whose event it would refuse.
+        maxEventBytes: nc.info?.max_payload ?? 1_048_576,
         maxBatchMessages: cfg.maxBatchMessages,
         maxOnelinerBytes: cfg.maxOnelinerBytes,
       },

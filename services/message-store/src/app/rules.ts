@@ -116,7 +116,16 @@ export function checkTitleInfo(title: string | undefined, info: string | undefin
 export interface Limits {
   readonly maxTextBytes: number;
   readonly maxAttachmentBytes: number;
+  /**
+   * The largest event NATS takes (its `max_payload`). A message whose event (proto3 JSON, where escaping can make
+   * a byte six) would be larger is refused: stored, its event could never be published (docs/operations.md,
+   * `OUTBOX_EVENT_REFUSED`), and no door would see it live. Undefined: not checked.
+   */
+  readonly maxEventBytes?: number;
 }
+
+/** Room in an event for everything besides the content: ids, names, door, channel, times, field names. */
+export const EVENT_OVERHEAD_BYTES = 16_384;
 
 export function attachmentBytes(a: messagesV1.Attachments | undefined): number {
   if (!a) return 0;
@@ -165,10 +174,24 @@ export function checkContent(
     });
   if (utf8Bytes(m.subject) > MAX_SUBJECT_BYTES)
     throw errors.invalidArgument('SUBJECT_TOO_LONG', `subject over ${MAX_SUBJECT_BYTES} bytes`);
-  if (attachmentBytes(m.attachments) > limits.maxAttachmentBytes)
+  const attached = attachmentBytes(m.attachments);
+  if (attached > limits.maxAttachmentBytes)
     throw errors.invalidArgument('ATTACHMENTS_TOO_LARGE', `attachments over ${limits.maxAttachmentBytes} bytes`, {
       limit: String(limits.maxAttachmentBytes),
     });
+  const maxEvent = limits.maxEventBytes;
+  if (maxEvent === undefined) return;
+  let raw = utf8Bytes(m.text) + utf8Bytes(m.subject) + attached;
+  for (const t of m.tags ?? []) raw += utf8Bytes(t) + 4;
+  // JSON makes a byte at most six (\u0001): only contents that could then outgrow the event are encoded to count.
+  if (raw * 6 + EVENT_OVERHEAD_BYTES <= maxEvent) return;
+  const json = JSON.stringify([m.text, m.subject, m.tags ?? [], a ? messagesV1.Attachments.toJSON(a) : null]);
+  if (Buffer.byteLength(json, 'utf8') + EVENT_OVERHEAD_BYTES > maxEvent)
+    throw errors.invalidArgument(
+      a ? 'ATTACHMENTS_TOO_LARGE' : 'TEXT_TOO_LARGE',
+      `text and attachments over ${maxEvent - EVENT_OVERHEAD_BYTES} bytes once encoded for the event`,
+      { limit: String(maxEvent - EVENT_OVERHEAD_BYTES) },
+    );
 }
 
 const MESSAGE_KINDS: ReadonlySet<number> = new Set([

@@ -272,6 +272,34 @@ describe('posting', () => {
     expect(s.srv.service.batchStats.batches).toBeGreaterThan(1);
   });
 
+  it('refuses a message whose event NATS could never take (JSON escaping past max_payload), and stores nothing', async () => {
+    // Within every byte limit (64 kB text, 256 kB attachments), but each control character is six bytes in the
+    // event's JSON: about 1.9 MB against NATS's 1 MiB. Stored, its event would be refused and skipped.
+    const ctl = (n: number): string => '\u0001'.repeat(n);
+    const big = newMessage(general.id, ctl(65_000), {
+      clientKey: 'escaped-event',
+      attachments: { fileVideo: ctl(130_000), fileAudio: ctl(130_000) },
+    });
+    expect(await refusal(s.client.postMessage({ principal: alice, message: big }))).toMatchObject({
+      code: Code.INVALID_ARGUMENT,
+      reason: 'ATTACHMENTS_TOO_LARGE',
+    });
+    const noAttachments = newMessage(general.id, ctl(65_000), { clientKey: 'escaped-event-2' });
+    const ok = await s.client.postMessage({ principal: alice, message: noAttachments }); // 390 kB of JSON: fits
+    expect(ok.message?.text).toHaveLength(65_000);
+    const stored = await s.client.listMessages({
+      principal: alice,
+      channelId: general.id,
+      before: '',
+      after: '',
+      limit: 100,
+      includeDeleted: true,
+      tags: [],
+      mailbox: false,
+    });
+    expect(stored.messages.filter((m) => m.clientKey === 'escaped-event')).toEqual([]);
+  });
+
   it('enforces limits with their own reasons', async () => {
     expect(
       await refusal(s.client.postMessage({ principal: alice, message: newMessage(general.id, 'x'.repeat(65_537)) })),
