@@ -131,7 +131,7 @@ export class MemoryIdentity implements IdentityPort {
     return a ? { id: a.id, name: a.name } : undefined;
   }
 
-  async verifyAppPassword(account: Account, token: string): Promise<boolean> {
+  async verifyAppPassword(account: Account, token: string, _clientAddress: string): Promise<boolean> {
     this.check();
     return this.accounts.find((a) => a.id === account.id)?.tokens.includes(token.toLowerCase()) ?? false;
   }

@@ -1,7 +1,9 @@
 import { createLogger } from '@hubbub/runtime';
+import { waitFor } from '@hubbub/testing';
 import { MemoryIdentity, MemoryPresence } from '../adapters/memory';
 import { Authenticator } from './authenticator';
 import type { AuthContext } from './authenticator';
+import type { PresenceLease } from './ports';
 import { isValidNick } from './nick';
 
 const log = createLogger({ service: 'test', level: 'silent' });
@@ -81,5 +83,29 @@ describe('Authenticator (§3.4)', () => {
     expect(await a.authenticate('slow', plain)).toMatchObject({ accepted: false, countFailure: false });
     await new Promise((r) => setTimeout(r, 350));
     expect(presence.guests.has('slow')).toBe(false);
+  });
+  it('a late claim whose release fails (presence down) is only logged: no unhandled rejection, which would end the process', async () => {
+    const { a, presence } = setup();
+    let settle: ((l: PresenceLease) => void) | undefined;
+    presence.claimGuest = () => new Promise<PresenceLease>((r) => (settle = r));
+    expect(await a.authenticate('late', plain)).toMatchObject({ accepted: false, countFailure: false });
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown): void => void unhandled.push(reason);
+    process.on('unhandledRejection', onUnhandled);
+    try {
+      let released = false;
+      settle!({
+        release: () => {
+          released = true;
+          return Promise.reject(new Error('presence unreachable'));
+        },
+      });
+      await waitFor(() => released);
+      // Rejections are reported once the microtask queue has drained.
+      for (let i = 0; i < 3; i++) await new Promise((r) => setImmediate(r));
+      expect(unhandled).toEqual([]);
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+    }
   });
 });

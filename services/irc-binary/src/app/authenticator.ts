@@ -61,11 +61,19 @@ export class Authenticator {
     try {
       return await withTimeout(running, this.o.backendTimeoutMs, 'authentication');
     } catch (e) {
-      // A claim that completes after the deadline is given back at once.
-      running.then(
-        (r) => (r.accepted ? r.lease?.release() : undefined),
-        () => undefined,
-      );
+      // A claim that completes after the deadline is given back at once. A failing release must not
+      // become an unhandled rejection (that ends the process); the lease expires with its TTL.
+      running
+        .then(
+          (r) => (r.accepted ? r.lease?.release() : undefined),
+          () => undefined,
+        )
+        .catch((err: unknown) =>
+          this.o.log.warn(
+            { code: 'IRCB_PRESENCE_RELEASE_FAILED', err: err instanceof Error ? err.message : String(err) },
+            'late presence claim could not be given back',
+          ),
+        );
       // Identity or presence unreachable (§3.4): refuse, do not count.
       this.o.log.warn(
         { code: 'IRCB_ERR_IDENTITY_UNAVAILABLE', err: e instanceof Error ? e.message : String(e) },

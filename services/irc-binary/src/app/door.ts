@@ -12,6 +12,7 @@
  *   connection; a message id is delivered once per instance (RecentIds), whether it first came
  *   from our own post's confirmation or from NATS.
  */
+import { randomBytes } from 'node:crypto';
 import type { Logger } from '@hubbub/runtime';
 import { HISTORY_PAGE } from '../protocol/constants';
 import type { ClientFrame, WireMessage } from '../protocol/events';
@@ -39,6 +40,8 @@ import { TokenBucket } from './token-bucket';
 /** Largest batch handed to message-store in one call. */
 export const MAX_POST_BATCH = 256;
 const UNKNOWN_CHANNEL_LOG_INTERVAL_MS = 10_000;
+/** §2.7: ids never have bit 63 set, so 2^63 - 1 is above every id (and the largest bound message-store takes). */
+const MAX_ID = (1n << 63n) - 1n;
 
 export interface DoorOptions {
   readonly instanceId: string;
@@ -83,9 +86,18 @@ export class Door {
     // Gap fill for a channel with no bus traffic yet starts at the first id this instance could have
     // missed: anything created after it started (snowflake = ms << 19).
     this.startWatermark = BigInt(this.now()) << 19n;
+    this.postKeyPrefix = `ircb:${o.instanceId}.${randomBytes(4).toString('hex')}`;
   }
 
   private readonly startWatermark: bigint;
+
+  /**
+   * Prefix of every post's idempotency key (§3.5 rule 5). message-store keeps (author, key) for good, and
+   * connection ids restart at 1 with the process, so the key also names this run: with a fixed
+   * IRCB_INSTANCE_ID, a restarted instance would otherwise repeat old keys and its new posts would be
+   * answered with old messages instead of being stored.
+   */
+  readonly postKeyPrefix: string;
 
   /** Presence releases still running (awaited at shutdown, §3.11). */
   readonly releasing = new Set<Promise<void>>();
@@ -242,6 +254,11 @@ export class Session {
   private readonly bucket: TokenBucket;
   private lastUnknownLog = -Infinity;
   private closed = false;
+  /** Posts the peer sent before its EOF, not taken into the queue yet (see drainAfterClose). */
+  private rest: Iterator<Extract<ClientFrame, { type: 'SendMessage' }>> | undefined;
+  private refilling = false;
+  /** Resolves drainAfterClose's promise. */
+  private drained: (() => void) | undefined;
   /** The account this connection authenticated as (none for guests). */
   private accountId: string | undefined;
 
@@ -329,7 +346,7 @@ export class Session {
           kind: 'post',
           channel: f.channel,
           content: f.content,
-          clientKey: `ircb:${this.door.o.instanceId}:${this.conn.id}:${++this.seq}`,
+          clientKey: `${this.door.postKeyPrefix}:${this.conn.id}:${++this.seq}`,
         });
         break;
       case 'ListChannels':
@@ -362,6 +379,42 @@ export class Session {
             this.conn.log.warn({ err, code: 'IRCB_PRESENCE_RELEASE_FAILED' }, 'presence release failed'),
           ),
       );
+    if (this.rest) this.refill();
+    this.checkDrained();
+  }
+
+  /**
+   * The peer finished sending (READY; called right before the connection closes): the posts it sent
+   * before still go to message-store after the close, in order and rate limited like any other (D13).
+   * They are taken from `frames` as the queue makes room, so at most IRCB_MAX_PENDING_FRAMES wait at a
+   * time. Resolves once every one is handled (the transport keeps the connection counted until then).
+   */
+  drainAfterClose(frames: Iterator<Extract<ClientFrame, { type: 'SendMessage' }>>): Promise<void> {
+    if (this.closed || !this.author) return Promise.resolve();
+    this.rest = frames;
+    return new Promise<void>((r) => (this.drained = r));
+  }
+
+  private checkDrained(): void {
+    const d = this.drained;
+    if (d && !this.processing && !this.rest && this.queue.length === 0) {
+      this.drained = undefined;
+      d();
+    }
+  }
+
+  private refill(): void {
+    if (this.refilling) return;
+    this.refilling = true;
+    try {
+      while (this.rest && this.queue.length < this.door.o.maxPendingFrames) {
+        const n = this.rest.next();
+        if (n.done) this.rest = undefined;
+        else this.onFrame(n.value);
+      }
+    } finally {
+      this.refilling = false;
+    }
   }
 
   /**
@@ -376,6 +429,7 @@ export class Session {
     );
     this.author = undefined;
     this.queue.length = 0;
+    this.rest = undefined;
     this.conn.close(`IRCB_CLOSE_ACCOUNT_${why.toUpperCase()}`);
   }
 
@@ -405,13 +459,20 @@ export class Session {
       }
     } catch (err) {
       this.conn.log.error({ err, code: 'IRCB_ERR_INTERNAL' }, 'frame handling failed');
+      if (this.closed) {
+        this.queue.length = 0;
+        this.rest = undefined;
+      }
     } finally {
       this.processing = false;
+      this.checkDrained();
     }
   }
 
   private maybeResume(): void {
-    if (!this.closed && this.queue.length < this.door.o.maxPendingFrames) this.conn.resumeReading();
+    if (this.queue.length >= this.door.o.maxPendingFrames) return;
+    if (!this.closed) this.conn.resumeReading();
+    else if (this.rest) this.refill();
   }
 
   private async post(batch: readonly Extract<Item, { kind: 'post' }>[]): Promise<void> {
@@ -476,10 +537,13 @@ export class Session {
     // §3.8: unknown, private or over-long channel → empty reply, no side effect.
     const ch = channels.lookup(q.channel);
     let messages: WireMessage[] = [];
-    if (ch && !(q.before !== 0n && q.before <= q.after + 1n)) {
+    // Any u64 is a legal bound on the wire. `after` ≥ 2^63 leaves no id; `before` > 2^63 - 1 excludes
+    // no id, so it is sent as 2^63 - 1 (still a bound: the newest 100 are chosen, as §3.8 says).
+    if (ch && !(q.before !== 0n && q.before <= q.after + 1n) && q.after <= MAX_ID) {
+      const before = q.before > MAX_ID ? MAX_ID : q.before;
       try {
         const stored = await withTimeout(
-          store.listMessages({ channelId: ch.id, before: q.before, after: q.after, limit: HISTORY_PAGE }),
+          store.listMessages({ channelId: ch.id, before, after: q.after, limit: HISTORY_PAGE }),
           this.door.o.backendTimeoutMs,
           'list messages',
         );

@@ -348,6 +348,17 @@ export class ServerConnection {
     return this._error;
   }
 
+  /**
+   * Hands out the received bytes not parsed yet and forgets them. The transport uses it when the peer
+   * finished sending (EOF) in READY, to store the posts still buffered after the connection closed.
+   */
+  takeUnparsed(): Uint8Array {
+    const rest = this.buf.subarray(this.off);
+    this.buf = new Uint8Array(0);
+    this.off = 0;
+    return rest;
+  }
+
   /** Closes the machine (peer closed, shutdown, or a transport-level error such as a slow reader). */
   close(error?: ProtocolError): void {
     if (this._state === S.Closed) return;

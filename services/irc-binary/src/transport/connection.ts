@@ -11,6 +11,16 @@
  * 2. A protocol error closes at once: queued output is discarded and nothing more is sent (§5.1).
  * 3. The socket is read only while the machine may parse (not PAUSED) and the session's queue is
  *    below the pending-frames limit.
+ * 4. Output backpressure: in READY, no further frame is parsed while the connection's unsent output
+ *    is at or over half of IRCB_MAX_OUTBUF_BYTES; parsing resumes when written bytes drain below it.
+ *    One tiny request can have a large reply (1 byte of LIST_CHANNELS → up to 64 KiB), so without
+ *    this a single read of requests could queue unbounded output in one event-loop turn. (Before
+ *    READY every reply is 2 bytes, no larger than its request; reading there never waits for output,
+ *    so no plaintext can sit unread in the socket when the TLS switch happens.)
+ * 5. The peer finishing its sending (FIN) closes the connection at once (§3.9: nothing more is sent),
+ *    but in READY the SEND_MESSAGE frames it sent before still take effect (D13: frames are handled in
+ *    order, whatever the segmentation): the complete frames still buffered go to the session, which
+ *    takes them as its queue makes room (the IRCB_MAX_PENDING_FRAMES bound still holds).
  */
 import type { Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
@@ -20,8 +30,9 @@ import type { Door, Session } from '../app/door';
 import type { ConnectionHandle } from '../app/ports';
 import { ErrorCode, isProtocolError, remoteError } from '../protocol/errors';
 import type { ProtocolError } from '../protocol/errors';
-import type { ServerFrame } from '../protocol/events';
-import { NEED_DATA, PAUSED, ServerConnection, State } from '../protocol/machine';
+import type { ClientFrame, ServerFrame } from '../protocol/events';
+import { readClientFrame } from '../protocol/frames';
+import { ALLOWED_CLIENT_TYPES, NEED_DATA, PAUSED, ServerConnection, State } from '../protocol/machine';
 import { cancelFlush, scheduleFlush } from './flush-scheduler';
 import { clientCertFingerprint } from './tls';
 
@@ -56,9 +67,21 @@ export class Connection implements ConnectionHandle {
   private paused = false;
   private pumping = false;
   private pumpAgain = false;
+  /** Rule 4: parsing stopped because unsent output reached `outputPauseBytes`. */
+  private waitingForOutput = false;
+  private readonly outputPauseBytes: number;
   private timer: NodeJS.Timeout | undefined;
   private timerAt: number | undefined;
+  /** Rule 5: the connection stays counted (limits, metrics) until the posts sent before the FIN are handled. */
+  private countedUntil: Promise<void> | undefined;
   private readonly onData = (chunk: Buffer): void => this.receive(chunk);
+  /** Write callback (Rule 4): resumes parsing once the unsent output fell below the pause mark. */
+  private readonly onWritten = (): void => {
+    if (this.waitingForOutput && this.open && this.unsentBytes < this.outputPauseBytes) {
+      this.waitingForOutput = false;
+      this.pump();
+    }
+  };
 
   constructor(
     private readonly raw: Socket,
@@ -70,6 +93,7 @@ export class Connection implements ConnectionHandle {
     private readonly onClosed: (c: Connection, code: string) => void,
   ) {
     this.socket = raw;
+    this.outputPauseBytes = Math.max(1, Math.floor(o.maxOutbufBytes / 2));
     raw.setNoDelay(true);
     raw.setKeepAlive(true, KEEPALIVE_MS);
     this.machine = new ServerConnection({
@@ -164,7 +188,7 @@ export class Connection implements ConnectionHandle {
     const buf = this.out.length === 1 ? this.out[0]! : Buffer.concat(this.out, this.outBytes);
     this.out = [];
     this.outBytes = 0;
-    this.socket.write(buf);
+    this.socket.write(buf, this.onWritten);
     if (this.socket.writableLength > this.o.maxOutbufBytes) this.slowReader();
   }
 
@@ -176,7 +200,7 @@ export class Connection implements ConnectionHandle {
 
   private attach(s: Socket): void {
     s.on('data', this.onData);
-    s.on('end', () => this.close(CloseCode.Peer));
+    s.on('end', () => this.peerEnded());
     s.on('close', () => this.close(CloseCode.Peer));
     s.on('error', (err: Error & { code?: string }) => {
       if (this.machine.state === State.TlsHandshake) this.fail(this.machine.tlsFailed(err.code ?? err.message));
@@ -220,6 +244,12 @@ export class Connection implements ConnectionHandle {
   private pumpOnce(): void {
     while (this.open) {
       if (this.session.pendingFrames >= this.o.maxPendingFrames) {
+        this.pauseSocket();
+        return;
+      }
+      if (this.machine.state === State.Ready && this.unsentBytes >= this.outputPauseBytes) {
+        // Rule 4: the flush scheduled for the queued bytes (or the write in progress) calls onWritten.
+        this.waitingForOutput = true;
         this.pauseSocket();
         return;
       }
@@ -274,6 +304,22 @@ export class Connection implements ConnectionHandle {
       this.paused = false;
       this.socket.resume();
     }
+  }
+
+  /** Rule 5: the peer sent FIN. */
+  private peerEnded(): void {
+    if (!this.open) return;
+    const rest = this.machine.state === State.Ready ? this.machine.takeUnparsed() : undefined;
+    if (rest && rest.length > 0)
+      this.countedUntil = this.session.drainAfterClose(
+        postsIn(rest, (e) =>
+          this.log.warn(
+            { code: isProtocolError(e) ? e.code : ErrorCode.State, nick: this.session.effectiveNick },
+            'bad frame before the peer closed; the frames after it are ignored',
+          ),
+        ),
+      );
+    this.close(CloseCode.Peer);
   }
 
   // ---- TLS (§2.8) ----
@@ -375,6 +421,32 @@ export class Connection implements ConnectionHandle {
       setTimeout(() => s.destroy(), GRACEFUL_END_MS).unref();
     } else s.destroy();
     if (!graceful && s !== this.raw) this.raw.destroy();
-    this.onClosed(this, code);
+    if (this.countedUntil) void this.countedUntil.then(() => this.onClosed(this, code));
+    else this.onClosed(this, code);
+  }
+}
+
+/**
+ * The SEND_MESSAGE frames among complete READY frames in `b` (Rule 5), parsed lazily. Stops at an
+ * incomplete frame, or at a protocol error (reported to `onError`).
+ */
+function* postsIn(
+  b: Uint8Array,
+  onError: (e: unknown) => void,
+): Generator<Extract<ClientFrame, { type: 'SendMessage' }>, void, undefined> {
+  const allowed = ALLOWED_CLIENT_TYPES[State.Ready];
+  const res = { length: 0 };
+  let off = 0;
+  while (off < b.length) {
+    let f: ClientFrame | undefined;
+    try {
+      f = readClientFrame(b, off, b.length, res, (t) => (allowed.has(t) ? undefined : ErrorCode.State));
+    } catch (e) {
+      onError(e);
+      return;
+    }
+    if (!f) return;
+    off += res.length;
+    if (f.type === 'SendMessage') yield f;
   }
 }

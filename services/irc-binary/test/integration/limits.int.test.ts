@@ -110,6 +110,60 @@ describe('limits (§5.2)', () => {
     await waitFor(() => s.store.messages.length === 50, 5_000, 'all 50 stored');
     expect(s.store.messages.map((m) => m.text)).toEqual(Array.from({ length: 50 }, (_, i) => `p${i}`));
   });
+
+  it('posts pipelined faster than the store commits, then FIN in the same write: every post is stored, in order; nothing more is sent', async () => {
+    const s = await server({ maxPendingFrames: 8 });
+    let release: (() => void) | undefined;
+    const gate = new Promise<void>((r) => (release = r));
+    const orig = s.store.postBatch.bind(s.store);
+    s.store.postBatch = async (a, p) => {
+      await gate;
+      return orig(a, p);
+    };
+    const a = await ready(s, 'piper');
+    const n = 2000;
+    const received = a.received.length;
+    a.socket.end(
+      Buffer.concat(
+        Array.from({ length: n }, (_, i) =>
+          encodeClientFrame({ type: 'SendMessage', channel: 'general', content: `p${i}` }),
+        ),
+      ),
+    );
+    await a.waitClosed();
+    // Still counted against the connection limits while its posts are being stored.
+    expect(s.app.server.connections.size).toBe(1);
+    release!();
+    await waitFor(() => s.store.messages.length === n, 3_000, `all ${n} stored`).catch((e: unknown) => {
+      throw new Error(`${String(e)}; stored ${s.store.messages.length}`);
+    });
+    expect(s.store.messages.map((m) => m.text)).toEqual(Array.from({ length: n }, (_, i) => `p${i}`));
+    expect(a.received.length).toBe(received);
+    await waitFor(() => s.app.server.connections.size === 0);
+  });
+
+  it('a flood of 1-byte LIST_CHANNELS (663-byte replies) never holds more than IRCB_MAX_OUTBUF_BYTES unsent; every reply arrives', async () => {
+    // 20 channels of 32 bytes: each 1-byte request is answered with 3 + 20 × 33 bytes.
+    const names = Array.from({ length: 20 }, (_, i) => `c${i}`.padEnd(32, 'x'));
+    const limit = 64 * 1024;
+    const s = await server({ channels: names, maxOutbufBytes: limit });
+    const a = await ready(s, 'amplify');
+    const conn = [...s.app.server.connections][0]!;
+    let most = 0;
+    const flush = conn.flush.bind(conn);
+    conn.flush = (): void => {
+      most = Math.max(most, conn.unsentBytes);
+      flush();
+    };
+    const n = 2048; // 2 KiB of requests, 1.3 MiB of replies
+    a.write(Buffer.alloc(n, 0x04));
+    await waitFor(() => a.frames.length >= n || a.closed, 10_000, `${n} replies`);
+    expect(a.closed).toBe(false);
+    expect(a.frames).toHaveLength(n);
+    expect(a.frames.every((f) => f.type === 'ListChannels' && f.channels.length === 20)).toBe(true);
+    expect(most).toBeGreaterThan(0);
+    expect(most).toBeLessThanOrEqual(limit);
+  });
 });
 
 describe('eligibility and channels', () => {

@@ -265,6 +265,26 @@ describe('messaging (§7.5)', () => {
     expect((await nextOf(b, 'SendMessage')).message.id).toBe(BigInt(marker.id));
   });
 
+  it('a restart with the same IRCB_INSTANCE_ID reuses no idempotency key: the new post is stored, not answered with an old one', async () => {
+    const first = await p.startIrc({ instanceId: 'fixed' });
+    const a = await ready('keeper', first);
+    a.send({ type: 'SendMessage', channel: 'general', content: 'before the restart' });
+    expect((await nextOf(a, 'SendMessage')).message.content).toBe('before the restart');
+    a.close();
+    await first.app.close();
+    // The same connection number, nick and frame number on the restarted instance.
+    const second = await p.startIrc({ instanceId: 'fixed' });
+    const b = await ready('keeper', second);
+    b.send({ type: 'SendMessage', channel: 'general', content: 'after the restart' });
+    const echo = await nextOf(b, 'SendMessage');
+    expect(echo.message.content).toBe('after the restart');
+    const stored = await list(b, 'general');
+    expect(stored.filter((m) => m.nick === 'keeper').map((m) => m.content)).toEqual([
+      'before the restart',
+      'after the restart',
+    ]);
+  });
+
   it('M9 a reader that never reads is closed at IRCB_MAX_OUTBUF_BYTES; another connection keeps receiving with no gap', async () => {
     const inst = await p.startIrc({ maxOutbufBytes: 256 * 1024 });
     const slow = await ready('m9slow', inst);
@@ -373,6 +393,23 @@ describe('channels and history (§7.6)', () => {
     expect(await ids(hist[120]!.id, hist[9]!.id)).toEqual(range(20, 119));
     const full = await list(a, 'hist');
     expect(full[0]).toEqual(hist[50]);
+  });
+
+  it('bounds with bit 63 set (any u64 is legal on the wire): answered by the §3.8 rule, not as a store failure', async () => {
+    const a = await ready('bigbounds');
+    const MAX = 0xffffffffffffffffn;
+    const contents = async (b: bigint, af: bigint): Promise<string[]> =>
+      (await list(a, 'hist', b, af)).map((m) => m.content);
+    const range = (x: number, y: number): string[] => Array.from({ length: y - x + 1 }, (_, i) => `m${x + i}`);
+    // id < 2^64-1 holds for every id: the newest 100, as with no upper bound.
+    expect(await contents(MAX, 0n)).toEqual(range(50, 149));
+    expect(await contents(1n << 63n, 0n)).toEqual(range(50, 149));
+    // Y < id < 2^64-1 with Y = m9: the newest 100 of m10..m149 (not the oldest, as "after only" would give).
+    expect(await contents(MAX, hist[9]!.id)).toEqual(range(50, 149));
+    // id > 2^63 holds for no id.
+    expect(await contents(0n, 1n << 63n)).toEqual([]);
+    expect(await contents(0n, MAX - 1n)).toEqual([]);
+    expect(irc.logs.join('\n')).not.toMatch(/IRCB_ERR_STORE_UNAVAILABLE/);
   });
 
   it('L12 LIST_MESSAGES "ghost": 05 00 00 00 and no channel is created', async () => {

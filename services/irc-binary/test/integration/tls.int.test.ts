@@ -153,6 +153,21 @@ describe('TLS upgrade (§2.8, §7.3)', () => {
     await c.expect('02 00');
     expect(s.logs.join('\n')).not.toMatch(/k3Yt0kEn5abc/i);
   });
+
+  it('name#token guesses reach identity with the client address (its per-address throttle counts them)', async () => {
+    const seen: string[] = [];
+    const orig = s.identity.verifyAppPassword.bind(s.identity);
+    s.identity.verifyAppPassword = (a, t, addr) => (seen.push(addr), orig(a, t, addr));
+    try {
+      const c = await tlsClient();
+      c.send({ type: 'Authenticate', nick: 'carol#guess1' });
+      await c.expect('02 00');
+      expect(seen).toHaveLength(1);
+      expect(seen[0]!.replace(/^::ffff:/, '')).toBe(c.socket.localAddress!.replace(/^::ffff:/, ''));
+    } finally {
+      s.identity.verifyAppPassword = orig;
+    }
+  });
 });
 
 describe('TLS configuration', () => {
