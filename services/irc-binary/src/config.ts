@@ -134,7 +134,7 @@ export const schema = {
   }),
   maxConnectionsPerIp: int({
     env: 'IRCB_MAX_CONNECTIONS_PER_IP',
-    doc: 'connections per source address; 0 = off',
+    doc: 'connections per source address (an IPv6 address counts as its /64); 0 = off',
     default: DEFAULT_MAX_CONNECTIONS_PER_IP,
     min: 0,
   }),
