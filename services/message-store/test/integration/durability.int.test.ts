@@ -163,17 +163,17 @@ it('drains the backlog of a NATS outage as soon as NATS is back, not on the peri
   }
 }, 20_000);
 
-it('skips an event NATS refuses (over max_payload) instead of holding back every later one (regression)', async () => {
+it('refuses a post whose event NATS would refuse (over max_payload), and the events after it flow (regression)', async () => {
+  // Before, such a post was stored and its outbox row failed every later sweep; then (the publisher's rule 5) its
+  // event was skipped, so no door saw it live. Now it is refused before anything is stored. The publisher's
+  // skipping of an event NATS refuses all the same is covered by outbox-publisher.test.ts.
   const maxPayload = nc.info!.max_payload;
   await withChannel('too-large', { env: { MESSAGE_STORE_MAX_TEXT_BYTES: String(2 * maxPayload) } }, async (r) => {
-    const big = await r.s.client.postMessage({
-      principal: alice,
-      message: newMessage(r.channelId, 'x'.repeat(maxPayload)),
-    });
-    expect(big.message!.id).not.toBe(''); // stored: history has it
+    await expect(
+      r.s.client.postMessage({ principal: alice, message: newMessage(r.channelId, 'x'.repeat(maxPayload)) }),
+    ).rejects.toMatchObject({ code: Code.INVALID_ARGUMENT, reason: 'TEXT_TOO_LARGE' });
     await r.post('next');
     await waitFor(() => r.texts.includes('next'), 5_000, 'the next event');
-    // Nothing left behind for a sweep that would fail on it forever.
     await waitFor(async () => (await outboxCount(r.s)) === 0, 5_000, 'outbox emptied');
     expect(r.texts).toEqual(['next']);
   });
