@@ -8,7 +8,7 @@
 import type { NatsConnection, Status } from '@nats-io/nats-core';
 import { createLogger } from '@hubbub/runtime';
 import type { Repo, StoredOutboxRow } from '../store/repo';
-import { MAX_BACKLOG, OutboxPublisher, inIdOrder } from './outbox-publisher';
+import { FLUSH_TIMEOUT_MS, MAX_BACKLOG, OutboxPublisher, inIdOrder } from './outbox-publisher';
 
 interface Deferred {
   resolve(): void;
@@ -148,6 +148,28 @@ it('keeps rows handed over while a failing flush waited in the backlog, not for 
   t.published.length = 0;
   await t.drain();
   expect(t.published).toEqual(['ev.1', 'ev.2']);
+  expect(t.table.size).toBe(0);
+});
+
+it('gives up a flush that is never answered (half-open connection): the rows become a backlog, nothing waits for good', async () => {
+  jest.useFakeTimers({ doNotFake: ['setImmediate'] });
+  const t = setup();
+  t.pub.handOff([t.commit('1')]);
+  const cleaned = t.pub.cleanup();
+  expect(t.flushes).toHaveLength(1); // asked, and never answered
+  await jest.advanceTimersByTimeAsync(FLUSH_TIMEOUT_MS);
+  await cleaned;
+  expect(t.pub.backlogged).toBe(true);
+  expect(t.table.has('1')).toBe(true);
+  // The drain's own flush is bounded the same way: its transaction (lock, pooled connection) does not hang.
+  const drained = t.pub.drain();
+  await jest.advanceTimersByTimeAsync(FLUSH_TIMEOUT_MS);
+  await drained;
+  expect(t.table.has('1')).toBe(true); // not deleted: NATS never confirmed it
+  jest.useRealTimers();
+  t.published.length = 0;
+  await t.drain();
+  expect(t.published).toEqual(['ev.1']);
   expect(t.table.size).toBe(0);
 });
 

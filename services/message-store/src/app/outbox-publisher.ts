@@ -56,6 +56,13 @@ export const MAX_BACKLOG = 100_000;
 /** First retry of a failed drain (doubling up to the sweep interval), and the retry while another replica sweeps. */
 const DRAIN_RETRY_MS = 100;
 
+/**
+ * Longest wait for a NATS flush. A half-open connection answers no PING until nats.js gives it up (two missed
+ * pings, tens of seconds), and a sweep or drain waits inside its transaction (the advisory lock and a pooled
+ * connection held): past this the flush counts as failed, and the rows go again later.
+ */
+export const FLUSH_TIMEOUT_MS = 5_000;
+
 /** Another sweep or drain holds the outbox lock. */
 const BUSY: unique symbol = Symbol('busy');
 
@@ -423,7 +430,7 @@ export class OutboxPublisher {
         this.cleaningConn = conn;
         try {
           try {
-            await this.o.nc.flush();
+            await this.flushWithin();
           } catch (err) {
             // Not proven: these rows, and those handed over while the flush waited (likely on the same broken
             // connection), are the backlog; nothing overtakes them.
@@ -511,12 +518,26 @@ export class OutboxPublisher {
     let n = 0;
     for (const r of rows)
       n += this.send(r.payload !== null ? [{ subject: r.subject, payload: r.payload }] : (built.get(r.seq) ?? []));
-    await this.o.nc.flush();
+    await this.flushWithin();
     await this.o.repo.deleteOutboxIn(
       q,
       rows.map((r) => r.seq),
     );
     return n;
+  }
+
+  /** A NATS flush that fails after FLUSH_TIMEOUT_MS instead of waiting for nats.js to give the connection up. */
+  private flushWithin(): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    return Promise.race([
+      this.o.nc.flush(),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () => reject(new Error(`nats flush not answered in ${FLUSH_TIMEOUT_MS} ms`)),
+          FLUSH_TIMEOUT_MS,
+        );
+      }),
+    ]).finally(() => clearTimeout(timer));
   }
 
   /** Runs sweeps and drains one at a time (rule 4). */
