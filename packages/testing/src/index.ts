@@ -8,3 +8,5 @@ export type { StreamDecoder, VectorCase } from './vectors';
 export { leakedHandles, snapshotHandles } from './handles';
 export type { HandleSnapshot } from './handles';
 export { ServiceProcess, freePort, repoRoot } from './service-process';
+export { makeCert, makeTempDir } from './certs';
+export type { TestCert } from './certs';

@@ -2,11 +2,10 @@
  * §7.3 TLS upgrade over real TCP with a self-signed certificate made by openssl (in-memory
  * backends): T1–T8, plaintext after the upgrade, and a TLS-wanting client against a plaintext server.
  */
-import { waitFor } from '@hubbub/testing';
+import { makeCert, makeTempDir, waitFor } from '@hubbub/testing';
+import type { TestCert } from '@hubbub/testing';
 import { logLines, startMemoryServer } from '../helpers/memory-server';
 import type { MemoryServer } from '../helpers/memory-server';
-import { makeCert, makeTempDir } from '../helpers/certs';
-import type { TestCert } from '../helpers/certs';
 import { RawClient } from '../helpers/raw-client';
 
 const V6 = '02 05 61 6c 69 63 65';

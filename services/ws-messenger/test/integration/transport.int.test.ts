@@ -11,9 +11,8 @@ import { join } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
 import WebSocket from 'ws';
 import { createLogger } from '@hubbub/runtime';
-import { freePort, waitFor } from '@hubbub/testing';
-import { makeSelfSignedCert } from './helpers/certs';
-import type { TestCert } from './helpers/certs';
+import { freePort, makeCert, makeTempDir, waitFor } from '@hubbub/testing';
+import type { TestCert } from '@hubbub/testing';
 import { auth, makeUser } from './helpers/fixtures';
 import type { U } from './helpers/fixtures';
 import { frameText, MtpClient, mtp } from './helpers/mtp-client';
@@ -689,10 +688,11 @@ describe('limits and failures (§3.1, §5)', () => {
   }, 20_000);
 
   describe('TLS (WSM_TLS_CERT_FILE): a connection counts as pending from accept through the handshake, released on every outcome', () => {
+    const dir = makeTempDir();
     let cert: TestCert;
     let t: WsmServer;
     beforeAll(async () => {
-      cert = makeSelfSignedCert();
+      cert = makeCert(dir.dir, 'wsm');
       t = await s.wsm({
         WSM_TLS_CERT_FILE: cert.certFile,
         WSM_TLS_KEY_FILE: cert.keyFile,
@@ -701,7 +701,7 @@ describe('limits and failures (§3.1, §5)', () => {
         WSM_HTTP_REQUEST_TIMEOUT_MS: '1500',
       });
     }, 30_000);
-    afterAll(() => cert?.remove());
+    afterAll(() => dir.remove());
 
     const pendingIs = (n: number): Promise<void> =>
       waitFor(() => t.httpPendingCount() === n && t.httpPendingCount('127.0.0.1') === n, 5_000, `${n} pending`);

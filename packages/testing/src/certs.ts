@@ -1,4 +1,4 @@
-/** Self-signed certificates made with openssl for the TLS tests (CN/SAN localhost). */
+/** Self-signed certificates made with openssl at test time, for the doors' TLS tests (SAN: the name and 127.0.0.1). */
 import { execFileSync } from 'node:child_process';
 import { createHash, X509Certificate } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -16,7 +16,7 @@ export interface TestCert {
 }
 
 export function makeTempDir(): { dir: string; remove(): void } {
-  const dir = mkdtempSync(join(tmpdir(), 'ircb-tls-'));
+  const dir = mkdtempSync(join(tmpdir(), 'hubbub-tls-'));
   return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
@@ -38,7 +38,7 @@ export function makeCert(dir: string, name: string, cn = 'localhost'): TestCert 
       '-subj',
       `/CN=${cn}`,
       '-addext',
-      `subjectAltName=DNS:${cn}`,
+      `subjectAltName=DNS:${cn},IP:127.0.0.1`,
       '-keyout',
       keyFile,
       '-out',
