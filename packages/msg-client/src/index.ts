@@ -13,10 +13,11 @@
  *   `close()`. Errors are `AppError`s (gRPC codes + `reason`). Retry-safe calls (reads, idempotent
  *   membership calls, posts whose every message has a `clientKey`) are retried on UNAVAILABLE and
  *   DEADLINE_EXCEEDED within the budget; others never are (`isRetrySafe`).
- * - `subscribeChat({ nc, prefix, log, onEvent, fetchHistory?, channelIds?, dedupeCapacity? })` →
+ * - `subscribeChat({ nc, prefix, log, onEvent, fetchHistory?, channelIds?, dedupeCapacity?, gapMarginMs? })` →
  *   `{ fillGaps(), stats, close() }`: every `MessageEvent` from `<prefix>.chat.>` delivered once (dedupe by
  *   id, and id + change time for edits/deletes, in a bounded LRU); after a NATS reconnect the posts missed
- *   in every channel seen are fetched from history and delivered as `posted` events.
+ *   in every channel seen are fetched from history (from `gapMarginMs` before the highest id seen, since
+ *   events do not arrive in id order) and delivered as `posted` events.
  * - `peekPostedId(payload)`: the message id at the head of a posted event's JSON, without parsing (undefined: decode).
  * - `historyFetcher(client, principal)` → the `fetchHistory` function for `subscribeChat`, backed by
  *   `listMessages` (use a `system:<door>` principal to gap-fill private channels too).
@@ -36,7 +37,14 @@ export {
   isRetrySafe,
 } from './client';
 export type { MessageStoreClient, MessageStoreClientOptions, MessageStoreMethod, MsgCallOptions } from './client';
-export { DEFAULT_DEDUPE_CAPACITY, DEFAULT_MAX_GAP_PAGES, eventKey, peekPostedId, subscribeChat } from './subscribe';
+export {
+  DEFAULT_DEDUPE_CAPACITY,
+  DEFAULT_GAP_MARGIN_MS,
+  DEFAULT_MAX_GAP_PAGES,
+  eventKey,
+  peekPostedId,
+  subscribeChat,
+} from './subscribe';
 export type { ChatSubscription, HistoryFetcher, SubscribeChatOptions } from './subscribe';
 export { historyFetcher, newMessage, principal, snowflakeParts, systemPrincipal } from './helpers';
 export { LruSet } from './lru-set';

@@ -6,8 +6,14 @@
  * 1. Dedupe key: `posted` events by message id; `edited`/`deleted` by id + kind + changed_at (an edit is a
  *    new fact, its repeat is not). Keys live in a bounded LRU (default 100 000).
  * 2. For every channel seen, the highest posted id is remembered with the channel's routing facts. After a
- *    NATS reconnect (or a `fillGaps()` call) history after that id is fetched page by page and delivered as
- *    `posted` events, through the same dedupe, so what arrived live is never delivered twice.
+ *    NATS reconnect (or a `fillGaps()` call) history from a little before that id is fetched page by page and
+ *    delivered as `posted` events, through the same dedupe, so what arrived live is never delivered twice.
+ *    Events do not arrive in id order (message-store commits up to four batches at once and publishes in
+ *    commit order; replicas interleave), so a lower id can still be on its way when the connection drops: the
+ *    fill starts `gapMarginMs` of snowflake time before the highest id, but never before the first id seen in
+ *    the channel (older messages were never this subscription's to deliver). A fill that could not read
+ *    history is repeated with backoff until it could; only then is the point where the connection was lost
+ *    forgotten.
  * 3. Edits and deletes made while disconnected are not replayed (ws-messenger's get_update and every
  *    history read show them); only posts are gap-filled.
  * 4. A handler that throws is logged and does not stop the subscription.
@@ -46,6 +52,8 @@ export interface SubscribeChatOptions {
   readonly maxGapPages?: number;
   /** True while no event would be used (e.g. a door without push subscribers): rule 5. */
   readonly idle?: () => boolean;
+  /** How far (snowflake milliseconds) before a channel's highest id a gap fill starts; default DEFAULT_GAP_MARGIN_MS. */
+  readonly gapMarginMs?: number;
 }
 
 export interface ChatSubscription {
@@ -63,6 +71,13 @@ export const DEFAULT_DEDUPE_CAPACITY = 100_000;
 export const DEFAULT_MAX_GAP_PAGES = 50;
 /** The second gap fill after a reconnect runs this long after the first. */
 export const DEFAULT_REFILL_AFTER_MS = 2_000;
+/**
+ * Rule 2: covers batches committed out of id order (milliseconds), events a replica confirms late (NATS flushes
+ * time out after 5 s in message-store's outbox) and replicas' clock differences.
+ */
+export const DEFAULT_GAP_MARGIN_MS = 10_000;
+/** Longest wait between repeated gap fills while history cannot be read. */
+const MAX_REFILL_RETRY_MS = 30_000;
 
 /** The dedupe key of an event (rule 1). */
 export function eventKey(ev: MessageEvent): string {
@@ -73,6 +88,21 @@ export function eventKey(ev: MessageEvent): string {
 
 function idGreater(a: string, b: string): boolean {
   return a.length !== b.length ? a.length > b.length : a > b;
+}
+
+const DECIMAL_ID = /^[1-9][0-9]{0,19}$/;
+
+/**
+ * Where a channel's gap fill reads after (rule 2): `marginMs` of snowflake time (the bits above bit 19) before
+ * `from`, but not before `firstId`, the first id this subscription saw in the channel.
+ */
+export function gapFillStart(from: string, firstId: string, marginMs: number): string {
+  if (!DECIMAL_ID.test(from) || !DECIMAL_ID.test(firstId) || idGreater(firstId, from)) return from;
+  const ms = BigInt(from) >> 19n;
+  const margin = BigInt(Math.max(0, Math.floor(marginMs)));
+  const floor = ms > margin ? ((ms - margin) << 19n) - 1n : 0n;
+  const first = BigInt(firstId);
+  return (floor > first ? floor : first).toString();
 }
 
 /** How message-store's proto3 JSON of a posted event begins, up to the message id's first digit. */
@@ -105,7 +135,10 @@ function channelTail(ref: messagesV1.ChannelRef): Buffer {
 
 export function subscribeChat(o: SubscribeChatOptions): ChatSubscription {
   const seen = new LruSet(o.dedupeCapacity ?? DEFAULT_DEDUPE_CAPACITY);
-  const channels = new Map<string, { lastId: string; ref: messagesV1.ChannelRef; tail?: Buffer | undefined }>();
+  const channels = new Map<
+    string,
+    { lastId: string; readonly firstId: string; ref: messagesV1.ChannelRef; tail?: Buffer | undefined }
+  >();
   const stats = { delivered: 0, duplicates: 0, filled: 0, recorded: 0 };
   const subj = subjects(o.prefix);
   let closed = false;
@@ -119,7 +152,7 @@ export function subscribeChat(o: SubscribeChatOptions): ChatSubscription {
     }
     if (ev.kind === messagesV1.MessageEventKind.MESSAGE_EVENT_KIND_POSTED && ev.channel) {
       const c = channels.get(m.channelId);
-      if (!c) channels.set(m.channelId, { lastId: m.id, ref: ev.channel });
+      if (!c) channels.set(m.channelId, { lastId: m.id, firstId: m.id, ref: ev.channel });
       else {
         if (c.ref !== ev.channel) {
           c.ref = ev.channel;
@@ -177,21 +210,37 @@ export function subscribeChat(o: SubscribeChatOptions): ChatSubscription {
 
   let filling: Promise<number> | undefined;
   let again = false;
+  // Whether the last fill could not read some channel's history (rule 2: it is repeated).
+  let lastFillFailed = false;
   const fillOnce = async (): Promise<number> => {
+    lastFillFailed = false;
     const fetch = o.fetchHistory;
     if (!fetch) return 0;
     let n = 0;
     for (const [channelId, c] of channels) {
       // The page cursor is local: live events arriving during the fill advance c.lastId past messages
       // the fill has not read yet, and must not make it skip them. After a disconnect it starts where
-      // the channel stood when the connection was lost.
-      let cursor = gapFrom?.get(channelId) ?? c.lastId;
-      for (let page = 0; page < (o.maxGapPages ?? DEFAULT_MAX_GAP_PAGES) && !closed; page++) {
+      // the channel stood when the connection was lost (less the margin of rule 2).
+      const from = gapFrom?.get(channelId) ?? c.lastId;
+      let cursor = gapFillStart(from, c.firstId, o.gapMarginMs ?? DEFAULT_GAP_MARGIN_MS);
+      // The margin (pages before `from`) has a page budget of its own: on a busy channel re-reading it must not
+      // use up the pages meant for what came after `from`, the gap itself. Past its budget the rest is skipped.
+      const maxPages = o.maxGapPages ?? DEFAULT_MAX_GAP_PAGES;
+      let pages = 0;
+      let marginPages = 0;
+      while (!closed) {
+        if (idGreater(from, cursor)) {
+          if (marginPages++ >= maxPages) {
+            cursor = from;
+            continue;
+          }
+        } else if (pages++ >= maxPages) break;
         let res: { messages: Message[]; more: boolean };
         try {
           res = await fetch(channelId, cursor);
         } catch (err) {
           o.log.warn({ err, channelId, code: 'MSG_GAP_FILL_FAILED' }, 'gap fill from history failed');
+          lastFillFailed = true;
           break;
         }
         for (const m of res.messages) {
@@ -227,21 +276,34 @@ export function subscribeChat(o: SubscribeChatOptions): ChatSubscription {
   // Where every channel stood when NATS was lost. A message can be committed (absent from a fill's
   // read) yet published before this connection is subscribed again, with an id below messages the
   // fill already delivered; so the fill runs again a little later from the same point (dedupe makes
-  // repeats free), then the point is forgotten.
+  // repeats free), and again with backoff while history cannot be read. Then the point is forgotten,
+  // unless the connection was lost again meanwhile: that reconnect's fills still need it.
   let gapFrom: Map<string, string> | undefined;
+  let disconnects = 0;
+  const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms).unref());
   const fillAfterReconnect = async (): Promise<void> => {
-    const snapshot = gapFrom;
+    const epoch = disconnects;
     await fillGaps();
-    await new Promise((r) => setTimeout(r, o.refillAfterMs ?? DEFAULT_REFILL_AFTER_MS).unref());
-    if (!closed) await fillGaps();
-    if (gapFrom === snapshot) gapFrom = undefined;
+    let wait = o.refillAfterMs ?? DEFAULT_REFILL_AFTER_MS;
+    for (;;) {
+      await sleep(wait);
+      if (closed) return;
+      await fillGaps();
+      if (disconnects !== epoch) return;
+      if (!lastFillFailed) break;
+      wait = Math.min(Math.max(1, wait) * 2, MAX_REFILL_RETRY_MS);
+    }
+    gapFrom = undefined;
   };
 
   const statusIter = o.nc.status();
   void (async () => {
     for await (const s of statusIter) {
       if (closed) break;
-      if (s.type === 'disconnect' && !gapFrom) gapFrom = new Map([...channels].map(([id, c]) => [id, c.lastId]));
+      if (s.type === 'disconnect') {
+        disconnects++;
+        if (!gapFrom) gapFrom = new Map([...channels].map(([id, c]) => [id, c.lastId]));
+      }
       if (s.type === 'reconnect') void fillAfterReconnect();
     }
   })();

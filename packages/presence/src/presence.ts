@@ -75,7 +75,9 @@ export interface Lease {
   release(): Promise<boolean>;
   /**
    * Renews every `intervalMs` (default DEFAULT_PRESENCE_RENEW_MS) until released; calls `onLost`
-   * once if the claim is lost or a renewal fails for good. The timer does not keep the process alive.
+   * once if the claim is lost, or (with the last error) once the bucket TTL has passed since the last
+   * write that went through, so the entry may be gone and the nick another's. The timers do not keep
+   * the process alive.
    */
   startAutoRenew(onLost?: (err?: unknown) => void, intervalMs?: number): void;
 }
@@ -206,8 +208,9 @@ export class Presence {
       ...(info.extra ? { extra: info.extra } : {}),
     };
     const key = sessionKey(info.door, info.sessionId);
+    const sent = Date.now();
     const rev = await this.kv.put(key, JSON.stringify(entry));
-    return this.lease(key, entry, rev);
+    return this.lease(key, entry, rev, sent);
   }
 
   /** The live entry for a nick (guest claim or registration marker), if any. */
@@ -244,17 +247,68 @@ export class Presence {
    */
   async watch(onPut: (r: PresenceRecord) => void, onDelete: (key: string) => void): Promise<() => void> {
     const it = await this.kv.watch({ key: '>' });
+    const { ttlMs, log } = this;
+    // NATS drops an entry past the bucket's max age without a delete marker, so a watch never hears of an
+    // expiry: the entries reported live are kept here (key -> last write, oldest write first) and reported
+    // deleted once ttlMs has passed since their last write.
+    const live = new Map<string, number>();
+    let timer: NodeJS.Timeout | undefined;
+    let stopped = false;
+    const arm = (): void => {
+      if (timer || stopped) return;
+      const first = live.values().next();
+      if (first.done) return;
+      timer = setTimeout(sweep, Math.max(0, first.value + ttlMs - Date.now()) + 1);
+      timer.unref();
+    };
+    const sweep = (): void => {
+      timer = undefined;
+      if (stopped) return;
+      const now = Date.now();
+      for (const [key, at] of live) {
+        if (now - at <= ttlMs) break;
+        live.delete(key);
+        try {
+          onDelete(key);
+        } catch (err) {
+          log?.warn({ err, key, code: 'PRESENCE_WATCH_CALLBACK_FAILED' }, 'presence watch callback failed');
+        }
+      }
+      arm();
+    };
+    const stop = (): void => {
+      stopped = true;
+      if (timer) clearTimeout(timer);
+      timer = undefined;
+      live.clear();
+    };
     void (async () => {
       for await (const e of it) {
         if (e.operation === 'DEL' || e.operation === 'PURGE') {
+          live.delete(e.key);
           onDelete(e.key);
           continue;
         }
-        const r = parseRecord(e.key, e.string(), e.created.getTime());
-        if (r && r.kind !== PresenceKind.Registration) onPut(r);
+        const at = e.created.getTime();
+        const r = parseRecord(e.key, e.string(), at);
+        if (!r || r.kind === PresenceKind.Registration) continue;
+        // Already past its age (the server has not swept it yet): gone, as for read().
+        if (Date.now() - at > ttlMs) {
+          if (live.delete(e.key)) onDelete(e.key);
+          continue;
+        }
+        live.delete(e.key);
+        live.set(e.key, at);
+        onPut(r);
+        arm();
       }
-    })().catch((err: unknown) => this.log?.warn({ err, code: 'PRESENCE_WATCH_FAILED' }, 'presence watch ended'));
-    return () => it.stop();
+    })()
+      .catch((err: unknown) => log?.warn({ err, code: 'PRESENCE_WATCH_FAILED' }, 'presence watch ended'))
+      .finally(stop);
+    return () => {
+      stop();
+      it.stop();
+    };
   }
 
   private async read(key: string): Promise<PresenceRecord | undefined> {
@@ -266,28 +320,42 @@ export class Presence {
   }
 
   private async create(key: string, entry: PresenceEntry): Promise<Lease | undefined> {
+    let sent = Date.now();
     const rev = await claim(this.kv, key, JSON.stringify(entry));
     if (rev === undefined) {
       // A lingering expired entry (before the server's sweep) must not block a claim forever.
       const cur = await this.kv.get(key);
       if (cur && cur.operation === 'PUT' && Date.now() - cur.created.getTime() > this.ttlMs) {
+        sent = Date.now();
         const taken = await renew(this.kv, key, JSON.stringify(entry), cur.revision);
-        return taken === undefined ? undefined : this.lease(key, entry, taken);
+        return taken === undefined ? undefined : this.lease(key, entry, taken, sent);
       }
       return undefined;
     }
-    return this.lease(key, entry, rev);
+    return this.lease(key, entry, rev, sent);
   }
 
-  private lease(key: string, entry0: PresenceEntry, rev0: number): Lease {
+  /** `writtenAt`: local time just before the write of `rev0` was sent (the entry lives ttlMs from later). */
+  private lease(key: string, entry0: PresenceEntry, rev0: number, writtenAt0: number): Lease {
     let rev = rev0;
     let entry = entry0;
     let released = false;
     let timer: NodeJS.Timeout | undefined;
-    // A renewal in flight moves the revision; release waits for it so it deletes the current one.
-    let renewing: Promise<unknown> = Promise.resolve();
-    const kv = this.kv;
-    const log = this.log;
+    let lapse: NodeJS.Timeout | undefined;
+    // When the last write that went through was sent: the entry can be gone (and the nick another's) from
+    // ttlMs after it, not earlier.
+    let writtenAt = writtenAt0;
+    // Renewals run one after another, each comparing and setting on the revision the previous one left (two at
+    // once would race on one revision, and the loser would report a claim we hold as lost); release waits for
+    // all of them, so it deletes the current revision.
+    let queue: Promise<unknown> = Promise.resolve();
+    const { kv, log, ttlMs } = this;
+    const stopAuto = (): void => {
+      if (timer) clearInterval(timer);
+      if (lapse) clearTimeout(lapse);
+      timer = undefined;
+      lapse = undefined;
+    };
     const lease: Lease = {
       key,
       get entry() {
@@ -296,50 +364,72 @@ export class Presence {
       get revision() {
         return rev;
       },
-      async renew(extra) {
-        if (released) return false;
-        if (extra) entry = { ...entry, extra };
-        const p = renew(kv, key, JSON.stringify(entry), rev);
-        renewing = p.catch(() => undefined);
-        const r = await p;
-        if (r === undefined) return false;
-        rev = r;
-        return true;
+      renew(extra) {
+        const run = async (): Promise<boolean> => {
+          if (released) return false;
+          if (extra) entry = { ...entry, extra };
+          const sent = Date.now();
+          const r = await renew(kv, key, JSON.stringify(entry), rev);
+          if (r === undefined) return false;
+          rev = r;
+          writtenAt = sent;
+          return true;
+        };
+        const p = queue.then(run);
+        queue = p.catch(() => undefined);
+        return p;
       },
       async release() {
-        if (timer) clearInterval(timer);
-        timer = undefined;
+        stopAuto();
         if (released) return false;
         released = true;
-        await renewing;
+        await queue;
         return release(kv, key, rev);
       },
       startAutoRenew(onLost, intervalMs = DEFAULT_PRESENCE_RENEW_MS) {
         if (timer || released) return;
-        let failures = 0;
-        timer = setInterval(() => {
-          lease.renew().then(
-            (ok) => {
-              failures = 0;
-              if (!ok && !released) {
-                if (timer) clearInterval(timer);
-                timer = undefined;
-                onLost?.();
-              }
+        let lastErr: unknown;
+        const lost = (err?: unknown): void => {
+          if (!timer) return; // released, or already reported
+          stopAuto();
+          onLost?.(err);
+        };
+        // Renewals may fail or hang (NATS unreachable): the holder is told as soon as the entry can have expired,
+        // ttlMs after the last write that went through, even while a renewal still waits for its answer.
+        const armLapse = (): void => {
+          lapse = setTimeout(
+            () => {
+              lapse = undefined;
+              if (Date.now() < writtenAt + ttlMs) armLapse();
+              else lost(lastErr ?? new Error(`presence entry ${key} not renewed within ${ttlMs} ms`));
             },
-            (err: unknown) => {
-              failures++;
-              log?.warn({ err, key, code: 'PRESENCE_RENEW_FAILED' }, 'presence renew failed');
-              // Keep trying while the entry can still be alive; give up after the TTL has passed.
-              if (failures * intervalMs >= DEFAULT_PRESENCE_TTL_MS && timer) {
-                clearInterval(timer);
-                timer = undefined;
-                onLost?.(err);
-              }
-            },
+            Math.max(0, writtenAt + ttlMs - Date.now()),
           );
+          lapse.unref();
+        };
+        // One renewal at a time: while one waits for its answer, ticks do not queue more behind it.
+        let pending = false;
+        timer = setInterval(() => {
+          if (pending) return;
+          pending = true;
+          lease
+            .renew()
+            .then(
+              (ok) => {
+                if (ok) lastErr = undefined;
+                else if (!released) lost();
+              },
+              (err: unknown) => {
+                lastErr = err;
+                log?.warn({ err, key, code: 'PRESENCE_RENEW_FAILED' }, 'presence renew failed');
+              },
+            )
+            .finally(() => {
+              pending = false;
+            });
         }, intervalMs);
         timer.unref();
+        armLapse();
       },
     };
     return lease;
