@@ -42,6 +42,13 @@ export const MAX_POST_BATCH = 256;
 const UNKNOWN_CHANNEL_LOG_INTERVAL_MS = 10_000;
 /** §2.7: ids never have bit 63 set, so 2^63 - 1 is above every id (and the largest bound message-store takes). */
 const MAX_ID = (1n << 63n) - 1n;
+/** How far (id time) before a channel's watermark a gap fill starts (fillStart). */
+export const GAP_MARGIN_MS = 10_000;
+/** RecentIds' memory, and the slack kept from its edge so the margin only re-reads ids still remembered. */
+const RECENT_IDS_TTL_MS = 60_000;
+const RECENT_IDS_SLACK_MS = 5_000;
+/** Longest wait between repeated gap fills while history cannot be read. */
+const MAX_REFILL_RETRY_MS = 30_000;
 
 export interface DoorOptions {
   readonly instanceId: string;
@@ -69,7 +76,7 @@ type Item =
 export class Door {
   /** Connections in READY: the broadcast set. */
   readonly ready = new Set<ConnectionHandle>();
-  private readonly recent = new RecentIds();
+  private readonly recent = new RecentIds(RECENT_IDS_TTL_MS);
   /**
    * Highest id per channel received from the event bus or from history (never from this instance's
    * own post confirmations, which can run ahead of the bus while it is down): gap fill after an
@@ -170,42 +177,90 @@ export class Door {
    * Watermarks taken when the event bus disconnected. Gap fills after the reconnect start here, not
    * at the moving watermark: a message can be committed (so absent from a fill's read) yet published
    * while this instance was not yet subscribed again, with an id below messages already delivered, so
-   * the fill is repeated once a little later from the same point (dedupe makes repeats free).
+   * the fill is repeated a little later from the same point (dedupe makes repeats free), and with
+   * backoff while history cannot be read. The point is forgotten only then, and only if the bus was
+   * not lost again meanwhile (that reconnect's fills still need it).
    */
   private gapFrom: Map<string, bigint> | undefined;
+  private busLosses = 0;
 
   /** The event bus connection was lost: remember where every channel stood. */
   onBusDisconnected(): void {
+    this.busLosses++;
     if (!this.gapFrom) this.gapFrom = new Map(this.lastByChannel);
   }
 
-  /** Fills now and once more after `againMs`, then forgets the disconnect point. */
+  /** Fills now and again after `againMs` (repeated with backoff until history could be read), then forgets the disconnect point. */
   async fillAfterReconnect(againMs = 2_000): Promise<number> {
-    const snapshot = this.gapFrom;
-    let n = await this.fillGaps();
-    await new Promise((r) => setTimeout(r, againMs).unref());
-    n += await this.fillGaps();
-    if (this.gapFrom === snapshot) this.gapFrom = undefined;
+    const losses = this.busLosses;
+    const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms).unref());
+    let n = 0;
+    const attempt = async (): Promise<boolean> => {
+      try {
+        n += await this.fillGaps();
+        return true;
+      } catch (err) {
+        this.deps.log.warn({ err, code: 'IRCB_GAP_FILL_FAILED' }, 'gap fill failed; will try again');
+        return false;
+      }
+    };
+    await attempt();
+    let wait = againMs;
+    for (;;) {
+      await sleep(wait);
+      const ok = await attempt();
+      if (this.busLosses !== losses) return n; // lost again: that reconnect's fills take over
+      if (ok) break;
+      wait = Math.min(Math.max(1, wait) * 2, MAX_REFILL_RETRY_MS);
+    }
+    this.gapFrom = undefined;
     return n;
   }
 
   /**
+   * Where a channel's gap fill reads after, for watermark `from`: GAP_MARGIN_MS of id time before it
+   * (events of concurrently committed batches and of other message-store replicas arrive out of id
+   * order, so a lower id can still have been on its way when the bus was lost), but never before what
+   * this instance still remembers delivering (RecentIds: the margin re-delivers nothing) nor before it
+   * started.
+   */
+  private fillStart(from: bigint): bigint {
+    const ms = from >> 19n;
+    let start = ms > BigInt(GAP_MARGIN_MS) ? (ms - BigInt(GAP_MARGIN_MS)) << 19n : 0n;
+    const remembered = BigInt(Math.max(0, this.now() - RECENT_IDS_TTL_MS + RECENT_IDS_SLACK_MS)) << 19n;
+    if (start < remembered) start = remembered;
+    if (start < this.startWatermark) start = this.startWatermark;
+    return start < from ? start : from;
+  }
+
+  /**
    * After the event bus reconnects: deliver what was posted meanwhile in every listed channel seen
-   * so far (history after the last delivered id, oldest first), through the same de-duplication.
+   * so far (history after the last delivered id, less the margin of fillStart, oldest first), through
+   * the same de-duplication. The margin has a page budget of its own, so that on a busy channel it
+   * cannot use up the pages of the gap itself (past its budget the rest of it is skipped).
    */
   async fillGaps(maxPages = 50): Promise<number> {
     let n = 0;
     const from = this.gapFrom ?? this.lastByChannel;
     for (const ch of this.deps.channels.channels) {
-      let after = from.get(ch.id) ?? this.startWatermark;
-      for (let page = 0; page < maxPages; page++) {
+      const watermark = from.get(ch.id) ?? this.startWatermark;
+      let after = this.fillStart(watermark);
+      let pages = 0;
+      let marginPages = 0;
+      for (;;) {
+        if (after < watermark) {
+          if (marginPages++ >= maxPages) {
+            after = watermark;
+            continue;
+          }
+        } else if (pages++ >= maxPages) break;
         const ms = await this.deps.store.listMessages({ channelId: ch.id, before: 0n, after, limit: HISTORY_PAGE });
         for (const m of ms) {
           if (!this.recent.has(m.id.toString())) n++;
           this.deliver(m, ch.name, true);
           if (m.id > after) after = m.id;
         }
-        if (ms.length < HISTORY_PAGE) break;
+        if (ms.length < HISTORY_PAGE) break; // a short page: everything after `after` is read
       }
     }
     if (n > 0) this.deps.log.info({ filled: n }, 'delivered messages missed while the event bus was down');
