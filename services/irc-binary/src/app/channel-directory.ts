@@ -79,8 +79,8 @@ export class ChannelDirectory {
       if (!byName.has(c.name)) byName.set(c.name, c);
       byId.set(c.id, c);
     }
-    const changed =
-      byName.size !== this.byName.size || [...byName.keys()].some((k, i) => [...this.byName.keys()][i] !== k);
+    const before = [...this.byName.keys()];
+    const changed = byName.size !== before.length || [...byName.keys()].some((k, i) => before[i] !== k);
     this.byName = byName;
     this.byId = byId;
     if (changed) {

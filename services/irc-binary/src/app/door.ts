@@ -583,8 +583,9 @@ export class Session {
     metrics.posted(posted);
   }
 
+  /** The reply ChannelDirectory encoded once per change of the list (READY only, like every reply here). */
   private listChannels(): void {
-    this.conn.send({ type: 'ListChannels', channels: this.door.deps.channels.channels.map((c) => c.name) });
+    this.conn.enqueueShared(this.door.deps.channels.listFrame);
   }
 
   private async listMessages(q: Extract<Item, { kind: 'listMessages' }>): Promise<void> {
