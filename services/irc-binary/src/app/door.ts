@@ -308,6 +308,8 @@ export class Session {
   private seq = 0;
   private readonly bucket: TokenBucket;
   private lastUnknownLog = -Infinity;
+  private lastRefusedLog = -Infinity;
+  private refusedSuppressed = 0;
   private closed = false;
   /** Posts the peer sent before its EOF, not taken into the queue yet (see drainAfterClose). */
   private rest: Iterator<Extract<ClientFrame, { type: 'SendMessage' }>> | undefined;
@@ -577,7 +579,17 @@ export class Session {
         this.door.deliver(o.message, names[i]!);
       } else {
         metrics.dropped('refused');
-        this.conn.log.info({ code: 'IRCB_DROP_REFUSED', reason: o.reason }, 'message-store refused a message');
+        // What a peer sends decides this (e.g. a NUL character): logged at most once per interval, like
+        // unknown channels, with the number left out since.
+        const t = this.now();
+        if (t - this.lastRefusedLog >= UNKNOWN_CHANNEL_LOG_INTERVAL_MS) {
+          this.conn.log.info(
+            { code: 'IRCB_DROP_REFUSED', reason: o.reason, suppressed: this.refusedSuppressed },
+            'message-store refused a message',
+          );
+          this.lastRefusedLog = t;
+          this.refusedSuppressed = 0;
+        } else this.refusedSuppressed++;
       }
     }
     metrics.posted(posted);

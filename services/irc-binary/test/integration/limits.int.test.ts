@@ -142,6 +142,30 @@ describe('limits (§5.2)', () => {
     await waitFor(() => s.app.server.connections.size === 0);
   });
 
+  it('posts message-store refuses (a NUL character) are dropped and logged once per interval, not once per frame', async () => {
+    const s = await server({});
+    // As message-store answers content PostgreSQL cannot hold.
+    s.store.postBatch = (_a, p) =>
+      Promise.resolve(p.map(() => ({ ok: false as const, reason: 'NUL_CHARACTER: text must not contain U+0000' })));
+    const a = await ready(s, 'nulflood');
+    const n = 200;
+    a.write(
+      Buffer.concat(
+        Array.from({ length: n }, () =>
+          encodeClientFrame({ type: 'SendMessage', channel: 'general', content: 'a\u0000b' }),
+        ),
+      ),
+    );
+    const refusedLines = (): Record<string, unknown>[] =>
+      logLines(s.logs).filter((l) => l['code'] === 'IRCB_DROP_REFUSED');
+    await waitFor(() => refusedLines().length >= 1, 3_000, 'the refusal logged');
+    // Every frame handled: a request after them is answered (the session handles its queue in order).
+    a.write(encodeClientFrame({ type: 'ListChannels' }));
+    await waitFor(() => a.frames.some((f) => f.type === 'ListChannels'), 3_000, 'the list after the posts');
+    expect(refusedLines()).toHaveLength(1);
+    expect(s.store.messages).toHaveLength(0);
+  });
+
   it('a flood of 1-byte LIST_CHANNELS (663-byte replies) never holds more than IRCB_MAX_OUTBUF_BYTES unsent; every reply arrives', async () => {
     // 20 channels of 32 bytes: each 1-byte request is answered with 3 + 20 × 33 bytes.
     const names = Array.from({ length: 20 }, (_, i) => `c${i}`.padEnd(32, 'x'));
