@@ -2,7 +2,8 @@ export { createTestDatabase, listTestDatabases, queryDatabase } from './postgres
 export type { TestDatabase } from './postgres';
 export { createTestNats, listStreamsWithPrefix } from './nats';
 export type { TestNats } from './nats';
-export { closeServer, listenEphemeral, waitFor } from './net';
+export { closeServer, listenEphemeral, natsLink, waitFor } from './net';
+export type { NatsLink } from './net';
 export { expectVector, feedThreeWays, hex, randomChunks } from './vectors';
 export type { StreamDecoder, VectorCase } from './vectors';
 export { leakedHandles, snapshotHandles } from './handles';

@@ -2,12 +2,10 @@
  * Lease edge cases: renewals that overlap, a holder that can no longer reach NATS, entries that expire
  * under a watcher. A short bucket TTL keeps the expiry cases quick.
  */
-import { createServer, connect as tcpConnect } from 'node:net';
-import type { Socket } from 'node:net';
 import { connectNats, drainNats } from '@hubbub/nats';
 import type { NatsConnection } from '@hubbub/nats';
 import { createLogger } from '@hubbub/runtime';
-import { closeServer, createTestNats, listenEphemeral, waitFor } from '@hubbub/testing';
+import { createTestNats, natsLink, waitFor } from '@hubbub/testing';
 import { Presence, nickKey } from '../../src/index';
 import type { NameAuthority } from '../../src/index';
 
@@ -21,46 +19,6 @@ let nc1: NatsConnection;
 let nc2: NatsConnection;
 let p1: Presence;
 let p2: Presence;
-
-/** A TCP relay to NATS that the test cuts: the connections behind it lose NATS, others keep it. */
-async function natsLink(natsUrl: string): Promise<{ url: string; cut(): void; close(): Promise<void> }> {
-  const target = new URL(natsUrl.split(',')[0]!.trim());
-  const sockets = new Set<Socket>();
-  let up = true;
-  const server = createServer((client) => {
-    if (!up) return void client.destroy();
-    const upstream = tcpConnect(Number(target.port || 4222), target.hostname);
-    const drop = (): void => {
-      for (const s of [client, upstream]) {
-        s.destroy();
-        sockets.delete(s);
-      }
-    };
-    for (const s of [client, upstream]) {
-      sockets.add(s);
-      s.on('error', drop).on('close', drop);
-    }
-    client.pipe(upstream);
-    upstream.pipe(client);
-  });
-  const port = await listenEphemeral(server);
-  const url = new URL(target.href);
-  url.hostname = '127.0.0.1';
-  url.port = String(port);
-  const cut = (): void => {
-    up = false;
-    for (const s of sockets) s.destroy();
-    sockets.clear();
-  };
-  return {
-    url: url.href,
-    cut,
-    close: async () => {
-      cut();
-      await closeServer(server);
-    },
-  };
-}
 
 beforeAll(async () => {
   nc1 = await connectNats({ servers: tn.url, name: 'presence-lease-1', log });

@@ -12,8 +12,10 @@ import { createTestDatabase, createTestNats, waitFor } from '@hubbub/testing';
 import type { TestDatabase, TestNats } from '@hubbub/testing';
 import type { NatsConnection, Subscription } from '@nats-io/nats-core';
 import { Repo } from '../../src/store/repo';
-import { alice, listReq, natsClient, natsLink, newMessage, nextReconnect, startStore, sysop, testLog } from './harness';
-import type { NatsLink, Started } from './harness';
+import { natsLink } from '@hubbub/testing';
+import type { NatsLink } from '@hubbub/testing';
+import { alice, listReq, natsClient, newMessage, nextReconnect, startStore, sysop, testLog } from './harness';
+import type { Started } from './harness';
 
 let db: TestDatabase;
 let nats: TestNats;

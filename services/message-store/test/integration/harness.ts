@@ -3,11 +3,8 @@ import { loadConfig, createLogger } from '@hubbub/runtime';
 import type { Logger } from '@hubbub/runtime';
 import { createMessageStoreClient, newMessage as newMessageOf, principal } from '@hubbub/msg-client';
 import type { MessageStoreClient } from '@hubbub/msg-client';
-import { createServer, connect as tcpConnect } from 'node:net';
-import type { Socket } from 'node:net';
 import { connect } from '@nats-io/transport-node';
 import type { NatsConnection } from '@nats-io/nats-core';
-import { closeServer, listenEphemeral } from '@hubbub/testing';
 import { messagesV1 } from '@hubbub/proto';
 import { schema } from '../../src/config';
 import { start } from '../../src/server';
@@ -52,58 +49,6 @@ export async function startStore(
 
 export async function natsClient(url: string): Promise<NatsConnection> {
   return connect({ servers: url, name: 'message-store-test' });
-}
-
-/**
- * A TCP relay to NATS that a test cuts (every connection through it dropped, new ones closed at once: NATS or the
- * network gone for the processes behind it) and restores. Other connections to NATS are unaffected.
- */
-export interface NatsLink {
-  /** NATS_URL for the processes behind the link (credentials of `natsUrl` kept). */
-  readonly url: string;
-  cut(): void;
-  restore(): void;
-  close(): Promise<void>;
-}
-
-export async function natsLink(natsUrl: string): Promise<NatsLink> {
-  const target = new URL(natsUrl.split(',')[0]!.trim());
-  const sockets = new Set<Socket>();
-  let up = true;
-  const server = createServer((client) => {
-    if (!up) return void client.destroy();
-    const upstream = tcpConnect(Number(target.port || 4222), target.hostname);
-    const drop = (): void => {
-      for (const s of [client, upstream]) {
-        s.destroy();
-        sockets.delete(s);
-      }
-    };
-    for (const s of [client, upstream]) {
-      sockets.add(s);
-      s.on('error', drop).on('close', drop);
-    }
-    client.pipe(upstream);
-    upstream.pipe(client);
-  });
-  const port = await listenEphemeral(server);
-  const url = new URL(target.href);
-  url.hostname = '127.0.0.1';
-  url.port = String(port);
-  const cut = (): void => {
-    up = false;
-    for (const s of sockets) s.destroy();
-    sockets.clear();
-  };
-  return {
-    url: url.href,
-    cut,
-    restore: () => void (up = true),
-    close: async () => {
-      cut();
-      await closeServer(server);
-    },
-  };
 }
 
 /** Resolves at the next `reconnect` of `nc` (call before causing the disconnect). */
