@@ -47,6 +47,9 @@ export const GAP_MARGIN_MS = 10_000;
 /** RecentIds' memory, and the slack kept from its edge so the margin only re-reads ids still remembered. */
 const RECENT_IDS_TTL_MS = 60_000;
 const RECENT_IDS_SLACK_MS = 5_000;
+/** How long, and how many, ids given in LIST_MESSAGES replies are kept per connection (Door.listed). */
+const LISTED_TTL_MS = 60_000;
+const LISTED_MAX = 1_000;
 /** Longest wait between repeated gap fills while history cannot be read. */
 const MAX_REFILL_RETRY_MS = 30_000;
 
@@ -276,16 +279,57 @@ export class Door {
       const last = this.lastByChannel.get(m.channelId);
       if (last === undefined || m.id > last) this.lastByChannel.set(m.channelId, m.id);
     }
-    if (!this.recent.add(m.id.toString(), this.now())) return;
+    const id = m.id.toString();
+    if (!this.recent.add(id, this.now())) return;
     let bytes: Uint8Array;
     try {
       bytes = encodeMessageFrame(toWire(m, channelName));
     } catch (err) {
-      this.deps.log.error({ err, id: m.id.toString(), code: 'IRCB_ERR_ENCODE' }, 'message could not be encoded');
+      this.deps.log.error({ err, id, code: 'IRCB_ERR_ENCODE' }, 'message could not be encoded');
       return;
     }
-    for (const c of this.ready) c.enqueueShared(bytes);
-    this.deps.metrics.delivered(this.ready.size);
+    let sent = 0;
+    for (const c of this.ready) {
+      // Given to this connection in a LIST_MESSAGES reply a moment ago: not again (see `listed`).
+      if (this.listed.size > 0 && this.listed.get(c)?.delete(id)) continue;
+      c.enqueueShared(bytes);
+      sent++;
+    }
+    this.deps.metrics.delivered(sent);
+  }
+
+  /**
+   * Ids each connection was just given in a LIST_MESSAGES reply, with when. A client catching up (history after
+   * the last id it saw) while live messages arrive can read a message in history whose live copy is still on its
+   * way (its post's echo, a late event); that copy is not sent to this connection, so the client gets each
+   * message once (§3.6). Kept LISTED_TTL_MS (RecentIds' memory: a later live copy is suppressed anyway), at
+   * most LISTED_MAX per connection (the newest kept).
+   */
+  private readonly listed = new Map<ConnectionHandle, Map<string, number>>();
+
+  /** `ids` went to `c` in a LIST_MESSAGES reply. */
+  noteListed(c: ConnectionHandle, ids: readonly bigint[]): void {
+    if (ids.length === 0) return;
+    const now = this.now();
+    let l = this.listed.get(c);
+    if (!l) this.listed.set(c, (l = new Map()));
+    for (const [id, at] of l) {
+      if (now - at < LISTED_TTL_MS && l.size <= LISTED_MAX) break;
+      l.delete(id);
+    }
+    for (const id of ids) {
+      const k = id.toString();
+      if (this.recent.has(k)) continue; // its live copy came already, or came from another connection's path
+      l.delete(k);
+      l.set(k, now);
+    }
+    while (l.size > LISTED_MAX) l.delete(l.keys().next().value!);
+    if (l.size === 0) this.listed.delete(c);
+  }
+
+  /** `c` closed. */
+  forgetListed(c: ConnectionHandle): void {
+    this.listed.delete(c);
   }
 }
 
@@ -424,6 +468,7 @@ export class Session {
     if (this.closed) return;
     this.closed = true;
     this.door.ready.delete(this.conn);
+    this.door.forgetListed(this.conn);
     if (this.accountId !== undefined) this.door.leaveAccount(this.accountId, this);
     for (let i = this.queue.length - 1; i >= 0; i--) if (this.queue[i]!.kind !== 'post') this.queue.splice(i, 1);
     const leases = this.leases;
@@ -623,6 +668,11 @@ export class Session {
         );
       }
     }
-    if (!this.closed) this.conn.send({ type: 'ListMessages', messages });
+    if (this.closed) return;
+    this.conn.send({ type: 'ListMessages', messages });
+    this.door.noteListed(
+      this.conn,
+      messages.map((m) => m.id),
+    );
   }
 }

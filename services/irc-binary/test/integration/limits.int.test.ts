@@ -142,6 +142,30 @@ describe('limits (§5.2)', () => {
     await waitFor(() => s.app.server.connections.size === 0);
   });
 
+  it('a message a client read in LIST_MESSAGES is not sent to it live afterwards; other connections get it live', async () => {
+    const s = await server({});
+    const general = s.store.channels.find((c) => c.name === 'general')!;
+    const reader = await ready(s, 'catcher');
+    const other = await ready(s, 'bystander');
+    // The live copy is late: the event is held back until the reader has read the message in history.
+    const held: Parameters<NonNullable<typeof s.store.onPosted>>[0][] = [];
+    const publish = s.store.onPosted!;
+    s.store.onPosted = (ev) => void held.push(ev);
+    const m = s.store.store(general.id, 'someone', 'read before its event');
+    reader.send({ type: 'ListMessages', channel: 'general', before: 0n, after: 0n });
+    await waitFor(() => reader.frames.some((f) => f.type === 'ListMessages'), 3_000, 'the history reply');
+    for (const ev of held) publish(ev);
+    await waitFor(
+      () => other.frames.some((f) => f.type === 'SendMessage' && f.message.id === m.id),
+      3_000,
+      'the live copy elsewhere',
+    );
+    // Everything sent to the reader after the event was handled has arrived once a later reply is in.
+    reader.send({ type: 'ListChannels' });
+    await waitFor(() => reader.frames.some((f) => f.type === 'ListChannels'), 3_000, 'a later reply');
+    expect(reader.frames.filter((f) => f.type === 'SendMessage')).toEqual([]);
+  });
+
   it('posts message-store refuses (a NUL character) are dropped and logged once per interval, not once per frame', async () => {
     const s = await server({});
     // As message-store answers content PostgreSQL cannot hold.
