@@ -312,7 +312,7 @@ export class Door {
     if (ids.length === 0) return;
     const now = this.now();
     let l = this.listed.get(c);
-    if (!l) this.listed.set(c, (l = new Map()));
+    if (!l) this.listed.set(c, (l = new Map<string, number>()));
     for (const [id, at] of l) {
       if (now - at < LISTED_TTL_MS && l.size <= LISTED_MAX) break;
       l.delete(id);
