@@ -168,11 +168,13 @@ export function checkContent(
     a?.fileDocument,
     a?.emoji,
   );
-  if (utf8Bytes(m.text) > limits.maxTextBytes)
+  const textBytes = utf8Bytes(m.text);
+  if (textBytes > limits.maxTextBytes)
     throw errors.invalidArgument('TEXT_TOO_LARGE', `text over ${limits.maxTextBytes} bytes`, {
       limit: String(limits.maxTextBytes),
     });
-  if (utf8Bytes(m.subject) > MAX_SUBJECT_BYTES)
+  const subjectBytes = utf8Bytes(m.subject);
+  if (subjectBytes > MAX_SUBJECT_BYTES)
     throw errors.invalidArgument('SUBJECT_TOO_LONG', `subject over ${MAX_SUBJECT_BYTES} bytes`);
   const attached = attachmentBytes(m.attachments);
   if (attached > limits.maxAttachmentBytes)
@@ -181,7 +183,7 @@ export function checkContent(
     });
   const maxEvent = limits.maxEventBytes;
   if (maxEvent === undefined) return;
-  let raw = utf8Bytes(m.text) + utf8Bytes(m.subject) + attached;
+  let raw = textBytes + subjectBytes + attached;
   for (const t of m.tags ?? []) raw += utf8Bytes(t) + 4;
   // JSON makes a byte at most six (\u0001): only contents that could then outgrow the event are encoded to count.
   if (raw * 6 + EVENT_OVERHEAD_BYTES <= maxEvent) return;
