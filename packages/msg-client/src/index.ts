@@ -42,7 +42,9 @@ export {
   DEFAULT_GAP_MARGIN_MS,
   DEFAULT_MAX_GAP_PAGES,
   eventKey,
+  gapFillStart,
   peekPostedId,
+  refillAfterReconnect,
   subscribeChat,
 } from './subscribe';
 export type { ChatSubscription, HistoryFetcher, SubscribeChatOptions } from './subscribe';

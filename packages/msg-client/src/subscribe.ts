@@ -77,7 +77,7 @@ export const DEFAULT_REFILL_AFTER_MS = 2_000;
  */
 export const DEFAULT_GAP_MARGIN_MS = 10_000;
 /** Longest wait between repeated gap fills while history cannot be read. */
-const MAX_REFILL_RETRY_MS = 30_000;
+export const MAX_REFILL_RETRY_MS = 30_000;
 
 /** The dedupe key of an event (rule 1). */
 export function eventKey(ev: MessageEvent): string {
@@ -94,15 +94,41 @@ const DECIMAL_ID = /^[1-9][0-9]{0,19}$/;
 
 /**
  * Where a channel's gap fill reads after (rule 2): `marginMs` of snowflake time (the bits above bit 19) before
- * `from`, but not before `firstId`, the first id this subscription saw in the channel.
+ * `from`, but not before `lowest` (here the first id this subscription saw in the channel; irc-binary's door
+ * passes the oldest id it still remembers delivering). Never after `from`.
  */
-export function gapFillStart(from: string, firstId: string, marginMs: number): string {
-  if (!DECIMAL_ID.test(from) || !DECIMAL_ID.test(firstId) || idGreater(firstId, from)) return from;
+export function gapFillStart(from: string, lowest: string, marginMs: number): string {
+  if (!DECIMAL_ID.test(from) || !DECIMAL_ID.test(lowest) || idGreater(lowest, from)) return from;
   const ms = BigInt(from) >> 19n;
   const margin = BigInt(Math.max(0, Math.floor(marginMs)));
   const floor = ms > margin ? ((ms - margin) << 19n) - 1n : 0n;
-  const first = BigInt(firstId);
-  return (floor > first ? floor : first).toString();
+  const low = BigInt(lowest);
+  return (floor > low ? floor : low).toString();
+}
+
+/**
+ * The gap fills after a reconnect (rule 2): one now, another after `againMs` (a message committed before the first
+ * read can be published after it), and more with doubling waits (at most MAX_REFILL_RETRY_MS) while a fill could
+ * not read history. `fill` resolves whether it read everything. Ends early when `stale()` (the connection was lost
+ * again: that reconnect's fills take over) or `closed()`. Resolves true when the point where the connection was
+ * lost may be forgotten. Shared by subscribeChat and irc-binary's door.
+ */
+export async function refillAfterReconnect(o: {
+  readonly fill: () => Promise<boolean>;
+  readonly againMs: number;
+  readonly stale: () => boolean;
+  readonly closed?: () => boolean;
+}): Promise<boolean> {
+  await o.fill();
+  let wait = o.againMs;
+  for (;;) {
+    await new Promise((r) => setTimeout(r, wait).unref());
+    if (o.closed?.()) return false;
+    const read = await o.fill();
+    if (o.stale()) return false;
+    if (read) return true;
+    wait = Math.min(Math.max(1, wait) * 2, MAX_REFILL_RETRY_MS);
+  }
 }
 
 /** How message-store's proto3 JSON of a posted event begins, up to the message id's first digit. */
@@ -280,20 +306,18 @@ export function subscribeChat(o: SubscribeChatOptions): ChatSubscription {
   // unless the connection was lost again meanwhile: that reconnect's fills still need it.
   let gapFrom: Map<string, string> | undefined;
   let disconnects = 0;
-  const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms).unref());
   const fillAfterReconnect = async (): Promise<void> => {
     const epoch = disconnects;
-    await fillGaps();
-    let wait = o.refillAfterMs ?? DEFAULT_REFILL_AFTER_MS;
-    for (;;) {
-      await sleep(wait);
-      if (closed) return;
-      await fillGaps();
-      if (disconnects !== epoch) return;
-      if (!lastFillFailed) break;
-      wait = Math.min(Math.max(1, wait) * 2, MAX_REFILL_RETRY_MS);
-    }
-    gapFrom = undefined;
+    const read = await refillAfterReconnect({
+      fill: async () => {
+        await fillGaps();
+        return !lastFillFailed;
+      },
+      againMs: o.refillAfterMs ?? DEFAULT_REFILL_AFTER_MS,
+      stale: () => disconnects !== epoch,
+      closed: () => closed,
+    });
+    if (read) gapFrom = undefined;
   };
 
   const statusIter = o.nc.status();

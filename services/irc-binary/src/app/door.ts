@@ -14,6 +14,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Logger } from '@hubbub/runtime';
+import { DEFAULT_GAP_MARGIN_MS, gapFillStart, refillAfterReconnect } from '@hubbub/msg-client';
 import { HISTORY_PAGE } from '../protocol/constants';
 import type { ClientFrame, WireMessage } from '../protocol/events';
 import { encodeMessageFrame } from '../protocol/frames';
@@ -42,16 +43,12 @@ export const MAX_POST_BATCH = 256;
 const UNKNOWN_CHANNEL_LOG_INTERVAL_MS = 10_000;
 /** §2.7: ids never have bit 63 set, so 2^63 - 1 is above every id (and the largest bound message-store takes). */
 const MAX_ID = (1n << 63n) - 1n;
-/** How far (id time) before a channel's watermark a gap fill starts (fillStart). */
-export const GAP_MARGIN_MS = 10_000;
 /** RecentIds' memory, and the slack kept from its edge so the margin only re-reads ids still remembered. */
 const RECENT_IDS_TTL_MS = 60_000;
 const RECENT_IDS_SLACK_MS = 5_000;
 /** How long, and how many, ids given in LIST_MESSAGES replies are kept per connection (Door.listed). */
 const LISTED_TTL_MS = 60_000;
 const LISTED_MAX = 1_000;
-/** Longest wait between repeated gap fills while history cannot be read. */
-const MAX_REFILL_RETRY_MS = 30_000;
 
 export interface DoorOptions {
   readonly instanceId: string;
@@ -193,47 +190,42 @@ export class Door {
     if (!this.gapFrom) this.gapFrom = new Map(this.lastByChannel);
   }
 
-  /** Fills now and again after `againMs` (repeated with backoff until history could be read), then forgets the disconnect point. */
+  /**
+   * Fills now and again after `againMs`, repeated with backoff until history could be read (the schedule
+   * subscribeChat uses, @hubbub/msg-client refillAfterReconnect), then forgets the disconnect point unless
+   * the bus was lost again meanwhile.
+   */
   async fillAfterReconnect(againMs = 2_000): Promise<number> {
     const losses = this.busLosses;
-    const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms).unref());
     let n = 0;
-    const attempt = async (): Promise<boolean> => {
-      try {
-        n += await this.fillGaps();
-        return true;
-      } catch (err) {
-        this.deps.log.warn({ err, code: 'IRCB_GAP_FILL_FAILED' }, 'gap fill failed; will try again');
-        return false;
-      }
-    };
-    await attempt();
-    let wait = againMs;
-    for (;;) {
-      await sleep(wait);
-      const ok = await attempt();
-      if (this.busLosses !== losses) return n; // lost again: that reconnect's fills take over
-      if (ok) break;
-      wait = Math.min(Math.max(1, wait) * 2, MAX_REFILL_RETRY_MS);
-    }
-    this.gapFrom = undefined;
+    const read = await refillAfterReconnect({
+      fill: async () => {
+        try {
+          n += await this.fillGaps();
+          return true;
+        } catch (err) {
+          this.deps.log.warn({ err, code: 'IRCB_GAP_FILL_FAILED' }, 'gap fill failed; will try again');
+          return false;
+        }
+      },
+      againMs,
+      stale: () => this.busLosses !== losses,
+    });
+    if (read) this.gapFrom = undefined;
     return n;
   }
 
   /**
-   * Where a channel's gap fill reads after, for watermark `from`: GAP_MARGIN_MS of id time before it
+   * Where a channel's gap fill reads after, for watermark `from`: DEFAULT_GAP_MARGIN_MS of id time before it
    * (events of concurrently committed batches and of other message-store replicas arrive out of id
    * order, so a lower id can still have been on its way when the bus was lost), but never before what
    * this instance still remembers delivering (RecentIds: the margin re-delivers nothing) nor before it
    * started.
    */
   private fillStart(from: bigint): bigint {
-    const ms = from >> 19n;
-    let start = ms > BigInt(GAP_MARGIN_MS) ? (ms - BigInt(GAP_MARGIN_MS)) << 19n : 0n;
     const remembered = BigInt(Math.max(0, this.now() - RECENT_IDS_TTL_MS + RECENT_IDS_SLACK_MS)) << 19n;
-    if (start < remembered) start = remembered;
-    if (start < this.startWatermark) start = this.startWatermark;
-    return start < from ? start : from;
+    const lowest = remembered > this.startWatermark ? remembered : this.startWatermark;
+    return BigInt(gapFillStart(from.toString(), lowest.toString(), DEFAULT_GAP_MARGIN_MS));
   }
 
   /**
