@@ -15,6 +15,7 @@ import {
   createLogger,
   createMetricsRegistry,
   createReadiness,
+  normalizeAddress,
   periodicTask,
   startOpsServer,
 } from '@hubbub/runtime';
@@ -35,7 +36,7 @@ import { TokenCache } from './app/token-cache';
 import type { Config } from './config';
 import { CloseCode, CloseReason, WsmErrorCode } from './protocol/status';
 import { WsConnection } from './transport/connection';
-import { bareAddress, createHttpServer, loadStatic, refuseHttp } from './transport/http-server';
+import { createHttpServer, loadStatic, refuseHttp } from './transport/http-server';
 import { createWsmMetrics } from './transport/metrics';
 
 export const SERVICE_NAME = 'ws-messenger';
@@ -83,12 +84,12 @@ function defaultPublicDir(): string {
  * dodging WSM_MAX_CONNECTIONS_PER_IP and identity's per-address throttling.)
  */
 export function clientAddress(req: IncomingMessage, trusted: readonly string[]): string {
-  const remote = bareAddress(req.socket.remoteAddress ?? '');
+  const remote = normalizeAddress(req.socket.remoteAddress ?? '');
   if (trusted.length === 0 || !trusted.includes(remote)) return remote;
   const xff = req.headers['x-forwarded-for'];
   const hops = (Array.isArray(xff) ? xff.join(',') : (xff ?? ''))
     .split(',')
-    .map(bareAddress)
+    .map(normalizeAddress)
     .filter((h) => h !== '');
   let addr = remote;
   for (let i = hops.length - 1; i >= 0; i--) {

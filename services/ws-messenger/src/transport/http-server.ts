@@ -11,7 +11,7 @@ import { createServer as createHttpsServer } from 'node:https';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { extname, join } from 'node:path';
-import { PerAddressLimit, handleOpsRequest } from '@hubbub/runtime';
+import { PerAddressLimit, handleOpsRequest, normalizeAddress } from '@hubbub/runtime';
 import type { Logger, Readiness } from '@hubbub/runtime';
 import type { Registry } from 'prom-client';
 import { WsmErrorCode } from '../protocol/status';
@@ -80,11 +80,6 @@ export interface HttpLimits {
   /** The same per peer address (0 = off); connections from `trustedProxies` are not counted per address. */
   readonly maxPendingPerIp: number;
   readonly trustedProxies: readonly string[];
-}
-
-/** A peer address as limits and logs key it: IPv4-mapped IPv6 (`::ffff:1.2.3.4`) as the IPv4 address. */
-export function bareAddress(a: string): string {
-  return a.trim().replace(/^::ffff:/, '');
 }
 
 /** The largest request head accepted (431 above); pinned so that NODE_OPTIONS cannot raise it. */
@@ -174,7 +169,7 @@ export function createHttpServer(o: HttpOptions): HttpFront {
     if (addr !== undefined) perIp.remove(addr);
   };
   server.on('connection', (socket: Socket) => {
-    const addr = bareAddress(socket.remoteAddress ?? '');
+    const addr = normalizeAddress(socket.remoteAddress ?? '');
     // Behind a proxy every connection has the proxy's address; only the total applies to those.
     const counted = trustedProxies.includes(addr) ? undefined : addr;
     if (pending.size >= maxPending || (counted !== undefined && !perIp.tryAdd(counted))) {
