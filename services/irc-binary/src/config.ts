@@ -18,6 +18,8 @@ export const DEFAULT_MAX_OUTBUF_BYTES = 1_048_576;
 export const DEFAULT_MAX_PENDING_FRAMES = 256;
 export const DEFAULT_SEND_RATE_PER_S = 20;
 export const DEFAULT_SEND_BURST = 40;
+export const DEFAULT_HISTORY_RATE_PER_S = 10;
+export const DEFAULT_HISTORY_BURST = 20;
 export const DEFAULT_MAX_CONNECTIONS = 20_000;
 export const DEFAULT_MAX_CONNECTIONS_PER_IP = 0;
 export const DEFAULT_BACKEND_TIMEOUT_MS = 2_000;
@@ -124,6 +126,18 @@ export const schema = {
     env: 'IRCB_SEND_BURST',
     doc: 'SEND_MESSAGE token bucket capacity',
     default: DEFAULT_SEND_BURST,
+    min: 1,
+  }),
+  historyRatePerS: int({
+    env: 'IRCB_HISTORY_RATE_PER_S',
+    doc: 'LIST_MESSAGES per connection per second beyond the burst; later requests wait (in order) instead of being dropped; 0 = unlimited',
+    default: DEFAULT_HISTORY_RATE_PER_S,
+    min: 0,
+  }),
+  historyBurst: int({
+    env: 'IRCB_HISTORY_BURST',
+    doc: 'LIST_MESSAGES a connection may send at once before IRCB_HISTORY_RATE_PER_S applies',
+    default: DEFAULT_HISTORY_BURST,
     min: 1,
   }),
   maxConnections: int({

@@ -181,6 +181,8 @@ export async function start(config: Config, deps: StartDeps = {}): Promise<IrcBi
         maxPendingFrames: config.maxPendingFrames,
         sendRatePerS: config.sendRatePerS,
         sendBurst: config.sendBurst,
+        historyRatePerS: config.historyRatePerS,
+        historyBurst: config.historyBurst,
         backendTimeoutMs: config.backendTimeoutMs,
       },
     );

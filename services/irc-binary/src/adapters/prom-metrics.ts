@@ -31,6 +31,11 @@ export function createDoorMetrics(registry: Registry): PromDoorMetrics {
     help: 'broadcast frames queued to connections',
     registers: [registry],
   });
+  const historyDelayed = new Counter({
+    name: 'ircb_history_delayed_total',
+    help: 'LIST_MESSAGES requests that waited for the per-connection history rate',
+    registers: [registry],
+  });
   const auth = new Counter({
     name: 'ircb_auth_total',
     help: 'AUTHENTICATE outcomes',
@@ -47,6 +52,7 @@ export function createDoorMetrics(registry: Registry): PromDoorMetrics {
     posted: (n) => n > 0 && posted.inc(n),
     dropped: (reason, n = 1) => dropped.inc({ reason }, n),
     delivered: (n) => n > 0 && deliveries.inc(n),
+    historyDelayed: () => historyDelayed.inc(),
     auth: (result) => auth.inc({ result }),
   };
 }

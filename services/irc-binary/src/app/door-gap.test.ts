@@ -18,6 +18,7 @@ const metrics: DoorMetrics = {
   posted: () => undefined,
   dropped: () => undefined,
   delivered: () => undefined,
+  historyDelayed: () => undefined,
   auth: () => undefined,
 };
 
@@ -28,7 +29,15 @@ async function setup() {
   await channels.refresh();
   const door = new Door(
     { store, presence: new MemoryPresence(), authenticator: {} as Authenticator, channels, metrics, log },
-    { instanceId: 't', maxPendingFrames: 256, sendRatePerS: 0, sendBurst: 0, backendTimeoutMs: 1_000 },
+    {
+      instanceId: 't',
+      maxPendingFrames: 256,
+      sendRatePerS: 0,
+      sendBurst: 0,
+      historyRatePerS: 0,
+      historyBurst: 1,
+      backendTimeoutMs: 1_000,
+    },
   );
   /** A message stored with a chosen id (as another batch or replica would have committed it). */
   const storeWithId = (id: bigint, text: string): StoredMessage => {

@@ -55,6 +55,9 @@ export interface DoorOptions {
   readonly maxPendingFrames: number;
   readonly sendRatePerS: number;
   readonly sendBurst: number;
+  /** LIST_MESSAGES bucket (each one is a database query): over it, requests wait in order. */
+  readonly historyRatePerS: number;
+  readonly historyBurst: number;
   readonly backendTimeoutMs: number;
 }
 
@@ -343,6 +346,8 @@ export class Session {
   private processing = false;
   private seq = 0;
   private readonly bucket: TokenBucket;
+  private readonly historyBucket: TokenBucket;
+  private lastHistoryWaitLog = -Infinity;
   private lastUnknownLog = -Infinity;
   private lastRefusedLog = -Infinity;
   private refusedSuppressed = 0;
@@ -361,6 +366,7 @@ export class Session {
     private readonly now: () => number,
   ) {
     this.bucket = new TokenBucket(door.o.sendRatePerS, door.o.sendBurst, now());
+    this.historyBucket = new TokenBucket(door.o.historyRatePerS, door.o.historyBurst, now());
   }
 
   /** Decoded frames waiting to be handled (§3.2 rule 6). */
@@ -544,6 +550,7 @@ export class Session {
           this.maybeResume();
           await this.post(batch);
         } else {
+          if (head.kind === 'listMessages' && !this.closed && (await this.historyTurn())) continue;
           this.queue.shift();
           this.maybeResume();
           if (this.closed) continue;
@@ -561,6 +568,24 @@ export class Session {
       this.processing = false;
       this.checkDrained();
     }
+  }
+
+  /**
+   * LIST_MESSAGES over the connection's history rate waits for its token instead of being dropped: the reply is
+   * the protocol's only answer, and every frame behind it keeps its order. While it waits the queue fills and
+   * reading pauses (§3.2 rule 6). Returns true after a wait (the caller looks at the queue again).
+   */
+  private async historyTurn(): Promise<boolean> {
+    const ms = this.historyBucket.wait(this.now());
+    if (ms === 0) return false;
+    this.door.deps.metrics.historyDelayed();
+    const t = this.now();
+    if (t - this.lastHistoryWaitLog >= UNKNOWN_CHANNEL_LOG_INTERVAL_MS) {
+      this.lastHistoryWaitLog = t;
+      this.conn.log.info({ code: 'IRCB_HISTORY_THROTTLED', waitMs: ms }, 'LIST_MESSAGES over the rate waits');
+    }
+    await new Promise((r) => setTimeout(r, ms));
+    return true;
   }
 
   private maybeResume(): void {

@@ -123,6 +123,8 @@ export interface DoorMetrics {
   posted(n: number): void;
   dropped(reason: 'rate_limited' | 'unknown_channel' | 'store_unavailable' | 'refused', n?: number): void;
   delivered(n: number): void;
+  /** A LIST_MESSAGES request waited for its turn (IRCB_HISTORY_RATE_PER_S). */
+  historyDelayed(): void;
   auth(result: 'accepted' | 'refused' | 'unavailable'): void;
 }
 

@@ -14,14 +14,19 @@ export class TokenBucket {
 
   /** Takes one token; false when none is left. */
   take(nowMs: number): boolean {
-    if (this.ratePerS === 0) return true;
+    return this.wait(nowMs) === 0;
+  }
+
+  /** Takes one token and returns 0, or returns how many ms until one is there (taking nothing). */
+  wait(nowMs: number): number {
+    if (this.ratePerS === 0) return 0;
     const elapsed = nowMs - this.last;
     if (elapsed > 0) {
       this.tokens = Math.min(this.burst, this.tokens + (elapsed * this.ratePerS) / 1000);
       this.last = nowMs;
     }
-    if (this.tokens < 1) return false;
+    if (this.tokens < 1) return Math.max(1, Math.ceil(((1 - this.tokens) * 1000) / this.ratePerS));
     this.tokens -= 1;
-    return true;
+    return 0;
   }
 }

@@ -83,6 +83,43 @@ describe('limits (§5.2)', () => {
     await waitFor(() => a.frames.some((f) => f.type === 'ListChannels'));
   });
 
+  it('IRCB_HISTORY_RATE_PER_S 20/s burst 5: 15 LIST_MESSAGES in one write are all answered, in order, the last ≥ 0.5 s later; other connections are not slowed', async () => {
+    const s = await server({ historyRatePerS: 20, historyBurst: 5 });
+    let queries = 0;
+    const orig = s.store.listMessages.bind(s.store);
+    s.store.listMessages = (q) => {
+      queries++;
+      return orig(q);
+    };
+    const a = await ready(s, 'hist');
+    const other = await ready(s, 'other');
+    const t0 = Date.now();
+    a.write(
+      Buffer.concat([
+        ...Array.from({ length: 15 }, () =>
+          encodeClientFrame({ type: 'ListMessages', channel: 'general', before: 0n, after: 0n }),
+        ),
+        encodeClientFrame({ type: 'SendMessage', channel: 'general', content: 'after the lists' }),
+      ]),
+    );
+    // Within the burst: answered at once; the other connection's request does not wait behind a's.
+    await waitFor(() => a.frames.filter((f) => f.type === 'ListMessages').length >= 5, 2_000, 'the burst');
+    other.send({ type: 'ListMessages', channel: 'general', before: 0n, after: 0n });
+    await waitFor(() => other.frames.some((f) => f.type === 'ListMessages'), 200, "the other connection's reply");
+    expect(a.frames.filter((f) => f.type === 'ListMessages').length).toBeLessThan(15);
+    await waitFor(() => a.frames.some((f) => f.type === 'SendMessage'), 5_000, 'the echo after the lists');
+    const elapsed = Date.now() - t0;
+    // 10 requests over the burst at 20/s: at least 450 ms (timer granularity), every one answered, none dropped,
+    // and the post behind them came after all 15 replies.
+    expect(elapsed).toBeGreaterThanOrEqual(450);
+    const kinds = a.frames.map((f) => f.type);
+    expect(kinds.filter((k) => k === 'ListMessages')).toHaveLength(15);
+    expect(kinds.lastIndexOf('ListMessages')).toBeLessThan(kinds.indexOf('SendMessage'));
+    expect(queries).toBe(16);
+    expect(await metric(s, 'ircb_history_delayed_total')).toBeGreaterThanOrEqual(10);
+    expect(logLines(s.logs).some((l) => l['code'] === 'IRCB_HISTORY_THROTTLED')).toBe(true);
+  });
+
   it('IRCB_MAX_PENDING_FRAMES: reading pauses while the queue is full and resumes; pipelining is never an error', async () => {
     const s = await server({ maxPendingFrames: 4 });
     let release: (() => void) | undefined;
