@@ -4,6 +4,7 @@
  */
 import { commonSchema, int, str } from '@hubbub/runtime';
 import type { ConfigOf } from '@hubbub/runtime';
+import { checkPassword, checkUsername } from './app/usernames';
 
 export const DEFAULT_IDENTITY_PORT = 50051;
 export const DEFAULT_IDENTITY_METRICS_PORT = 9451;
@@ -128,6 +129,14 @@ export const identitySchema = {
     doc: '`name:password` of a sysop created on start when no account has that name',
     secret: true,
     pattern: /^[A-Za-z][A-Za-z0-9_-]{1,23}:.{8,}$/,
+    // Register's own rules, checked before anything starts (a refused bootstrap would stop the service later).
+    check: (raw) => {
+      const i = raw.indexOf(':');
+      const name = checkUsername(raw.slice(0, i));
+      if (!name.ok) return `names a ${name.reason === 'USERNAME_RESERVED' ? 'reserved' : 'invalid'} username`;
+      const pw = checkPassword(raw.slice(i + 1), raw.slice(0, i));
+      return pw.ok ? undefined : `has a password Register refuses: ${pw.message}`;
+    },
   }).optional(),
 } as const;
 

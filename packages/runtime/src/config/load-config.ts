@@ -65,12 +65,19 @@ function field<T>(
   };
 }
 
-/** A string field; `pattern` restricts it. */
-export function str(o: FieldOptions<string> & { pattern?: RegExp; minLength?: number }) {
+/**
+ * A string field; `pattern` restricts it, then `check` (an error text, or undefined when the value is good). The
+ * texts of a secret field must not quote its value.
+ */
+export function str(
+  o: FieldOptions<string> & { pattern?: RegExp; minLength?: number; check?: (raw: string) => string | undefined },
+) {
   return field(o, (raw) => {
     if (o.minLength !== undefined && raw.length < o.minLength)
       return { ok: false, error: `must be at least ${o.minLength} characters` };
     if (o.pattern && !o.pattern.test(raw)) return { ok: false, error: `must match ${String(o.pattern)}` };
+    const error = o.check?.(raw);
+    if (error !== undefined) return { ok: false, error };
     return { ok: true, value: raw };
   });
 }

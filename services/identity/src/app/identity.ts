@@ -262,7 +262,11 @@ export class IdentityApp {
     const name = spec.slice(0, i);
     const password = spec.slice(i + 1);
     const existing = await this.userByFold(foldName(name));
-    if (existing) return false;
+    if (existing) {
+      // Left as it is: a later start must not undo an operator's change (role, password, ban).
+      this.log.info({ username: existing.username, role: existing.role }, 'bootstrap sysop exists; left unchanged');
+      return false;
+    }
     const r = await this.register({
       username: name,
       password,
