@@ -8,7 +8,10 @@
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { connect } from '@nats-io/transport-node';
+import { Kvm } from '@nats-io/kv';
 import { inboxPrefixFor, parseNatsServers } from '@hubbub/nats';
+import { nickKey } from '@hubbub/presence';
+import { foldName } from '@hubbub/runtime';
 import type { NatsConnection } from '@hubbub/nats';
 import { identityV1, messagesV1 } from '@hubbub/proto';
 import { createClient } from '@hubbub/grpc';
@@ -204,6 +207,34 @@ it('the operator sees every service (nats micro) and the events, but not the RPC
   await waitFor(() => v.length >= 1, 5_000, 'a permission violation');
   expect(v.join('\n')).toMatch(/Permissions Violation for Subscription to "hubbub\.rpc\.>"/);
   expect(v.join('\n')).not.toMatch(/hubbub\.chat/);
+});
+
+it('the operator reads the KV buckets the way the documented `nats kv ls` / `nats kv get` do', async () => {
+  const dd = await DumDumClient.connect(stack.ports.irc, 'op_sees_me');
+  try {
+    const op = await as('operator');
+    const v = violations(op);
+    const kvm = new Kvm(op);
+    // Key listings are ordered consumers (flow control and heartbeats), as in the NATS CLI.
+    const presence = await kvm.open('hubbub_presence');
+    const keys: string[] = [];
+    for await (const k of await presence.keys()) keys.push(k);
+    expect(keys).toContain(nickKey(foldName('op_sees_me')));
+    const workers = await kvm.open('hubbub_worker_ids');
+    const leased: string[] = [];
+    for await (const k of await workers.keys()) leased.push(k);
+    expect(leased.length).toBeGreaterThanOrEqual(1);
+    const lease = await workers.get(leased[0]!);
+    expect(lease?.string()).toMatch(/^\d+-[0-9a-f]+$/);
+    // Reading is all: the operator cannot change a lease or a nick claim.
+    await expect(workers.put(leased[0]!, 'stolen')).rejects.toThrow();
+    await expect(presence.delete(nickKey(foldName('op_sees_me')))).rejects.toThrow();
+    expect((await workers.get(leased[0]!))?.string()).toBe(lease?.string());
+    await op.flush();
+    expect(v.filter((x) => !/Publish to "\$KV\./.test(x))).toEqual([]);
+  } finally {
+    await dd.close();
+  }
 });
 
 it('the operator kicks an account over NATS: its Morelia push subscription ends with the final 401 frame', async () => {
