@@ -16,6 +16,7 @@ export const DEFAULT_OUTBOX_SWEEP_INTERVAL_MS = 2_000;
 export const DEFAULT_OUTBOX_CLEANUP_INTERVAL_MS = 50;
 export const DEFAULT_CACHE_TTL_MS = 2_000;
 export const DEFAULT_DB_POOL_MAX = 8;
+export const DEFAULT_STATEMENT_TIMEOUT_MS = 10_000;
 
 export const schema = {
   ...commonSchema,
@@ -39,6 +40,12 @@ export const schema = {
     secret: true,
   }).optional(),
   dataDir: str({ env: 'DATA_DIR', doc: 'folder of the embedded PGlite database', default: '.data/message-store' }),
+  statementTimeoutMs: int({
+    env: 'MESSAGE_STORE_STATEMENT_TIMEOUT_MS',
+    doc: "longest a statement of the service's may run in PostgreSQL (statement_timeout; migrations excepted); one over it is cancelled and the call answered DEADLINE_EXCEEDED QUERY_TIMEOUT; 0 = no limit",
+    default: DEFAULT_STATEMENT_TIMEOUT_MS,
+    min: 0,
+  }),
   dbPoolMax: int({
     env: 'MESSAGE_STORE_DB_POOL_MAX',
     doc: 'PostgreSQL connections for posts and reads (plus one for outbox cleanup, committed without waiting for fsync)',

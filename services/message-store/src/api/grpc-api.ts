@@ -1,8 +1,10 @@
 /** gRPC handlers: thin adapters from hubbub.messages.v1 to MessageService (errors map in @hubbub/grpc). */
 import type { ServiceDefinition, UntypedServiceImplementation } from '@grpc/grpc-js';
 import { implement } from '@hubbub/grpc';
+import type { AsyncServiceImpl, CallContext } from '@hubbub/grpc';
 import { messagesV1 } from '@hubbub/proto';
 import type { Logger } from '@hubbub/runtime';
+import { toStoreError } from '../app/message-service';
 import type { MessageService } from '../app/message-service';
 
 export const MESSAGE_STORE_SERVICE_NAME = 'hubbub.messages.v1.MessageStoreService';
@@ -18,7 +20,7 @@ export function messageStoreGrpc(
     definition: def,
     implementation: implement(
       def,
-      {
+      storeErrors<typeof def>({
         createChannel: (r) => svc.createChannel(r),
         ensurePublicChannels: (r) => svc.ensurePublicChannels(r),
         lookupChannel: (r) => svc.lookupChannel(r),
@@ -52,7 +54,7 @@ export function messageStoreGrpc(
         listTags: (r) => svc.listTags(r),
         postOneliner: (r) => svc.postOneliner(r),
         listOneliners: (r) => svc.listOneliners(r),
-      },
+      }),
       log,
     ),
   };
@@ -78,4 +80,24 @@ export function testingGrpc(
 /** Whether the test seeding RPC may be registered. */
 export function testSeedEnabled(cfg: { nodeEnv: string; enableTestSeed: boolean }): boolean {
   return cfg.nodeEnv === 'test' && cfg.enableTestSeed;
+}
+
+/**
+ * Every handler's failure through toStoreError: database errors of reads as well as writes become UNAVAILABLE
+ * (connection lost, PostgreSQL restarting) or DEADLINE_EXCEEDED `QUERY_TIMEOUT` (statement_timeout) instead of
+ * INTERNAL, so callers know a retry may work.
+ */
+function storeErrors<D>(handlers: AsyncServiceImpl<D>): AsyncServiceImpl<D> {
+  const out: Record<string, (r: unknown, ctx: CallContext) => Promise<unknown>> = {};
+  for (const [name, h] of Object.entries(
+    handlers as Record<string, (r: unknown, ctx: CallContext) => Promise<unknown>>,
+  ))
+    out[name] = async (r, ctx) => {
+      try {
+        return await h(r, ctx);
+      } catch (e) {
+        throw toStoreError(e);
+      }
+    };
+  return out as AsyncServiceImpl<D>;
 }

@@ -115,6 +115,7 @@ const CHANNEL_EVENT = {
 } as const;
 
 const UNAVAILABLE_PG = /^(08|57P0|53)/;
+const QUERY_CANCELED = '57014';
 const UNAVAILABLE_NET = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND']);
 
 /** Store failures become UNAVAILABLE (safe to retry with a client key); bugs stay INTERNAL. */
@@ -126,6 +127,9 @@ export function toStoreError(e: unknown): AppError {
   if (e instanceof SnowflakeUnavailableError)
     return errors.unavailable('WORKER_ID_UNAVAILABLE', 'ids unavailable; retry', e);
   const code = pgCode(e);
+  // statement_timeout (MESSAGE_STORE_STATEMENT_TIMEOUT_MS) cancelled it; nothing of the statement was committed.
+  if (code === QUERY_CANCELED)
+    return new AppError(Code.DEADLINE_EXCEEDED, 'QUERY_TIMEOUT', 'the query took too long', { cause: e });
   if (code && (UNAVAILABLE_PG.test(code) || UNAVAILABLE_NET.has(code)))
     return errors.unavailable('STORE_UNAVAILABLE', 'message store unavailable; retry', e);
   if (e instanceof Error && /Connection terminated|timeout exceeded when trying to connect/i.test(e.message))

@@ -26,14 +26,24 @@ export interface Sql extends Queryable {
   close(): Promise<void>;
 }
 
-export function pgSql(url: string, poolMax: number, log: Logger): Sql {
-  const pool = new Pool({ connectionString: url, max: poolMax, application_name: 'message-store' });
+/**
+ * `statementTimeoutMs` (0 = none) bounds every statement on both pools: a query the client gave up on (a search over
+ * a huge channel, a lock wait) is cancelled by PostgreSQL instead of holding a backend and its CPU.
+ */
+export function pgSql(url: string, poolMax: number, log: Logger, statementTimeoutMs = 0): Sql {
+  const timeout = statementTimeoutMs > 0 ? ` -c statement_timeout=${statementTimeoutMs}` : '';
+  const pool = new Pool({
+    connectionString: url,
+    max: poolMax,
+    application_name: 'message-store',
+    ...(timeout ? { options: timeout.trim() } : {}),
+  });
   pool.on('error', (err) => log.warn({ err, code: 'DB_CONN_ERROR' }, 'database connection error'));
   const lazyPool = new Pool({
     connectionString: url,
     max: 1,
     application_name: 'message-store-lazy',
-    options: '-c synchronous_commit=off',
+    options: `-c synchronous_commit=off${timeout}`,
   });
   lazyPool.on('error', (err) => log.warn({ err, code: 'DB_CONN_ERROR' }, 'database connection error'));
   return {
