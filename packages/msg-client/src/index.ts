@@ -44,6 +44,7 @@ export {
   eventKey,
   gapFillStart,
   peekPostedId,
+  readGap,
   refillAfterReconnect,
   subscribeChat,
 } from './subscribe';

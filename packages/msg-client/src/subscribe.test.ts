@@ -176,6 +176,48 @@ describe('subscribeChat gap fill', () => {
     }
   });
 
+  it.each([
+    [250, 200, true],
+    [150, 150, false],
+  ])(
+    'a gap of %i messages with a budget of 2 pages delivers %i, oldest first; called truncated (MSG_GAP_FILL_TRUNCATED): %s',
+    async (length, delivered, truncated) => {
+      const f = fakeNats(`ttrunc${length}`);
+      const top = msgOf(sf(T, 1));
+      const missed = Array.from({ length }, (_, i) => msgOf(sf(T + 10 + i, 1)));
+      const h = historyOf(() => [top, ...missed]);
+      const lines: Record<string, unknown>[] = [];
+      const got: string[] = [];
+      const chat = subscribeChat({
+        nc: f.nc,
+        prefix: `ttrunc${length}`,
+        log: createLogger({
+          service: 'msg-client-test',
+          level: 'warn',
+          destination: { write: (l: string) => void lines.push(JSON.parse(l) as Record<string, unknown>) },
+        }),
+        onEvent: (ev) => got.push(ev.message!.id),
+        fetchHistory: h.fetch,
+        refillAfterMs: 60_000,
+        gapMarginMs: 0,
+        maxGapPages: 2,
+      });
+      try {
+        f.publish(top);
+        f.status('disconnect');
+        f.status('reconnect');
+        await waitFor(() => got.length === 1 + delivered, 2_000, 'the gap');
+        await waitFor(() => h.calls.length === 2, 2_000, 'two pages read');
+        await turn();
+        expect(got).toEqual([top.id, ...missed.slice(0, delivered).map((m) => m.id)]);
+        const warned = lines.filter((l) => l['code'] === 'MSG_GAP_FILL_TRUNCATED');
+        expect(warned).toEqual(truncated ? [expect.objectContaining({ channelId: '7', pages: 2 })] : []);
+      } finally {
+        chat.close();
+      }
+    },
+  );
+
   it('keeps the disconnect point for the refill of a later reconnect (connection flapping)', async () => {
     const f = fakeNats('tflap');
     const first = msgOf(sf(T - 60_000, 1));

@@ -131,6 +131,44 @@ export async function refillAfterReconnect(o: {
   }
 }
 
+/**
+ * Reads one channel's gap from history, oldest first (rule 2), handing every message to `onMessage`: pages after
+ * `start` (gapFillStart's answer) up to `from` are the margin, pages after `from` the gap itself, and each has a
+ * budget of `maxPages` pages, so that on a busy channel re-reading the margin cannot use up the pages of the gap
+ * (past its budget the rest of the margin is skipped). Resolves `truncated` when the gap had more than its budget
+ * (the caller says so in its log: those messages are not delivered). A failed `fetch` rejects. Shared by
+ * subscribeChat and irc-binary's door.
+ */
+export async function readGap<M>(o: {
+  readonly from: string;
+  readonly start: string;
+  readonly maxPages: number;
+  readonly fetch: (after: string) => Promise<{ messages: readonly M[]; more: boolean }>;
+  readonly idOf: (m: M) => string;
+  readonly onMessage: (m: M) => void;
+  readonly stop?: () => boolean;
+}): Promise<{ truncated: boolean }> {
+  let cursor = o.start;
+  let pages = 0;
+  let marginPages = 0;
+  while (!o.stop?.()) {
+    if (idGreater(o.from, cursor)) {
+      if (marginPages++ >= o.maxPages) {
+        cursor = o.from;
+        continue;
+      }
+    } else if (pages++ >= o.maxPages) return { truncated: true };
+    const res = await o.fetch(cursor);
+    for (const m of res.messages) {
+      const id = o.idOf(m);
+      if (idGreater(id, cursor)) cursor = id;
+      o.onMessage(m);
+    }
+    if (!res.more || res.messages.length === 0) break;
+  }
+  return { truncated: false };
+}
+
 /** How message-store's proto3 JSON of a posted event begins, up to the message id's first digit. */
 const POSTED_HEAD = Buffer.from('{"kind":"MESSAGE_EVENT_KIND_POSTED","message":{"id":"', 'latin1');
 const POSTED_SUFFIX = '.posted';
@@ -248,33 +286,29 @@ export function subscribeChat(o: SubscribeChatOptions): ChatSubscription {
       // the fill has not read yet, and must not make it skip them. After a disconnect it starts where
       // the channel stood when the connection was lost (less the margin of rule 2).
       const from = gapFrom?.get(channelId) ?? c.lastId;
-      let cursor = gapFillStart(from, c.firstId, o.gapMarginMs ?? DEFAULT_GAP_MARGIN_MS);
-      // The margin (pages before `from`) has a page budget of its own: on a busy channel re-reading it must not
-      // use up the pages meant for what came after `from`, the gap itself. Past its budget the rest is skipped.
       const maxPages = o.maxGapPages ?? DEFAULT_MAX_GAP_PAGES;
-      let pages = 0;
-      let marginPages = 0;
-      while (!closed) {
-        if (idGreater(from, cursor)) {
-          if (marginPages++ >= maxPages) {
-            cursor = from;
-            continue;
-          }
-        } else if (pages++ >= maxPages) break;
-        let res: { messages: Message[]; more: boolean };
-        try {
-          res = await fetch(channelId, cursor);
-        } catch (err) {
-          o.log.warn({ err, channelId, code: 'MSG_GAP_FILL_FAILED' }, 'gap fill from history failed');
-          lastFillFailed = true;
-          break;
-        }
-        for (const m of res.messages) {
-          if (idGreater(m.id, cursor)) cursor = m.id;
-          if (idGreater(m.id, c.lastId)) c.lastId = m.id;
-          if (deliver({ kind: messagesV1.MessageEventKind.MESSAGE_EVENT_KIND_POSTED, message: m, channel: c.ref })) n++;
-        }
-        if (!res.more || res.messages.length === 0) break;
+      try {
+        const { truncated } = await readGap({
+          from,
+          start: gapFillStart(from, c.firstId, o.gapMarginMs ?? DEFAULT_GAP_MARGIN_MS),
+          maxPages,
+          fetch: (after) => fetch(channelId, after),
+          idOf: (m: Message) => m.id,
+          onMessage: (m) => {
+            if (idGreater(m.id, c.lastId)) c.lastId = m.id;
+            if (deliver({ kind: messagesV1.MessageEventKind.MESSAGE_EVENT_KIND_POSTED, message: m, channel: c.ref }))
+              n++;
+          },
+          stop: () => closed,
+        });
+        if (truncated)
+          o.log.warn(
+            { channelId, pages: maxPages, code: 'MSG_GAP_FILL_TRUNCATED' },
+            'gap longer than the page budget: the rest is not delivered (readers find it in history)',
+          );
+      } catch (err) {
+        o.log.warn({ err, channelId, code: 'MSG_GAP_FILL_FAILED' }, 'gap fill from history failed');
+        lastFillFailed = true;
       }
     }
     stats.filled += n;

@@ -11,7 +11,12 @@ import { ChannelDirectory } from './channel-directory';
 import { Door } from './door';
 import type { DoorMetrics, StoredMessage } from './ports';
 
-const log = createLogger({ service: 'ircb-gap-test', level: 'silent' });
+const lines: Record<string, unknown>[] = [];
+const log = createLogger({
+  service: 'ircb-gap-test',
+  level: 'warn',
+  destination: { write: (l: string) => void lines.push(JSON.parse(l) as Record<string, unknown>) },
+});
 const metrics: DoorMetrics = {
   connectionOpened: () => undefined,
   connectionClosed: () => undefined,
@@ -96,4 +101,28 @@ it('keeps the disconnect point for the refill of a later reconnect (bus flapping
   t.storeWithId(lower.id, 'lower'); // visible in history only now
   await t.door.fillAfterReconnect(1);
   await waitFor(() => t.door.hasDelivered(lower.id.toString()), 2_000, 'the lower message');
+});
+
+it('a gap longer than the page budget delivers the budget, oldest first, and says IRCB_GAP_FILL_TRUNCATED', async () => {
+  const t = await setup();
+  await new Promise((r) => setTimeout(r, 20));
+  const top = t.store.store(t.general.id, 'a', 'top');
+  t.live(top);
+  t.door.onBusDisconnected();
+  const missed = Array.from({ length: 450 }, (_, i) => t.store.store(t.general.id, 'a', `missed ${i}`));
+  lines.length = 0;
+  await t.door.fillGaps(2);
+  // The margin starts where this instance started, before `top`: its one page (top and 99 after it) crosses into
+  // the gap, then the gap's own two pages.
+  expect(missed.filter((m) => t.door.hasDelivered(m.id.toString())).map((m) => m.text)).toEqual(
+    missed.slice(0, 299).map((m) => m.text),
+  );
+  expect(lines.filter((l) => l['code'] === 'IRCB_GAP_FILL_TRUNCATED')).toEqual([
+    expect.objectContaining({ channel: 'general', pages: 2 }),
+  ]);
+  // A budget that covers the rest reads it, and nothing is called truncated.
+  lines.length = 0;
+  await t.door.fillGaps(5);
+  expect(missed.every((m) => t.door.hasDelivered(m.id.toString()))).toBe(true);
+  expect(lines.filter((l) => l['code'] === 'IRCB_GAP_FILL_TRUNCATED')).toEqual([]);
 });

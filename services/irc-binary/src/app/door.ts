@@ -14,7 +14,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Logger } from '@hubbub/runtime';
-import { DEFAULT_GAP_MARGIN_MS, gapFillStart, refillAfterReconnect } from '@hubbub/msg-client';
+import { DEFAULT_GAP_MARGIN_MS, gapFillStart, readGap, refillAfterReconnect } from '@hubbub/msg-client';
 import { HISTORY_PAGE } from '../protocol/constants';
 import type { ClientFrame, WireMessage } from '../protocol/events';
 import { encodeMessageFrame } from '../protocol/frames';
@@ -242,24 +242,31 @@ export class Door {
     const from = this.gapFrom ?? this.lastByChannel;
     for (const ch of this.deps.channels.channels) {
       const watermark = from.get(ch.id) ?? this.startWatermark;
-      let after = this.fillStart(watermark);
-      let pages = 0;
-      let marginPages = 0;
-      for (;;) {
-        if (after < watermark) {
-          if (marginPages++ >= maxPages) {
-            after = watermark;
-            continue;
-          }
-        } else if (pages++ >= maxPages) break;
-        const ms = await this.deps.store.listMessages({ channelId: ch.id, before: 0n, after, limit: HISTORY_PAGE });
-        for (const m of ms) {
+      const { truncated } = await readGap({
+        from: watermark.toString(),
+        start: this.fillStart(watermark).toString(),
+        maxPages,
+        fetch: async (after) => {
+          const ms = await this.deps.store.listMessages({
+            channelId: ch.id,
+            before: 0n,
+            after: BigInt(after),
+            limit: HISTORY_PAGE,
+          });
+          // A short page: everything after `after` is read.
+          return { messages: ms, more: ms.length >= HISTORY_PAGE };
+        },
+        idOf: (m) => m.id.toString(),
+        onMessage: (m) => {
           if (!this.recent.has(m.id.toString())) n++;
           this.deliver(m, ch.name, true);
-          if (m.id > after) after = m.id;
-        }
-        if (ms.length < HISTORY_PAGE) break; // a short page: everything after `after` is read
-      }
+        },
+      });
+      if (truncated)
+        this.deps.log.warn(
+          { channel: ch.name, pages: maxPages, code: 'IRCB_GAP_FILL_TRUNCATED' },
+          'gap longer than the page budget: the rest is not delivered (LIST_MESSAGES finds it)',
+        );
     }
     if (n > 0) this.deps.log.info({ filled: n }, 'delivered messages missed while the event bus was down');
     return n;
