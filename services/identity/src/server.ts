@@ -9,7 +9,14 @@ import { connectNats, drainNats, publishJson, registerNatsService, subscribeJson
 import type { NatsConnection } from '@hubbub/nats';
 import { Presence } from '@hubbub/presence';
 import { identityV1, subjects } from '@hubbub/proto';
-import { createLifecycle, createMetricsRegistry, createReadiness, createLogger, startOpsServer } from '@hubbub/runtime';
+import {
+  createLifecycle,
+  createMetricsRegistry,
+  createReadiness,
+  createLogger,
+  periodicTask,
+  startOpsServer,
+} from '@hubbub/runtime';
 import type { Lifecycle, Logger } from '@hubbub/runtime';
 import { Counter } from 'prom-client';
 import { identityService, rpcHistogram } from './api/grpc-service';
@@ -58,6 +65,9 @@ export function settingsFrom(cfg: IdentityConfig): IdentitySettings {
     tokenCacheMs: cfg.tokenCacheMs,
   };
 }
+
+/** How often the failed-login ledger drops rows that no longer throttle anything. */
+const LOGIN_FAILURE_PRUNE_MS = 10 * 60_000;
 
 export async function start(cfg: IdentityConfig, deps: StartDeps = {}): Promise<IdentityServer> {
   const log = deps.log ?? createLogger({ service: SERVICE_NAME, level: cfg.logLevel });
@@ -121,6 +131,17 @@ export async function start(cfg: IdentityConfig, deps: StartDeps = {}): Promise<
     if (cfg.bootstrapSysop && (await app.bootstrapSysop(cfg.bootstrapSysop))) {
       log.info({ username: cfg.bootstrapSysop.slice(0, cfg.bootstrapSysop.indexOf(':')) }, 'bootstrap sysop created');
     }
+
+    // Failed-login rows that no longer throttle anything (their window is over, no lock) are deleted.
+    const prune = periodicTask(LOGIN_FAILURE_PRUNE_MS, async () => {
+      try {
+        const n = await app.pruneLoginFailures();
+        if (n > 0) log.debug({ n }, 'old login failures pruned');
+      } catch (err) {
+        log.warn({ err, code: 'IDENTITY_THROTTLE_PRUNE_FAILED' }, 'pruning old login failures failed');
+      }
+    });
+    lc.onShutdown('login-failure-prune', () => prune.stop());
 
     // Other instances' revocations and account changes invalidate our token cache too.
     const subs = [

@@ -37,7 +37,8 @@ import {
 } from './secrets';
 import { normalizeSshFingerprint, parseSshKeyBlob, parseSshKeyLine } from './ssh-keys';
 import { RateLimiter, Throttle } from './throttle';
-import type { ThrottleSettings } from './throttle';
+import type { FailureState, ThrottleSettings } from './throttle';
+import { LoginFailureLedger } from '../store/login-failures';
 import { TokenCache } from './token-cache';
 import type { CachedToken } from './token-cache';
 import {
@@ -224,6 +225,9 @@ export class IdentityApp {
   private dummyAppHash: string | undefined;
   private holderWarnAt = -Infinity;
   private holderWarnsLeftOut = 0;
+  /** The throttles' counters shared by every instance (store/login-failures.ts). */
+  private readonly ledger: LoginFailureLedger;
+  private ledgerWarnAt = -Infinity;
 
   constructor(
     private readonly knex: Knex,
@@ -238,6 +242,7 @@ export class IdentityApp {
     this.addressThrottle = new Throttle(s.addressThrottle, now);
     this.pairThrottle = new Throttle(s.accountThrottle, now);
     this.registrations = new RateLimiter(s.registrationsPerHour, 3_600_000, now);
+    this.ledger = new LoginFailureLedger(knex);
   }
 
   private date(): Date {
@@ -319,6 +324,55 @@ export class IdentityApp {
     return { acct: boundedKey(foldName(username)), addr: this.addressKey(address) };
   }
 
+  /**
+   * The shared ledger's counters of these keys into the local throttles. When the ledger cannot be read, the local
+   * counters stand (logged at most once per HOLDER_WARN_INTERVAL_MS): throttling degrades to per instance.
+   */
+  private async syncThrottles(keys: readonly { t: Throttle; kind: string; key: string }[]): Promise<void> {
+    const ids = keys.map((k) => `${k.kind}:${k.key}`);
+    let rows: Map<string, FailureState>;
+    try {
+      rows = await this.ledger.read(ids);
+    } catch (err) {
+      this.ledgerWarn(err);
+      return;
+    }
+    keys.forEach((k, i) => k.t.adopt(k.key, rows.get(ids[i]!)));
+  }
+
+  /** Counts a failure of `key` in the ledger and adopts the shared result. */
+  private async ledgerFail(t: Throttle, kind: string, key: string): Promise<void> {
+    try {
+      t.adopt(key, await this.ledger.fail(`${kind}:${key}`, this.now(), t.settings));
+    } catch (err) {
+      this.ledgerWarn(err);
+    }
+  }
+
+  private async ledgerClear(kind: string, key: string): Promise<void> {
+    try {
+      await this.ledger.clear(`${kind}:${key}`);
+    } catch (err) {
+      this.ledgerWarn(err);
+    }
+  }
+
+  private ledgerWarn(err: unknown): void {
+    const t = this.now();
+    if (t - this.ledgerWarnAt < HOLDER_WARN_INTERVAL_MS) return;
+    this.ledgerWarnAt = t;
+    this.log.warn(
+      { err, code: 'IDENTITY_THROTTLE_LEDGER_FAILED' },
+      'login failure ledger unavailable; throttling with this instance counters only',
+    );
+  }
+
+  /** Deletes the ledger's rows that no longer throttle anything (run periodically by the server). */
+  async pruneLoginFailures(): Promise<number> {
+    const windowMs = Math.max(this.s.accountThrottle.windowMs, this.s.addressThrottle.windowMs);
+    return this.ledger.prune(this.now(), windowMs);
+  }
+
   private checkThrottle(a: { t: Throttle; key: string }, addr: string): void {
     for (const v of [a.t.check(a.key), this.addressThrottle.check(addr)]) {
       if (!v.ok) {
@@ -375,15 +429,21 @@ export class IdentityApp {
    */
   private async throttled<T>(username: string, address: string, check: () => Promise<T | undefined>): Promise<T> {
     const { acct, addr } = this.throttleKeys(username, address);
-    let a = { t: this.accountThrottle, key: acct };
+    await this.syncThrottles([
+      { t: this.accountThrottle, kind: 'a', key: acct },
+      { t: this.addressThrottle, kind: 'd', key: addr },
+    ]);
+    let a = { t: this.accountThrottle, kind: 'a', key: acct };
     // Known addresses are stored in full, so that check takes the full address (bounded, as it always was); the
     // pair counter is keyed like the address throttle, so hopping between known addresses of one /64 does not
     // multiply the owner's guesses.
     if (
       !this.accountThrottle.check(acct).ok &&
       (await this.isKnownAddress(acct, username, boundedKey(normalizeAddress(address))))
-    )
-      a = { t: this.pairThrottle, key: boundedKey(`${acct}\n${addr}`) };
+    ) {
+      a = { t: this.pairThrottle, kind: 'p', key: boundedKey(`${acct}\n${addr}`) };
+      await this.syncThrottles([a]);
+    }
     this.checkThrottle(a, addr);
     a.t.begin(a.key);
     this.addressThrottle.begin(addr);
@@ -397,8 +457,13 @@ export class IdentityApp {
       a.t.done(a.key, ok);
       // A success clears the account's failures only: logging in to one's own account must not
       // reset an address that is guessing others' passwords.
-      if (ok) this.addressThrottle.abandon(addr);
-      else this.addressThrottle.done(addr, false);
+      if (ok) {
+        this.addressThrottle.abandon(addr);
+        await this.ledgerClear(a.kind, a.key);
+      } else {
+        this.addressThrottle.done(addr, false);
+        await Promise.all([this.ledgerFail(a.t, a.kind, a.key), this.ledgerFail(this.addressThrottle, 'd', addr)]);
+      }
     }
   }
 
@@ -833,6 +898,7 @@ export class IdentityApp {
     await this.knex('users').where({ id: u.id }).update({ password_hash: hash });
     await this.revokeAll(idStr(u.id), 'password_reset');
     this.accountThrottle.reset(u.username_fold);
+    await this.ledgerClear('a', u.username_fold);
     return {};
   }
 
@@ -1045,11 +1111,13 @@ export class IdentityApp {
     const bans = await this.activeAddressBans();
     const hit = cidrMatcher(bans.map((b) => b.cidr))(a);
     const row = hit === undefined ? undefined : bans.find((b) => b.cidr === hit);
+    const addrKey = this.addressKey(a);
+    await this.syncThrottles([{ t: this.addressThrottle, kind: 'd', key: addrKey }]);
     return {
       banned: row !== undefined,
       ban: row ? toAddressBan(row) : undefined,
       // Failed logins count per throttle key (an IPv6 address's /64), so that is what is looked up.
-      throttledSeconds: Math.ceil(this.addressThrottle.lockedForMs(this.addressKey(a)) / 1000),
+      throttledSeconds: Math.ceil(this.addressThrottle.lockedForMs(addrKey) / 1000),
     };
   }
 

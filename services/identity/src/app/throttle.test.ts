@@ -16,6 +16,26 @@ describe('Throttle', () => {
     now = 100_000;
   });
 
+  it("adopts a shared ledger's counters, keeps its own attempts in flight, and drops counters whose window is over", () => {
+    const t = new Throttle(settings, clock);
+    // Four failures made elsewhere, the last just now: the next attempt waits the 4th failure's delay.
+    t.adopt('k', { failures: 4, firstFailAt: now - 5_000, lastFailAt: now, lockedUntil: 0 });
+    expect(t.check('k')).toEqual({ ok: false, retryAfterMs: 2_000, locked: false });
+    // A lock made elsewhere.
+    t.adopt('k', { failures: 6, firstFailAt: now - 5_000, lastFailAt: now, lockedUntil: now + 10_000 });
+    expect(t.check('k')).toEqual({ ok: false, retryAfterMs: 10_000, locked: true });
+    expect(t.lockedForMs('k')).toBe(10_000);
+    // Cleared elsewhere (a success): nothing throttles; an attempt in flight here stays counted.
+    t.begin('k');
+    t.adopt('k', undefined);
+    expect(t.check('k')).toEqual({ ok: true });
+    t.done('k', false);
+    expect(t.check('k')).toEqual({ ok: true });
+    // Counters older than the window (and no lock) are none.
+    t.adopt('old', { failures: 5, firstFailAt: now - 70_000, lastFailAt: now - 65_000, lockedUntil: 0 });
+    expect(t.check('old')).toEqual({ ok: true });
+  });
+
   it('allows free failures, then growing delays, then a lock', () => {
     const t = new Throttle(settings, clock);
     for (let i = 0; i < 3; i++) {

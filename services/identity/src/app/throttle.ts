@@ -6,7 +6,8 @@
  * delay are refused without checking the secret. After `lockFailures` failures the key is locked
  * for `lockMs`. Once a key has failed, attempts in flight count as failures, so a burst of
  * parallel guesses cannot slip past; at most `maxInFlight` attempts per key run at once. A success
- * clears the key. State is per process (docs/operations.md, ## identity).
+ * clears the key. The failure counters of a key can be adopted from a ledger shared by every instance
+ * (`adopt`, store/login-failures.ts); the attempts in flight are per process.
  */
 export interface ThrottleSettings {
   readonly windowMs: number;
@@ -23,11 +24,15 @@ export interface ThrottleSettings {
 
 export type ThrottleVerdict = { ok: true } | { ok: false; retryAfterMs: number; locked: boolean };
 
-interface State {
+/** A key's failure counters (epoch ms; `lockedUntil` 0 = not locked). */
+export interface FailureState {
   failures: number;
   firstFailAt: number;
   lastFailAt: number;
   lockedUntil: number;
+}
+
+interface State extends FailureState {
   inFlight: number;
 }
 
@@ -72,6 +77,36 @@ export class Throttle {
     if (s.failures >= this.settings.freeFailures && waitMs > 0)
       return { ok: false, retryAfterMs: waitMs, locked: false };
     return { ok: true };
+  }
+
+  /**
+   * Takes a key's failure counters from the shared ledger (undefined: it has none, e.g. a success elsewhere cleared
+   * them), keeping the attempts in flight here. Counters whose window is over count as none.
+   */
+  adopt(key: string, shared: FailureState | undefined): void {
+    const t = this.now();
+    const live =
+      shared !== undefined &&
+      shared.failures > 0 &&
+      (shared.lockedUntil > t || t - shared.firstFailAt <= this.settings.windowMs);
+    const s = this.m.get(key);
+    if (!live) {
+      if (!s) return;
+      if (s.inFlight === 0) this.m.delete(key);
+      else Object.assign(s, { failures: 0, firstFailAt: t, lastFailAt: 0, lockedUntil: 0 });
+      return;
+    }
+    const next = {
+      failures: shared.failures,
+      firstFailAt: shared.firstFailAt,
+      lastFailAt: shared.lastFailAt,
+      lockedUntil: shared.lockedUntil,
+    };
+    if (s) Object.assign(s, next);
+    else {
+      this.m.set(key, { ...next, inFlight: 0 });
+      this.bound();
+    }
   }
 
   /** Reserves an attempt (counts as in flight until `done`). */

@@ -101,4 +101,22 @@ export const MIGRATIONS: readonly Migration[] = [
         )`);
     },
   },
+  {
+    name: '0002_login_failures',
+    async up(knex) {
+      // The throttles' failure counters, shared by every instance (store/login-failures.ts); epoch ms.
+      await knex.raw(`
+        CREATE TABLE login_failures (
+          key text COLLATE "C" PRIMARY KEY,
+          failures integer NOT NULL,
+          first_fail_at bigint NOT NULL,
+          last_fail_at bigint NOT NULL,
+          locked_until bigint NOT NULL DEFAULT 0
+        )`);
+      await knex.raw('CREATE INDEX login_failures_last_fail_idx ON login_failures (last_fail_at)');
+    },
+    async down(knex) {
+      await knex.raw('DROP TABLE login_failures');
+    },
+  },
 ];

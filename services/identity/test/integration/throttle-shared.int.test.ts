@@ -1,0 +1,105 @@
+/**
+ * Failed-login throttling is shared by every identity instance (the `login_failures` ledger in PostgreSQL): failures
+ * made on different instances count together, a lock made on one holds on the others and on an instance started
+ * later, a success on one clears the account everywhere, and rows whose window is over are pruned.
+ */
+import { Code } from '@hubbub/errors';
+import { createDb } from '@hubbub/db';
+import { createLogger } from '@hubbub/runtime';
+import { LoginFailureLedger } from '../../src/store/login-failures';
+import { FAST_THROTTLE_ENV, authReq, registerReq, startHarness } from '../helpers';
+import type { Harness, IdentityClient } from '../helpers';
+
+jest.setTimeout(30_000);
+
+const PW = 'correct horse battery';
+const fail = (c: IdentityClient, user: string, addr: string): Promise<unknown> =>
+  c.authenticate(authReq(user, 'wrong password', addr)).then(
+    () => 'accepted',
+    (e: unknown) => e,
+  );
+
+describe('throttling across identity instances (PostgreSQL + NATS)', () => {
+  let h: Harness;
+  let b: IdentityClient;
+
+  beforeAll(async () => {
+    // Free failures 3, then delays of 200–400 ms; an account locks at 6 failures, an address at 8, for 60 s.
+    h = await startHarness({ ...FAST_THROTTLE_ENV });
+    b = (await h.startAnother()).client;
+    for (const n of ['shared1', 'shared2', 'shared3']) await h.client.register(registerReq(n));
+  });
+  afterAll(async () => {
+    await h.close();
+  });
+
+  it("failures on two instances count together, and the account's lock holds on both and on a new instance", async () => {
+    // Alternate instances and addresses: no one instance, no one address, sees more than two failures.
+    for (let i = 0; i < 3; i++)
+      expect(await fail(i % 2 === 0 ? h.client : b, 'shared1', `10.40.0.${i}`)).toMatchObject({
+        reason: 'INVALID_CREDENTIALS',
+      });
+    expect(await fail(b, 'shared1', '10.40.0.9')).toMatchObject({
+      code: Code.RESOURCE_EXHAUSTED,
+      reason: 'LOGIN_THROTTLED',
+    });
+    // Keep failing (alternating) after each delay until the account locks at 6.
+    let locked: unknown;
+    for (let i = 0; i < 40 && locked === undefined; i++) {
+      const r = await fail(i % 2 === 0 ? h.client : b, 'shared1', `10.41.0.${i}`);
+      if ((r as { details?: Record<string, string> }).details?.['locked'] === 'true') locked = r;
+      else await new Promise((res) => setTimeout(res, 100));
+    }
+    expect(locked).toMatchObject({ code: Code.RESOURCE_EXHAUSTED, details: { locked: 'true' } });
+    for (const c of [h.client, b, (await h.startAnother()).client])
+      await expect(c.authenticate(authReq('shared1', PW, '10.42.0.1'))).rejects.toMatchObject({
+        code: Code.RESOURCE_EXHAUSTED,
+        details: { locked: 'true' },
+      });
+  });
+
+  it('a success on one instance clears the account on the other', async () => {
+    for (let i = 0; i < 3; i++) await fail(h.client, 'shared2', `10.43.0.${i}`);
+    expect(await fail(b, 'shared2', '10.43.0.9')).toMatchObject({ reason: 'LOGIN_THROTTLED' });
+    await new Promise((r) => setTimeout(r, 450)); // past the longest delay
+    expect((await h.client.authenticate(authReq('shared2', PW, '10.43.1.1'))).session?.token).toBeTruthy();
+    // Instance b had seen three failures: after the success elsewhere a wrong password is a plain refusal again.
+    expect(await fail(b, 'shared2', '10.43.2.1')).toMatchObject({ reason: 'INVALID_CREDENTIALS' });
+  });
+
+  it("an address's failures on one instance throttle it on the other, also in CheckAddressBan", async () => {
+    // Eight failures from one address across accounts, alternating instances, each after the delay: the address locks.
+    let locked = false;
+    for (let i = 0; i < 40 && !locked; i++) {
+      const r = await fail(i % 2 === 0 ? h.client : b, `nosuch${i}`, '10.44.0.7');
+      locked = (r as { details?: Record<string, string> }).details?.['locked'] === 'true';
+      if (!locked) await new Promise((res) => setTimeout(res, 100));
+    }
+    expect(locked).toBe(true);
+    await expect(h.client.authenticate(authReq('shared3', PW, '10.44.0.7'))).rejects.toMatchObject({
+      code: Code.RESOURCE_EXHAUSTED,
+    });
+    const started = (await h.startAnother()).client;
+    expect((await started.checkAddressBan({ address: '10.44.0.7' })).throttledSeconds).toBeGreaterThan(50);
+  });
+
+  it('prunes rows whose window is over and that hold no lock', async () => {
+    const db = createDb({ databaseUrl: h.db.url, log: createLogger({ service: 't', level: 'silent' }) });
+    try {
+      const ledger = new LoginFailureLedger(db.knex);
+      const s = { windowMs: 1_000, freeFailures: 3, baseDelayMs: 1, maxDelayMs: 1, lockFailures: 2, lockMs: 5_000 };
+      await ledger.fail('a:prune-old', 1_000, s);
+      await ledger.fail('a:prune-locked', 1_000, s);
+      await ledger.fail('a:prune-locked', 1_001, s); // locked until 6,001
+      await ledger.fail('a:prune-new', 2_500, s);
+      expect(await ledger.prune(3_000, 1_000)).toBe(1); // prune-old: window over, no lock
+      expect([...(await ledger.read(['a:prune-old', 'a:prune-locked', 'a:prune-new'])).keys()].sort()).toEqual([
+        'a:prune-locked',
+        'a:prune-new',
+      ]);
+      expect(await ledger.prune(7_000, 1_000)).toBe(2);
+    } finally {
+      await db.close();
+    }
+  });
+});
