@@ -205,6 +205,8 @@ const KNOWN_ADDRESS_CACHE_MS = 60_000;
 const KNOWN_ADDRESS_CACHE_ENTRIES = 10_000;
 /** At most this many distinct recent addresses are read per account. */
 const KNOWN_ADDRESS_MAX = 64;
+/** IDENTITY_REGISTRATIONS_PER_HOUR's window. */
+const REGISTRATION_WINDOW_MS = 3_600_000;
 /** Shortest time between two IDENTITY_NAME_HOLDER_UNAVAILABLE warnings. */
 const HOLDER_WARN_INTERVAL_MS = 10_000;
 
@@ -241,7 +243,7 @@ export class IdentityApp {
     this.accountThrottle = new Throttle(s.accountThrottle, now);
     this.addressThrottle = new Throttle(s.addressThrottle, now);
     this.pairThrottle = new Throttle(s.accountThrottle, now);
-    this.registrations = new RateLimiter(s.registrationsPerHour, 3_600_000, now);
+    this.registrations = new RateLimiter(s.registrationsPerHour, REGISTRATION_WINDOW_MS, now);
     this.ledger = new LoginFailureLedger(knex);
   }
 
@@ -367,9 +369,22 @@ export class IdentityApp {
     );
   }
 
+  /**
+   * Counts a registration from `addrKey` against IDENTITY_REGISTRATIONS_PER_HOUR, shared by every instance through
+   * the ledger (this instance's own limiter when the ledger fails). 0 = allowed, else ms until the hour ends.
+   */
+  private async takeRegistration(addrKey: string): Promise<number> {
+    try {
+      return await this.ledger.take(`r:${addrKey}`, this.now(), this.s.registrationsPerHour, REGISTRATION_WINDOW_MS);
+    } catch (err) {
+      this.ledgerWarn(err);
+      return this.registrations.take(addrKey);
+    }
+  }
+
   /** Deletes the ledger's rows that no longer throttle anything (run periodically by the server). */
   async pruneLoginFailures(): Promise<number> {
-    const windowMs = Math.max(this.s.accountThrottle.windowMs, this.s.addressThrottle.windowMs);
+    const windowMs = Math.max(this.s.accountThrottle.windowMs, this.s.addressThrottle.windowMs, REGISTRATION_WINDOW_MS);
     return this.ledger.prune(this.now(), windowMs);
   }
 
@@ -592,7 +607,7 @@ export class IdentityApp {
     const ttl = req.createSession ? this.clampTtl(req.sessionTtlSeconds) : 0;
     const addr = storedAddress(req.clientAddress);
     if (await this.userByFold(name.folded)) throw errors.alreadyExists('USERNAME_TAKEN', 'That name is taken');
-    const wait = this.registrations.take(this.addressKey(req.clientAddress));
+    const wait = await this.takeRegistration(this.addressKey(req.clientAddress));
     if (wait > 0) {
       throw errors.resourceExhausted('REGISTRATION_THROTTLED', TOO_MANY_ATTEMPTS_TEXT, {
         retry_after_ms: String(wait),

@@ -53,6 +53,27 @@ export class LoginFailureLedger {
     return state(res.rows[0]!);
   }
 
+  /**
+   * A fixed-window event count in the same table (`failures` = events, `first_fail_at` = the window's start): counts
+   * one event of `key` at `at` unless `max` are already counted in the window. Returns 0 when counted, else the ms
+   * until the window ends. Registrations per address use it, so every instance shares one limit.
+   */
+  async take(key: string, at: number, max: number, windowMs: number): Promise<number> {
+    const fresh = `(EXCLUDED.last_fail_at - f.first_fail_at >= ?::bigint)`;
+    const res = await this.knex.raw<{ rows: Row[] }>(
+      `INSERT INTO login_failures AS f (key, failures, first_fail_at, last_fail_at, locked_until)
+       VALUES (?, 1, ?::bigint, ?::bigint, 0)
+       ON CONFLICT (key) DO UPDATE SET
+         failures = CASE WHEN ${fresh} THEN 1 ELSE LEAST(f.failures + 1, ?::integer + 1) END,
+         first_fail_at = CASE WHEN ${fresh} THEN EXCLUDED.last_fail_at ELSE f.first_fail_at END,
+         last_fail_at = EXCLUDED.last_fail_at
+       RETURNING key, failures, first_fail_at, last_fail_at, locked_until`,
+      [key, at, at, windowMs, max, windowMs],
+    );
+    const r = state(res.rows[0]!);
+    return r.failures <= max ? 0 : Math.max(1, r.firstFailAt + windowMs - at);
+  }
+
   /** Forgets `key` (a success, a password reset). */
   async clear(key: string): Promise<void> {
     await this.knex('login_failures').where({ key }).delete();

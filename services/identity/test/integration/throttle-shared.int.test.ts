@@ -103,3 +103,29 @@ describe('throttling across identity instances (PostgreSQL + NATS)', () => {
     }
   });
 });
+
+describe('registrations per address across identity instances (PostgreSQL + NATS)', () => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await startHarness({ IDENTITY_REGISTRATIONS_PER_HOUR: '3' });
+  });
+  afterAll(async () => {
+    await h.close();
+  });
+
+  it('one limit for every instance, also for an instance started later', async () => {
+    const b = (await h.startAnother()).client;
+    const reg = (c: IdentityClient, name: string, addr: string): Promise<unknown> =>
+      c.register(registerReq(name, { clientAddress: addr })).then(
+        () => 'ok',
+        (e: unknown) => e,
+      );
+    const throttled = { code: Code.RESOURCE_EXHAUSTED, reason: 'REGISTRATION_THROTTLED' };
+    expect(await reg(h.client, 'spread1', '192.0.2.50')).toBe('ok');
+    expect(await reg(b, 'spread2', '192.0.2.50')).toBe('ok');
+    expect(await reg(h.client, 'spread3', '192.0.2.50')).toBe('ok');
+    expect(await reg(b, 'spread4', '192.0.2.50')).toMatchObject(throttled);
+    expect(await reg((await h.startAnother()).client, 'spread5', '192.0.2.50')).toMatchObject(throttled);
+    expect(await reg(b, 'spread6', '192.0.2.51')).toBe('ok');
+  });
+});
