@@ -66,8 +66,8 @@ export function settingsFrom(cfg: IdentityConfig): IdentitySettings {
   };
 }
 
-/** How often the failed-login ledger drops rows that no longer throttle anything. */
-const LOGIN_FAILURE_PRUNE_MS = 10 * 60_000;
+/** How often old login failures and long-ended sessions are deleted. */
+const PRUNE_MS = 10 * 60_000;
 
 export async function start(cfg: IdentityConfig, deps: StartDeps = {}): Promise<IdentityServer> {
   const log = deps.log ?? createLogger({ service: SERVICE_NAME, level: cfg.logLevel });
@@ -132,16 +132,19 @@ export async function start(cfg: IdentityConfig, deps: StartDeps = {}): Promise<
       log.info({ username: cfg.bootstrapSysop.slice(0, cfg.bootstrapSysop.indexOf(':')) }, 'bootstrap sysop created');
     }
 
-    // Failed-login rows that no longer throttle anything (their window is over, no lock) are deleted.
-    const prune = periodicTask(LOGIN_FAILURE_PRUNE_MS, async () => {
+    // Failed-login rows that no longer throttle anything (their window is over, no lock), and sessions that ended
+    // more than 30 days ago, are deleted.
+    const prune = periodicTask(PRUNE_MS, async () => {
       try {
-        const n = await app.pruneLoginFailures();
-        if (n > 0) log.debug({ n }, 'old login failures pruned');
+        const failures = await app.pruneLoginFailures();
+        const sessions = await app.pruneSessions();
+        if (failures + sessions > 0) log.info({ failures, sessions }, 'old login failures and sessions pruned');
       } catch (err) {
-        log.warn({ err, code: 'IDENTITY_THROTTLE_PRUNE_FAILED' }, 'pruning old login failures failed');
+        log.warn({ err, code: 'IDENTITY_PRUNE_FAILED' }, 'pruning old login failures or sessions failed');
       }
     });
-    lc.onShutdown('login-failure-prune', () => prune.stop());
+    prune.trigger();
+    lc.onShutdown('prune', () => prune.stop());
 
     // Other instances' revocations and account changes invalidate our token cache too.
     const subs = [

@@ -205,6 +205,8 @@ const KNOWN_ADDRESS_CACHE_MS = 60_000;
 const KNOWN_ADDRESS_CACHE_ENTRIES = 10_000;
 /** At most this many distinct recent addresses are read per account. */
 const KNOWN_ADDRESS_MAX = 64;
+/** Sessions deleted per statement by pruneSessions. */
+const SESSION_PRUNE_BATCH = 5_000;
 /** IDENTITY_REGISTRATIONS_PER_HOUR's window. */
 const REGISTRATION_WINDOW_MS = 3_600_000;
 /** Shortest time between two IDENTITY_NAME_HOLDER_UNAVAILABLE warnings. */
@@ -380,6 +382,26 @@ export class IdentityApp {
       this.ledgerWarn(err);
       return this.registrations.take(addrKey);
     }
+  }
+
+  /**
+   * Deletes sessions that expired or were revoked more than KNOWN_ADDRESS_MS ago (so every session a known address
+   * needs is kept), at most `maxRows` per call in batches of SESSION_PRUNE_BATCH; returns how many.
+   */
+  async pruneSessions(maxRows = 100_000): Promise<number> {
+    const cutoff = new Date(this.now() - KNOWN_ADDRESS_MS);
+    let total = 0;
+    while (total < maxRows) {
+      const ids = this.knex('sessions')
+        .select('id')
+        .where('expires_at', '<', cutoff)
+        .orWhere('revoked_at', '<', cutoff)
+        .limit(SESSION_PRUNE_BATCH);
+      const rows = (await this.knex('sessions').whereIn('id', ids).delete().returning('id')) as unknown[];
+      total += rows.length;
+      if (rows.length < SESSION_PRUNE_BATCH) break;
+    }
+    return total;
   }
 
   /** Deletes the ledger's rows that no longer throttle anything (run periodically by the server). */

@@ -119,4 +119,19 @@ export const MIGRATIONS: readonly Migration[] = [
       await knex.raw('DROP TABLE login_failures');
     },
   },
+  {
+    name: '0003_session_indexes',
+    async up(knex) {
+      // A locked account's known addresses read its sessions by user and creation time, revoked ones included (the
+      // partial user index skips those): without this, one seq scan of all sessions per locked account a minute.
+      await knex.raw('CREATE INDEX sessions_user_created_idx ON sessions (user_id, created_at)');
+      // The periodic prune of sessions that ended long ago (IdentityApp.pruneSessions).
+      await knex.raw('CREATE INDEX sessions_expires_idx ON sessions (expires_at)');
+      await knex.raw('CREATE INDEX sessions_revoked_idx ON sessions (revoked_at) WHERE revoked_at IS NOT NULL');
+    },
+    async down(knex) {
+      for (const i of ['sessions_user_created_idx', 'sessions_expires_idx', 'sessions_revoked_idx'])
+        await knex.raw(`DROP INDEX ${i}`);
+    },
+  },
 ];

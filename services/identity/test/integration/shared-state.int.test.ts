@@ -1,7 +1,8 @@
 /**
- * Failed-login throttling is shared by every identity instance (the `login_failures` ledger in PostgreSQL): failures
- * made on different instances count together, a lock made on one holds on the others and on an instance started
- * later, a success on one clears the account everywhere, and rows whose window is over are pruned.
+ * State every identity instance shares through PostgreSQL: failed-login throttling (the `login_failures` ledger:
+ * failures made on different instances count together, a lock made on one holds on the others and on an instance
+ * started later, a success on one clears the account everywhere, rows whose window is over are pruned), the
+ * registrations-per-address limit, and the pruning of sessions that ended more than 30 days ago.
  */
 import { Code } from '@hubbub/errors';
 import { createDb } from '@hubbub/db';
@@ -127,5 +128,43 @@ describe('registrations per address across identity instances (PostgreSQL + NATS
     expect(await reg(b, 'spread4', '192.0.2.50')).toMatchObject(throttled);
     expect(await reg((await h.startAnother()).client, 'spread5', '192.0.2.50')).toMatchObject(throttled);
     expect(await reg(b, 'spread6', '192.0.2.51')).toBe('ok');
+  });
+});
+
+describe('pruning sessions that ended long ago (PostgreSQL + NATS)', () => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await startHarness();
+  });
+  afterAll(async () => {
+    await h.close();
+  });
+
+  it('deletes sessions expired or revoked more than 30 days ago, keeps the rest', async () => {
+    const live = (await h.client.register(registerReq('pruned1', { createSession: true }))).session!;
+    const revoked = (await h.client.authenticate(authReq('pruned1', PW, '10.50.0.1'))).session!;
+    await h.client.revokeToken({ token: revoked.token, sessionId: '', userId: '' });
+    const DAY = 24 * 3600 * 1000;
+    const db = createDb({ databaseUrl: h.db.url, log: createLogger({ service: 't', level: 'silent' }) });
+    const count = async (): Promise<number> =>
+      Number((await db.knex('sessions').count<{ n: string }[]>('* as n'))[0]!.n);
+    try {
+      expect(await count()).toBe(2);
+      // 20 days on: the 7-day session expired 13 days ago, the revoked one ended 20 days ago — both kept.
+      const at20 = await h.startAnother({ now: () => Date.now() + 20 * DAY });
+      expect(await at20.server.app.pruneSessions()).toBe(0);
+      // 40 days on: the revoked one ended 40 days ago, the other expired 33 days ago — both go.
+      // (An instance prunes when it starts, too: whichever run deletes them, none is left.)
+      const at40 = await h.startAnother({ now: () => Date.now() + 40 * DAY });
+      await at40.server.app.pruneSessions();
+      expect(await count()).toBe(0);
+      // A session made now is untouched by a prune now.
+      await h.client.authenticate(authReq('pruned1', PW, '10.50.0.2'));
+      expect(await h.servers[0]!.app.pruneSessions()).toBe(0);
+      expect(await count()).toBe(1);
+      expect(live.ttlSeconds).toBe(7 * 24 * 3600);
+    } finally {
+      await db.close();
+    }
   });
 });
