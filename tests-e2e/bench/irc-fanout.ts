@@ -9,7 +9,7 @@
  *    running this file with --serve-memory): the harness must reach ≥ 1 M deliveries/s there.
  * 2. Starts identity, message-store and irc-binary as processes against fresh databases on the local
  *    PostgreSQL (DATABASE_URL, fsync on) and NATS (NATS_URL) under a unique prefix, irc-binary with its
- *    defaults except IRCB_SEND_RATE_PER_S=0 and LOG_LEVEL=warn.
+ *    defaults except IRCB_SEND_RATE_PER_S=0, IRCB_IP_SEND_RATE_PER_S=0, IRCB_IP_HISTORY_RATE_PER_S=0 and LOG_LEVEL=warn.
  * 3. fanout N/M/S: N connections (one process, this one) authenticate as b0..b<N-1>; at time 0 each
  *    writes M SEND_MESSAGE frames of S bytes into `general` at once; the clock stops when every
  *    connection has received all N·M broadcasts. Reports accepted msgs/s = N·M/t, deliveries/s =
@@ -186,7 +186,7 @@ async function main(): Promise<void> {
       .join(' ')}`,
   );
   console.log(
-    'conditions: IRCB_SEND_RATE_PER_S=0 (rate limit disabled: the harness floods on purpose), LOG_LEVEL=warn, other irc-binary settings default',
+    'conditions: IRCB_SEND_RATE_PER_S=0 and IRCB_IP_*_RATE_PER_S=0 (rate limits disabled: the harness floods on purpose from one address), LOG_LEVEL=warn, other irc-binary settings default',
   );
 
   if (only.includes('validate')) {
@@ -246,6 +246,8 @@ async function main(): Promise<void> {
         IRCB_HOST: '127.0.0.1',
         IRCB_METRICS_PORT: '0',
         IRCB_SEND_RATE_PER_S: '0',
+        IRCB_IP_SEND_RATE_PER_S: '0',
+        IRCB_IP_HISTORY_RATE_PER_S: '0',
         IDENTITY_ADDR: `127.0.0.1:${identity.port}`,
         MESSAGE_STORE_ADDR: `127.0.0.1:${store.port}`,
       },

@@ -335,6 +335,7 @@ async function main(): Promise<void> {
       LOG_LEVEL: 'info',
       IDENTITY_REGISTRATIONS_PER_HOUR: '1000000',
       WSM_RATE_PER_S: '0',
+      WSM_IP_RATE_PER_S: '0',
       WSM_PUBLIC_CHANNELS: 'general',
       // Experiments: BENCH_SERVICE_ENV='{"MESSAGE_STORE_BATCH_MAX_IN_FLIGHT":"1"}' reaches every service.
       ...(JSON.parse(process.env['BENCH_SERVICE_ENV'] ?? '{}') as Record<string, string>),
@@ -357,6 +358,7 @@ async function main(): Promise<void> {
       WSM_PORT: String(await freePort()),
       WSM_METRICS_PORT: '0',
       WSM_RATE_PER_S: '0',
+      WSM_IP_RATE_PER_S: '0',
       // The load tool is one address opening hundreds of sockets at once (K=64, the idle run's batches of 200).
       WSM_MAX_HTTP_PENDING_PER_IP: '0',
       WSM_PUBLIC_CHANNELS: 'general',

@@ -78,6 +78,8 @@ export async function startStack(o: StackOptions): Promise<Stack> {
         IRCB_HOST: '127.0.0.1',
         IRCB_PORT: String(ports.irc),
         IRCB_SEND_RATE_PER_S: '0',
+        IRCB_IP_SEND_RATE_PER_S: '0',
+        IRCB_IP_HISTORY_RATE_PER_S: '0',
         IRCB_CHANNELS: 'general',
       })
     : undefined;
@@ -88,6 +90,7 @@ export async function startStack(o: StackOptions): Promise<Stack> {
         WSM_HOST: '127.0.0.1',
         WSM_PORT: String(ports.ws),
         WSM_RATE_PER_S: '0',
+        WSM_IP_RATE_PER_S: '0',
       })
     : undefined;
   const procs = [identity, messageStore, irc, ws].filter((p): p is ServiceProcess => p !== undefined);

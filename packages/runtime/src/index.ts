@@ -23,7 +23,7 @@ export type { OpsServer, Readiness } from './health/ops-server';
 export { foldName } from './names';
 export { Batcher, BatcherClosedError } from './batcher';
 export type { BatcherOptions } from './batcher';
-export { PerAddressLimit } from './per-address';
+export { PerAddressLimit, PerAddressRate } from './per-address';
 export { addressThrottleKey, normalizeAddress } from './addresses';
 export { periodicTask } from './periodic';
 export type { PeriodicTask } from './periodic';

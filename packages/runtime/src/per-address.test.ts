@@ -1,4 +1,4 @@
-import { PerAddressLimit } from './per-address';
+import { PerAddressLimit, PerAddressRate } from './per-address';
 
 describe('PerAddressLimit', () => {
   it('admits up to max per address, independently per address, and frees a slot on remove', () => {
@@ -34,5 +34,41 @@ describe('PerAddressLimit', () => {
     expect(l.tryAdd('192.0.2.7')).toBe(true);
     expect(l.tryAdd('192.0.2.7')).toBe(false);
     expect(l.tryAdd('192.0.2.8')).toBe(true);
+  });
+});
+
+describe('PerAddressRate', () => {
+  it("one bucket for all of an address's connections (an IPv6 /64 as one), refilled at the rate", () => {
+    const r = new PerAddressRate(10, 3);
+    const a1 = r.join('2001:db8:0:1::a', 0);
+    const a2 = r.join('2001:db8:0:1::b', 0);
+    const b = r.join('192.0.2.1', 0);
+    expect(a1).toBe(a2);
+    expect([r.wait(a1, 0), r.wait(a2, 0), r.wait(a1, 0)]).toEqual([0, 0, 0]);
+    expect(r.wait(a2, 0)).toBe(100); // empty: one token in 100 ms at 10/s
+    expect(r.wait(b, 0)).toBe(0); // another address has its own
+    expect(r.wait(a1, 50)).toBe(50);
+    expect(r.wait(a1, 100)).toBe(0);
+    expect(r.wait(a1, 100)).toBe(100);
+  });
+
+  it('keeps a bucket while the address has connections, forgets it after the last leaves', () => {
+    const r = new PerAddressRate(1, 1);
+    const k = r.join('198.51.100.7', 0);
+    r.join('::ffff:198.51.100.7', 0); // the same address
+    expect(r.wait(k, 0)).toBe(0);
+    r.leave(k);
+    expect(r.size).toBe(1);
+    expect(r.wait(k, 0)).toBe(1_000); // still spent for the connection left
+    r.leave(k);
+    expect(r.size).toBe(0);
+    const again = r.join('198.51.100.7', 0);
+    expect(r.wait(again, 0)).toBe(0); // a fresh bucket
+  });
+
+  it('does not limit when the rate is 0', () => {
+    const r = new PerAddressRate(0, 1);
+    const k = r.join('192.0.2.9', 0);
+    for (let i = 0; i < 100; i++) expect(r.wait(k, 0)).toBe(0);
   });
 });

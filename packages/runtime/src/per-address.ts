@@ -34,3 +34,53 @@ export class PerAddressLimit {
     return this.open.get(addressThrottleKey(addr)) ?? 0;
   }
 }
+
+/**
+ * One token bucket per client address (keyed like PerAddressLimit), shared by all of that address's connections: what
+ * one host may do in total however many connections it opens (the per-connection limits multiply with them). A
+ * connection `join`s with its address and `leave`s when it closes; an address's bucket lives while it has
+ * connections, so the map is bounded by the open connections. `ratePerS` 0 = no limit.
+ */
+export class PerAddressRate {
+  private readonly buckets = new Map<string, { tokens: number; lastMs: number; refs: number }>();
+
+  constructor(
+    private readonly ratePerS: number,
+    private readonly burst: number,
+  ) {}
+
+  /** A connection from `addr` opened; returns the key its calls use. */
+  join(addr: string, nowMs: number): string {
+    const key = addressThrottleKey(addr);
+    const b = this.buckets.get(key);
+    if (b) b.refs++;
+    else this.buckets.set(key, { tokens: Math.max(1, this.burst), lastMs: nowMs, refs: 1 });
+    return key;
+  }
+
+  /** A connection that joined with `key` closed. */
+  leave(key: string): void {
+    const b = this.buckets.get(key);
+    if (!b) return;
+    if (--b.refs <= 0) this.buckets.delete(key);
+  }
+
+  /** Takes one token of `key`'s bucket and returns 0, or returns the ms until there is one (taking nothing). */
+  wait(key: string, nowMs: number): number {
+    if (this.ratePerS <= 0) return 0;
+    const b = this.buckets.get(key);
+    if (!b) return 0;
+    if (nowMs > b.lastMs) {
+      b.tokens = Math.min(Math.max(1, this.burst), b.tokens + ((nowMs - b.lastMs) * this.ratePerS) / 1000);
+      b.lastMs = nowMs;
+    }
+    if (b.tokens < 1) return Math.max(1, Math.ceil(((1 - b.tokens) * 1000) / this.ratePerS));
+    b.tokens -= 1;
+    return 0;
+  }
+
+  /** Addresses with a bucket (open connections' addresses). */
+  get size(): number {
+    return this.buckets.size;
+  }
+}

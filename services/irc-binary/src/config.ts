@@ -20,6 +20,10 @@ export const DEFAULT_SEND_RATE_PER_S = 20;
 export const DEFAULT_SEND_BURST = 40;
 export const DEFAULT_HISTORY_RATE_PER_S = 10;
 export const DEFAULT_HISTORY_BURST = 20;
+export const DEFAULT_IP_SEND_RATE_PER_S = 40;
+export const DEFAULT_IP_SEND_BURST = 80;
+export const DEFAULT_IP_HISTORY_RATE_PER_S = 20;
+export const DEFAULT_IP_HISTORY_BURST = 40;
 export const DEFAULT_MAX_CONNECTIONS = 20_000;
 export const DEFAULT_MAX_CONNECTIONS_PER_IP = 0;
 export const DEFAULT_BACKEND_TIMEOUT_MS = 2_000;
@@ -138,6 +142,30 @@ export const schema = {
     env: 'IRCB_HISTORY_BURST',
     doc: 'LIST_MESSAGES a connection may send at once before IRCB_HISTORY_RATE_PER_S applies',
     default: DEFAULT_HISTORY_BURST,
+    min: 1,
+  }),
+  ipSendRatePerS: int({
+    env: 'IRCB_IP_SEND_RATE_PER_S',
+    doc: 'SEND_MESSAGE per second from one client address over all its connections (an IPv6 address counts as its /64); over it dropped like IRCB_SEND_RATE_PER_S; 0 = unlimited (set 0 behind a proxy that hides client addresses)',
+    default: DEFAULT_IP_SEND_RATE_PER_S,
+    min: 0,
+  }),
+  ipSendBurst: int({
+    env: 'IRCB_IP_SEND_BURST',
+    doc: 'SEND_MESSAGE token bucket capacity per client address',
+    default: DEFAULT_IP_SEND_BURST,
+    min: 1,
+  }),
+  ipHistoryRatePerS: int({
+    env: 'IRCB_IP_HISTORY_RATE_PER_S',
+    doc: 'LIST_MESSAGES per second from one client address over all its connections; over it requests wait like IRCB_HISTORY_RATE_PER_S; 0 = unlimited',
+    default: DEFAULT_IP_HISTORY_RATE_PER_S,
+    min: 0,
+  }),
+  ipHistoryBurst: int({
+    env: 'IRCB_IP_HISTORY_BURST',
+    doc: 'LIST_MESSAGES token bucket capacity per client address',
+    default: DEFAULT_IP_HISTORY_BURST,
     min: 1,
   }),
   maxConnections: int({

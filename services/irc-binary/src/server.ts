@@ -183,6 +183,10 @@ export async function start(config: Config, deps: StartDeps = {}): Promise<IrcBi
         sendBurst: config.sendBurst,
         historyRatePerS: config.historyRatePerS,
         historyBurst: config.historyBurst,
+        ipSendRatePerS: config.ipSendRatePerS,
+        ipSendBurst: config.ipSendBurst,
+        ipHistoryRatePerS: config.ipHistoryRatePerS,
+        ipHistoryBurst: config.ipHistoryBurst,
         backendTimeoutMs: config.backendTimeoutMs,
       },
     );

@@ -17,6 +17,8 @@ export const DEFAULT_UPDATE_MAX_ITEMS = 1000;
 export const DEFAULT_MAX_FLOW_USERS = 1000;
 export const DEFAULT_RATE_PER_S = 50;
 export const DEFAULT_RATE_BURST = 100;
+export const DEFAULT_IP_RATE_PER_S = 200;
+export const DEFAULT_IP_RATE_BURST = 400;
 export const DEFAULT_MAX_CONNECTIONS = 20_000;
 export const DEFAULT_HTTP_REQUEST_TIMEOUT_MS = 10_000;
 export const DEFAULT_MAX_HTTP_PENDING = 2_000;
@@ -107,6 +109,18 @@ export const configSchema = {
     min: 0,
   }),
   rateBurst: int({ env: 'WSM_RATE_BURST', doc: 'request burst per connection', default: DEFAULT_RATE_BURST, min: 0 }),
+  ipRatePerS: int({
+    env: 'WSM_IP_RATE_PER_S',
+    doc: 'requests per second from one client address over all its connections (an IPv6 address counts as its /64; X-Forwarded-For only from WSM_TRUSTED_PROXIES); over it 429 like WSM_RATE_PER_S; 0 = off (behind a proxy that is not in WSM_TRUSTED_PROXIES every client shares its address)',
+    default: DEFAULT_IP_RATE_PER_S,
+    min: 0,
+  }),
+  ipRateBurst: int({
+    env: 'WSM_IP_RATE_BURST',
+    doc: 'request burst per client address',
+    default: DEFAULT_IP_RATE_BURST,
+    min: 1,
+  }),
   maxConnections: int({
     env: 'WSM_MAX_CONNECTIONS',
     doc: 'connections per instance (HTTP 503 above)',

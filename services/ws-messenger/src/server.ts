@@ -12,6 +12,7 @@ import { connectNats, drainNats } from '@hubbub/nats';
 import type { NatsConnection } from '@hubbub/nats';
 import {
   PerAddressLimit,
+  PerAddressRate,
   createLogger,
   createMetricsRegistry,
   createReadiness,
@@ -254,6 +255,7 @@ export async function start(cfg: Config, deps: StartDeps = {}): Promise<WsmServe
     const conns = new Set<WsConnection>();
     const sockets = new Set<WebSocket>();
     const perIp = new PerAddressLimit(cfg.maxConnectionsPerIp);
+    const ipRate = new PerAddressRate(cfg.ipRatePerS, cfg.ipRateBurst);
     let connSeq = 0;
     let accepting = true;
     const wss = new WebSocketServer({
@@ -289,6 +291,7 @@ export async function start(cfg: Config, deps: StartDeps = {}): Promise<WsmServe
             clientAddress: address,
             ratePerS: cfg.ratePerS,
             rateBurst: cfg.rateBurst,
+            ipRate,
             maxOutbufBytes: cfg.maxOutbufBytes,
             maxInboxBytes: Math.max(2 * cfg.maxFrameBytes, 1 << 20),
             nowMs: () => clock.nowMs(),

@@ -41,6 +41,10 @@ async function setup() {
       sendBurst: 0,
       historyRatePerS: 0,
       historyBurst: 1,
+      ipSendRatePerS: 0,
+      ipSendBurst: 1,
+      ipHistoryRatePerS: 0,
+      ipHistoryBurst: 1,
       backendTimeoutMs: 1_000,
     },
   );

@@ -13,6 +13,7 @@
  *   from our own post's confirmation or from NATS.
  */
 import { randomBytes } from 'node:crypto';
+import { PerAddressRate } from '@hubbub/runtime';
 import type { Logger } from '@hubbub/runtime';
 import { DEFAULT_GAP_MARGIN_MS, gapFillStart, readGap, refillAfterReconnect } from '@hubbub/msg-client';
 import { HISTORY_PAGE } from '../protocol/constants';
@@ -58,6 +59,11 @@ export interface DoorOptions {
   /** LIST_MESSAGES bucket (each one is a database query): over it, requests wait in order. */
   readonly historyRatePerS: number;
   readonly historyBurst: number;
+  /** The same two limits per client address, over all of its connections (PerAddressRate). */
+  readonly ipSendRatePerS: number;
+  readonly ipSendBurst: number;
+  readonly ipHistoryRatePerS: number;
+  readonly ipHistoryBurst: number;
   readonly backendTimeoutMs: number;
 }
 
@@ -87,12 +93,17 @@ export class Door {
    */
   private readonly lastByChannel = new Map<string, bigint>();
   private readonly now: () => number;
+  /** Per client address, over all its connections: posts and history reads. */
+  readonly ipSend: PerAddressRate;
+  readonly ipHistory: PerAddressRate;
 
   constructor(
     readonly deps: DoorDeps,
     readonly o: DoorOptions,
   ) {
     this.now = deps.now ?? Date.now;
+    this.ipSend = new PerAddressRate(o.ipSendRatePerS, o.ipSendBurst);
+    this.ipHistory = new PerAddressRate(o.ipHistoryRatePerS, o.ipHistoryBurst);
     // Gap fill for a channel with no bus traffic yet starts at the first id this instance could have
     // missed: anything created after it started (snowflake = ms << 19).
     this.startWatermark = BigInt(this.now()) << 19n;
@@ -354,6 +365,9 @@ export class Session {
   private seq = 0;
   private readonly bucket: TokenBucket;
   private readonly historyBucket: TokenBucket;
+  /** This connection's keys in the door's per-address buckets. */
+  private readonly ipSendKey: string;
+  private readonly ipHistoryKey: string;
   private lastHistoryWaitLog = -Infinity;
   private lastUnknownLog = -Infinity;
   private lastRefusedLog = -Infinity;
@@ -374,6 +388,8 @@ export class Session {
   ) {
     this.bucket = new TokenBucket(door.o.sendRatePerS, door.o.sendBurst, now());
     this.historyBucket = new TokenBucket(door.o.historyRatePerS, door.o.historyBurst, now());
+    this.ipSendKey = door.ipSend.join(conn.peerAddress, now());
+    this.ipHistoryKey = door.ipHistory.join(conn.peerAddress, now());
   }
 
   /** Decoded frames waiting to be handled (§3.2 rule 6). */
@@ -448,6 +464,10 @@ export class Session {
           this.door.deps.metrics.dropped('rate_limited');
           return;
         }
+        if (this.door.ipSend.wait(this.ipSendKey, this.now()) > 0) {
+          this.door.deps.metrics.dropped('rate_limited_address');
+          return;
+        }
         this.queue.push({
           kind: 'post',
           channel: f.channel,
@@ -472,6 +492,8 @@ export class Session {
   onClose(): void {
     if (this.closed) return;
     this.closed = true;
+    this.door.ipSend.leave(this.ipSendKey);
+    this.door.ipHistory.leave(this.ipHistoryKey);
     this.door.ready.delete(this.conn);
     this.door.forgetListed(this.conn);
     if (this.accountId !== undefined) this.door.leaveAccount(this.accountId, this);
@@ -583,7 +605,7 @@ export class Session {
    * reading pauses (§3.2 rule 6). Returns true after a wait (the caller looks at the queue again).
    */
   private async historyTurn(): Promise<boolean> {
-    const ms = this.historyBucket.wait(this.now());
+    const ms = this.historyBucket.wait(this.now()) || this.door.ipHistory.wait(this.ipHistoryKey, this.now());
     if (ms === 0) return false;
     this.door.deps.metrics.historyDelayed();
     const t = this.now();

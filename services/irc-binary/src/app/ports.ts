@@ -121,7 +121,10 @@ export interface DoorMetrics {
   connectionOpened(): void;
   connectionClosed(code: string): void;
   posted(n: number): void;
-  dropped(reason: 'rate_limited' | 'unknown_channel' | 'store_unavailable' | 'refused', n?: number): void;
+  dropped(
+    reason: 'rate_limited' | 'rate_limited_address' | 'unknown_channel' | 'store_unavailable' | 'refused',
+    n?: number,
+  ): void;
   delivered(n: number): void;
   /** A LIST_MESSAGES request waited for its turn (IRCB_HISTORY_RATE_PER_S). */
   historyDelayed(): void;

@@ -31,7 +31,13 @@ export async function startMemoryServer(
     level: 'debug',
     destination: { write: (s: string) => void logs.push(s) },
   });
-  const app = await start(testConfig({ sendRatePerS: 0, ...over }), { store, identity, presence, events, log });
+  const app = await start(testConfig({ sendRatePerS: 0, ipSendRatePerS: 0, ipHistoryRatePerS: 0, ...over }), {
+    store,
+    identity,
+    presence,
+    events,
+    log,
+  });
   return { app, store, identity, presence, events, logs };
 }
 

@@ -73,6 +73,8 @@ export async function startPlatform(): Promise<Platform> {
           identityAddr: p.identity.addr,
           messageStoreAddr: p.store.addr,
           sendRatePerS: 0,
+          ipSendRatePerS: 0,
+          ipHistoryRatePerS: 0,
           ...over,
         }),
         { log },

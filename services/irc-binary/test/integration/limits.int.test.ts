@@ -120,6 +120,45 @@ describe('limits (§5.2)', () => {
     expect(logLines(s.logs).some((l) => l['code'] === 'IRCB_HISTORY_THROTTLED')).toBe(true);
   });
 
+  it('IRCB_IP_SEND_RATE_PER_S 20/s burst 20: three connections of one address share one bucket; the rest dropped and counted', async () => {
+    const s = await server({ ipSendRatePerS: 20, ipSendBurst: 20 });
+    const conns = [await ready(s, 'ip1'), await ready(s, 'ip2'), await ready(s, 'ip3')];
+    const t0 = Date.now();
+    for (const [i, c] of conns.entries())
+      c.write(
+        Buffer.concat(
+          Array.from({ length: 20 }, (_, j) =>
+            encodeClientFrame({ type: 'SendMessage', channel: 'general', content: `c${i}m${j}` }),
+          ),
+        ),
+      );
+    await waitFor(
+      async () =>
+        (await metric(s, 'ircb_messages_dropped_total', 'rate_limited_address')) + s.store.messages.length >= 60,
+    );
+    const elapsed = (Date.now() - t0) / 1000;
+    const stored = s.store.messages.length;
+    expect(stored).toBeGreaterThanOrEqual(20);
+    expect(stored).toBeLessThanOrEqual(20 + 20 * elapsed + 1);
+    expect(await metric(s, 'ircb_messages_dropped_total', 'rate_limited_address')).toBe(60 - stored);
+    // Every connection stays open and answers.
+    for (const c of conns) c.write('04');
+    for (const c of conns) await waitFor(() => c.frames.some((f) => f.type === 'ListChannels'));
+  });
+
+  it("IRCB_IP_HISTORY_RATE_PER_S: one connection's lists spend its address's bucket, so another connection's wait", async () => {
+    const s = await server({ ipHistoryRatePerS: 20, ipHistoryBurst: 5 });
+    const a = await ready(s, 'iph1');
+    const b = await ready(s, 'iph2');
+    const list = encodeClientFrame({ type: 'ListMessages', channel: 'general', before: 0n, after: 0n });
+    a.write(Buffer.concat(Array.from({ length: 5 }, () => list)));
+    await waitFor(() => a.frames.filter((f) => f.type === 'ListMessages').length === 5, 2_000, "a's burst");
+    expect(await metric(s, 'ircb_history_delayed_total')).toBe(0);
+    b.write(Buffer.concat(Array.from({ length: 3 }, () => list)));
+    await waitFor(() => b.frames.filter((f) => f.type === 'ListMessages').length === 3, 3_000, "b's lists, later");
+    expect(await metric(s, 'ircb_history_delayed_total')).toBeGreaterThanOrEqual(1);
+  });
+
   it('IRCB_MAX_PENDING_FRAMES: reading pauses while the queue is full and resumes; pipelining is never an error', async () => {
     const s = await server({ maxPendingFrames: 4 });
     let release: (() => void) | undefined;

@@ -64,6 +64,8 @@ describe('running process', () => {
     MESSAGE_STORE_ADDR: p.store.addr,
     IRCB_METRICS_PORT: '0',
     IRCB_SEND_RATE_PER_S: '0',
+    IRCB_IP_SEND_RATE_PER_S: '0',
+    IRCB_IP_HISTORY_RATE_PER_S: '0',
     IRCB_BACKEND_TIMEOUT_MS: '700',
     IRCB_PORT: '0',
     IRCB_HOST: '127.0.0.1',

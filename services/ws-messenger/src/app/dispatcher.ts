@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import { ERROR_TYPE, encodeReply } from '../protocol/frames';
 import type { Reply } from '../protocol/frames';
-import type { TokenBucket } from '../protocol/rate-limit';
+import type { RequestRate } from '../protocol/rate-limit';
 import { decodeRequest, rateLimitedReply, versionReply } from '../protocol/request';
 import { Detail, Status, WsmErrorCode } from '../protocol/status';
 import { isCredentialRefusal, isUnavailable } from './backend';
@@ -35,7 +35,7 @@ type AuthOutcome = { ok: true; token: TokenInfo } | { ok: false; detail: string 
 export class Dispatcher {
   constructor(private readonly deps: AppDeps) {}
 
-  async handle(conn: ConnContext, text: string | undefined, bucket: TokenBucket): Promise<DispatchResult> {
+  async handle(conn: ConnContext, text: string | undefined, bucket: RequestRate): Promise<DispatchResult> {
     const nowMs = this.deps.clock.nowMs();
     const T = sec(nowMs);
     const decoded = decodeRequest(text, T);

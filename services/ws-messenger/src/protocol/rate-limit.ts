@@ -9,6 +9,12 @@
  */
 export type Charge = 'ok' | 'overdrawn' | 'exhausted';
 
+/** What the dispatcher asks of a connection's rate (a TokenBucket, or one combined with its address's). */
+export interface RequestRate {
+  take(nowMs: number): boolean;
+  charge(nowMs: number): Charge;
+}
+
 export class TokenBucket {
   private tokens: number;
   private lastMs: number | undefined;

@@ -22,7 +22,9 @@ import type WebSocket from 'ws';
 import type { ConnContext } from '../app/context';
 import type { Dispatcher } from '../app/dispatcher';
 import { ConnectionMachine } from '../protocol/machine';
+import type { PerAddressRate } from '@hubbub/runtime';
 import { TokenBucket } from '../protocol/rate-limit';
+import type { RequestRate } from '../protocol/rate-limit';
 import { decodeUtf8 } from '../protocol/request';
 import { CloseCode, CloseReason, WsmErrorCode } from '../protocol/status';
 import type { WsmMetrics } from './metrics';
@@ -38,6 +40,8 @@ export interface ConnectionOptions {
   readonly clientAddress: string;
   readonly ratePerS: number;
   readonly rateBurst: number;
+  /** The requests of all connections from one client address (WSM_IP_RATE_PER_S); checked after the connection's. */
+  readonly ipRate?: PerAddressRate;
   readonly maxOutbufBytes: number;
   readonly maxInboxBytes: number;
   readonly nowMs: () => number;
@@ -60,7 +64,9 @@ export class WsConnection implements ConnContext {
   lastPingAtMs: number;
   awaitingPong = false;
 
-  private readonly bucket: TokenBucket;
+  private readonly bucket: RequestRate;
+  /** This connection's key in `o.ipRate`. */
+  private readonly ipKey: string | undefined;
   private readonly inbox: { data: Buffer; isBinary: boolean }[] = [];
   private inboxBytes = 0;
   private paused = false;
@@ -81,7 +87,16 @@ export class WsConnection implements ConnContext {
     this.clientAddress = o.clientAddress;
     this.openedAtMs = o.nowMs();
     this.lastPingAtMs = this.openedAtMs;
-    this.bucket = new TokenBucket(o.ratePerS, o.rateBurst);
+    const own = new TokenBucket(o.ratePerS, o.rateBurst);
+    const ip = o.ipRate;
+    const ipKey = ip?.join(o.clientAddress, this.openedAtMs);
+    this.ipKey = ipKey;
+    // A request passes when both the connection and its address have a token; malformed frames (charge) count
+    // against the connection only.
+    this.bucket =
+      ip && ipKey !== undefined
+        ? { take: (nowMs) => own.take(nowMs) && ip.wait(ipKey, nowMs) === 0, charge: (nowMs) => own.charge(nowMs) }
+        : own;
     ws.on('message', (data: Buffer | ArrayBuffer | Buffer[], isBinary: boolean) =>
       this.onMessage(toBuffer(data), isBinary),
     );
@@ -245,6 +260,7 @@ export class WsConnection implements ConnContext {
   private finish(reason: string): void {
     if (this.closed) return;
     this.closed = true;
+    if (this.ipKey !== undefined) this.o.ipRate?.leave(this.ipKey);
     this.h.metrics.closed(reason);
     this.machine.apply('close');
     this.inbox.length = 0;

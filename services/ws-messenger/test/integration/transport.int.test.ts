@@ -391,6 +391,24 @@ describe('limits and failures (§3.1, §5)', () => {
     expect(c.closed).toBeUndefined();
   });
 
+  it('WSM_IP_RATE_PER_S=5, burst 5: two connections of one address share it → 5 × 200 in all, the rest 429; both open', async () => {
+    const limited = await s.wsm({ WSM_IP_RATE_PER_S: '5', WSM_IP_RATE_BURST: '5' });
+    const a = await connect(`ws://127.0.0.1:${limited.port}/ws`);
+    const b = await connect(`ws://127.0.0.1:${limited.port}/ws`);
+    for (let i = 0; i < 4; i++) a.send(mtp('ping_pong', auth(U1)));
+    const codes: number[] = [];
+    for (let i = 0; i < 4; i++) codes.push((JSON.parse(await a.nextRaw()) as Frame).errors.code);
+    for (let i = 0; i < 4; i++) b.send(mtp('ping_pong', auth(U1)));
+    for (let i = 0; i < 4; i++) codes.push((JSON.parse(await b.nextRaw()) as Frame).errors.code);
+    // 5 tokens for the address, refilled at 5/s: one or two more may pass in the time the eight take.
+    expect(codes.slice(0, 4)).toEqual([200, 200, 200, 200]);
+    expect(codes[4]).toBe(200);
+    expect(codes.filter((x) => x === 200).length).toBeLessThanOrEqual(7);
+    expect(codes.filter((x) => x === 429).length).toBeGreaterThanOrEqual(1);
+    expect(a.closed).toBeUndefined();
+    expect(b.closed).toBeUndefined();
+  });
+
   it('malformed frames are charged to the rate bucket (still answered 415): valid requests after them get 429', async () => {
     const limited = await s.wsm({ WSM_RATE_PER_S: '1', WSM_RATE_BURST: '5' });
     const c = await connect(`ws://127.0.0.1:${limited.port}/ws`);

@@ -99,6 +99,7 @@ export async function startStack(
           IDENTITY_ADDR: identityAddr,
           MESSAGE_STORE_ADDR: messageStoreAddr,
           WSM_RATE_PER_S: '0',
+          WSM_IP_RATE_PER_S: '0',
           WSM_PUBLIC_CHANNELS: '-',
           LOG_LEVEL: 'silent',
           ...env,
