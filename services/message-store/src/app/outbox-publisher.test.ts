@@ -184,6 +184,28 @@ it('deletes rows once a flush on the connection they went out on succeeded', asy
   expect(t.pub.backlogged).toBe(false);
 });
 
+it('an INFO update on a live connection (a new info object, same server and client id) is not a new connection', async () => {
+  const t = setup();
+  t.nc.info = { server_id: 'A', client_id: 7 };
+  t.pub.handOff([t.commit('1')]);
+  // The server announces a cluster change: nats.js replaces `info` on the same connection.
+  t.nc.info = { server_id: 'A', client_id: 7, connect_urls: ['10.0.0.2:4222'] };
+  t.pub.handOff([t.commit('2')]);
+  const cleaned = t.pub.cleanup();
+  t.flushes.shift()!.resolve();
+  await cleaned;
+  expect(t.pub.backlogged).toBe(false);
+  expect(t.published).toEqual(['ev.1', 'ev.2']); // once each: no drain repeated them
+  expect(t.table.size).toBe(0);
+  // A reconnect, even to the same server, is a new client id: unproven rows become a backlog as before.
+  t.pub.handOff([t.commit('3')]);
+  t.nc.info = { server_id: 'A', client_id: 8 };
+  t.pub.handOff([t.commit('4')]);
+  expect(t.pub.backlogged).toBe(true);
+  await t.drain();
+  expect(t.published).toEqual(['ev.1', 'ev.2', 'ev.3', 'ev.3', 'ev.4']);
+});
+
 it('queues rows handed over behind an unproven backlog, and publishes at once again when it is drained', async () => {
   const t = setup();
   t.pub.handOff([t.commit('1')]);

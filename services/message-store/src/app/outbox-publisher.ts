@@ -75,6 +75,20 @@ const utf8 = (payload: string): Uint8Array => Buffer.from(payload, 'utf8');
 /** No connection yet (differs from every `nc.info`, including undefined while nats.js redials). */
 const NO_CONNECTION: unique symbol = Symbol('no connection');
 
+/**
+ * Which NATS connection `nc` is on now (undefined while disconnected): the server's id and the client id it gave this
+ * connection, which both stay the same for the connection's life. nats.js replaces `nc.info` on every INFO the
+ * server sends, also on a live connection (cluster topology changes, lame duck mode), so the object alone would take
+ * each of those for a new connection and send the events in flight through a needless backlog. A server that gives
+ * no client id falls back to the object.
+ */
+export function connectionOf(nc: Pick<NatsConnection, 'info'>): unknown {
+  const info = nc.info;
+  if (info === undefined) return undefined;
+  const i = info as { server_id?: unknown; client_id?: unknown };
+  return typeof i.client_id === 'number' && typeof i.server_id === 'string' ? `${i.server_id}/${i.client_id}` : info;
+}
+
 /** A committed outbox row handed over (a batch of posts is one row) and how many events it carries. */
 interface Entry {
   readonly seq: string;
@@ -231,7 +245,7 @@ export class OutboxPublisher {
   /** Rules 1 and 2: rows just committed by this process, in commit order. */
   handOff(rows: readonly OutboxRow[]): void {
     if (this.paused || this.stopped || rows.length === 0) return;
-    const conn = this.o.nc.info;
+    const conn = connectionOf(this.o.nc);
     if (!this.backlog) {
       if (conn === undefined) this.enterBacklog('nats disconnected');
       // The cleanup is far behind (its flush hangs): publishing more only grows what is unproven (and unbounded).
@@ -441,7 +455,7 @@ export class OutboxPublisher {
             this.enterBacklog('flush failed');
             return;
           }
-          if (this.o.nc.info !== conn) {
+          if (connectionOf(this.o.nc) !== conn) {
             // Answered on another connection than the one the rows went out on: they may never have arrived.
             this.o.log.warn(
               { n: rows.length, code: 'OUTBOX_CONNECTION_CHANGED' },
