@@ -10,6 +10,7 @@
  *   hubbub user unban <name>
  *   hubbub user reset-password <name> [--password P]
  *   hubbub user revoke-sessions <name>
+ *   hubbub user unlock <name> | address unlock <ip>
  *   hubbub bans
  *   hubbub address ban <ip|cidr> --reason R [--for D] | address unban <ip|cidr> | address check <ip>
  *   hubbub channel create <slug> [--title T] [--info I] [--kind group|channel|board] [--private] [--no-guests]
@@ -53,10 +54,12 @@ const USAGE = `usage: hubbub <command> (identity at $IDENTITY_ADDR, default 127.
   user unban <name>
   user reset-password <name> [--password P]
   user revoke-sessions <name>
+  user unlock <name>            (lifts a failed-login delay or lock)
   bans
   address ban <ip|cidr> --reason R [--for D]
   address unban <ip|cidr>
   address check <ip>
+  address unlock <ip>
   channel create <slug> [--title T] [--info I] [--kind group|channel|board] [--private] [--no-guests] [--owner NAME]
   broadcast <text> [--channel slug,slug...] [--key K]
     (message-store over NATS at $NATS_URL, subjects under $NATS_PREFIX, default hubbub)
@@ -346,6 +349,16 @@ export async function run(
       if (!target) throw new UsageError('address unban <ip|cidr>');
       await client.unbanAddress({ cidr: target });
       show(`unbanned ${target}`, { ok: true });
+      return 0;
+    }
+    case 'user unlock':
+    case 'address unlock': {
+      const user = group === 'user';
+      if (!target) throw new UsageError(user ? 'user unlock <name>' : 'address unlock <ip>');
+      const r = await client.clearLoginFailures(
+        user ? { username: target, address: '' } : { username: '', address: target },
+      );
+      show(r.cleared > 0 ? `unlocked ${target}` : `${target} was not throttled`, { cleared: r.cleared });
       return 0;
     }
     case 'address check': {

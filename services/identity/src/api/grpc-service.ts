@@ -60,6 +60,7 @@ export function identityService(
     banAddress: (r) => app.banAddress(r),
     unbanAddress: (r) => app.unbanAddress(r),
     checkAddressBan: (r) => app.checkAddressBan(r),
+    clearLoginFailures: (r) => app.clearLoginFailures(r),
     listBans: () => app.listBans(),
     verifyToken: (r) => app.verifyToken(r),
     refreshToken: (r) => app.refreshToken(r),

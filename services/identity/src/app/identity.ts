@@ -1158,6 +1158,23 @@ export class IdentityApp {
     };
   }
 
+  async clearLoginFailures(req: identityV1.ClearLoginFailuresRequest): Promise<identityV1.ClearLoginFailuresResponse> {
+    if ((req.username === '') === (req.address === ''))
+      throw errors.invalidArgument('TARGET_REQUIRED', 'give exactly one of username and address');
+    if (req.username !== '') {
+      const acct = boundedKey(foldName(req.username));
+      this.accountThrottle.reset(acct);
+      // The pair counters of its known addresses (`p:<account>\n<address>`) go too.
+      for (const k of this.pairThrottle.keysWithPrefix(`${acct}\n`)) this.pairThrottle.reset(k);
+      return { cleared: await this.ledger.clearAll(`a:${acct}`, `p:${acct}\n`) };
+    }
+    const a = normalizeAddress(req.address);
+    if (parseCidr(a) === undefined) throw errors.invalidArgument('ADDRESS_INVALID', 'Not an IP address');
+    const key = this.addressKey(a);
+    this.addressThrottle.reset(key);
+    return { cleared: await this.ledger.clearAll(`d:${key}`) };
+  }
+
   async listBans(): Promise<identityV1.ListBansResponse> {
     const users = await this.knex<UserRow>('users')
       .whereNotNull('banned_at')

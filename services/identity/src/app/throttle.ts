@@ -169,6 +169,11 @@ export class Throttle {
     this.m.delete(key);
   }
 
+  /** The keys tracked here that start with `prefix`. */
+  keysWithPrefix(prefix: string): string[] {
+    return [...this.m.keys()].filter((k) => k.startsWith(prefix));
+  }
+
   private bound(): void {
     const max = this.settings.maxKeys ?? DEFAULT_MAX_KEYS;
     while (this.m.size > max) {

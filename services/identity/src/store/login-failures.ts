@@ -74,6 +74,13 @@ export class LoginFailureLedger {
     return r.failures <= max ? 0 : Math.max(1, r.firstFailAt + windowMs - at);
   }
 
+  /** Forgets `key` and every key that starts with `prefix` (when given); returns how many rows went. */
+  async clearAll(key: string, prefix?: string): Promise<number> {
+    const q = this.knex('login_failures').where({ key });
+    if (prefix !== undefined) q.orWhere('key', 'like', `${prefix.replace(/[\\%_]/g, (c) => '\\' + c)}%`);
+    return ((await q.delete().returning('key')) as unknown[]).length;
+  }
+
   /** Forgets `key` (a success, a password reset). */
   async clear(key: string): Promise<void> {
     await this.knex('login_failures').where({ key }).delete();

@@ -7,6 +7,7 @@
 import { Code } from '@hubbub/errors';
 import { createDb } from '@hubbub/db';
 import { createLogger } from '@hubbub/runtime';
+import { run } from '../../src/cli';
 import { LoginFailureLedger } from '../../src/store/login-failures';
 import { FAST_THROTTLE_ENV, authReq, registerReq, startHarness } from '../helpers';
 import type { Harness, IdentityClient } from '../helpers';
@@ -82,6 +83,33 @@ describe('throttling across identity instances (PostgreSQL + NATS)', () => {
     });
     const started = (await h.startAnother()).client;
     expect((await started.checkAddressBan({ address: '10.44.0.7' })).throttledSeconds).toBeGreaterThan(50);
+  });
+
+  it('the operator lifts a lock on every instance: `pnpm hubbub user unlock` and `address unlock`', async () => {
+    const out: string[] = [];
+    // shared1 is locked by the first test, the address 10.44.0.7 by the third.
+    await expect(b.authenticate(authReq('shared1', PW, '10.45.0.1'))).rejects.toMatchObject({
+      details: { locked: 'true' },
+    });
+    expect(await run(['user', 'unlock', 'SHARED1'], h.client, (l) => out.push(l))).toBe(0);
+    expect(out.pop()).toBe('unlocked SHARED1');
+    expect((await b.authenticate(authReq('shared1', PW, '10.45.0.1'))).session?.token).toBeTruthy();
+    expect(await run(['user', 'unlock', 'shared1'], h.client, (l) => out.push(l))).toBe(0);
+    expect(out.pop()).toBe('shared1 was not throttled');
+
+    expect((await b.checkAddressBan({ address: '10.44.0.7' })).throttledSeconds).toBeGreaterThan(0);
+    expect(await run(['address', 'unlock', '10.44.0.7'], h.client, (l) => out.push(l))).toBe(0);
+    expect(out.pop()).toBe('unlocked 10.44.0.7');
+    expect((await b.checkAddressBan({ address: '10.44.0.7' })).throttledSeconds).toBe(0);
+    expect((await b.authenticate(authReq('shared3', PW, '10.44.0.7'))).session?.token).toBeTruthy();
+    await expect(h.client.clearLoginFailures({ username: 'x', address: '10.0.0.1' })).rejects.toMatchObject({
+      code: Code.INVALID_ARGUMENT,
+      reason: 'TARGET_REQUIRED',
+    });
+    await expect(h.client.clearLoginFailures({ username: '', address: 'nonsense' })).rejects.toMatchObject({
+      code: Code.INVALID_ARGUMENT,
+      reason: 'ADDRESS_INVALID',
+    });
   });
 
   it('prunes rows whose window is over and that hold no lock', async () => {

@@ -572,6 +572,17 @@ export interface CheckAddressBanResponse {
   throttledSeconds: number;
 }
 
+export interface ClearLoginFailuresRequest {
+  /** Exactly one of the two: an account name (any case), or an address (an IPv6 address clears its /64). */
+  username: string;
+  address: string;
+}
+
+export interface ClearLoginFailuresResponse {
+  /** Counters removed (0: nothing was throttled). */
+  cleared: number;
+}
+
 export interface ListBansRequest {
 }
 
@@ -6106,6 +6117,158 @@ export const CheckAddressBanResponse: MessageFns<CheckAddressBanResponse> = {
   },
 };
 
+function createBaseClearLoginFailuresRequest(): ClearLoginFailuresRequest {
+  return { username: "", address: "" };
+}
+
+export const ClearLoginFailuresRequest: MessageFns<ClearLoginFailuresRequest> = {
+  encode(message: ClearLoginFailuresRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.username !== "") {
+      writer.uint32(10).string(message.username);
+    }
+    if (message.address !== "") {
+      writer.uint32(18).string(message.address);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ClearLoginFailuresRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseClearLoginFailuresRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.username = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.address = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ClearLoginFailuresRequest {
+    return {
+      username: isSet(object.username) ? globalThis.String(object.username) : "",
+      address: isSet(object.address) ? globalThis.String(object.address) : "",
+    };
+  },
+
+  toJSON(message: ClearLoginFailuresRequest): unknown {
+    const obj: any = {};
+    if (message.username !== "") {
+      obj.username = message.username;
+    }
+    if (message.address !== "") {
+      obj.address = message.address;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ClearLoginFailuresRequest>): ClearLoginFailuresRequest {
+    return ClearLoginFailuresRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ClearLoginFailuresRequest>): ClearLoginFailuresRequest {
+    const message = createBaseClearLoginFailuresRequest();
+    message.username = object.username ?? "";
+    message.address = object.address ?? "";
+    return message;
+  },
+};
+
+function createBaseClearLoginFailuresResponse(): ClearLoginFailuresResponse {
+  return { cleared: 0 };
+}
+
+export const ClearLoginFailuresResponse: MessageFns<ClearLoginFailuresResponse> = {
+  encode(message: ClearLoginFailuresResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.cleared !== 0) {
+      writer.uint32(8).int32(message.cleared);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ClearLoginFailuresResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseClearLoginFailuresResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.cleared = reader.int32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ClearLoginFailuresResponse {
+    return { cleared: isSet(object.cleared) ? globalThis.Number(object.cleared) : 0 };
+  },
+
+  toJSON(message: ClearLoginFailuresResponse): unknown {
+    const obj: any = {};
+    if (message.cleared !== 0) {
+      obj.cleared = Math.round(message.cleared);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ClearLoginFailuresResponse>): ClearLoginFailuresResponse {
+    return ClearLoginFailuresResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ClearLoginFailuresResponse>): ClearLoginFailuresResponse {
+    const message = createBaseClearLoginFailuresResponse();
+    message.cleared = object.cleared ?? 0;
+    return message;
+  },
+};
+
 function createBaseListBansRequest(): ListBansRequest {
   return {};
 }
@@ -11610,6 +11773,21 @@ export const IdentityServiceService = {
       Buffer.from(CheckAddressBanResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): CheckAddressBanResponse => CheckAddressBanResponse.decode(value),
   },
+  /**
+   * Lifts the failed-login delay or lock of an account (and of its known addresses' pairs) or of an address, on
+   * every instance (operators: a locked-out user).
+   */
+  clearLoginFailures: {
+    path: "/hubbub.identity.v1.IdentityService/ClearLoginFailures" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ClearLoginFailuresRequest): Buffer =>
+      Buffer.from(ClearLoginFailuresRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ClearLoginFailuresRequest => ClearLoginFailuresRequest.decode(value),
+    responseSerialize: (value: ClearLoginFailuresResponse): Buffer =>
+      Buffer.from(ClearLoginFailuresResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ClearLoginFailuresResponse => ClearLoginFailuresResponse.decode(value),
+  },
   /** Active account and address bans. */
   listBans: {
     path: "/hubbub.identity.v1.IdentityService/ListBans" as const,
@@ -11938,6 +12116,11 @@ export interface IdentityServiceServer extends UntypedServiceImplementation {
   banAddress: handleUnaryCall<BanAddressRequest, BanAddressResponse>;
   unbanAddress: handleUnaryCall<UnbanAddressRequest, UnbanAddressResponse>;
   checkAddressBan: handleUnaryCall<CheckAddressBanRequest, CheckAddressBanResponse>;
+  /**
+   * Lifts the failed-login delay or lock of an account (and of its known addresses' pairs) or of an address, on
+   * every instance (operators: a locked-out user).
+   */
+  clearLoginFailures: handleUnaryCall<ClearLoginFailuresRequest, ClearLoginFailuresResponse>;
   /** Active account and address bans. */
   listBans: handleUnaryCall<ListBansRequest, ListBansResponse>;
   /**
@@ -12357,6 +12540,25 @@ export interface IdentityServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: CheckAddressBanResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Lifts the failed-login delay or lock of an account (and of its known addresses' pairs) or of an address, on
+   * every instance (operators: a locked-out user).
+   */
+  clearLoginFailures(
+    request: ClearLoginFailuresRequest,
+    callback: (error: ServiceError | null, response: ClearLoginFailuresResponse) => void,
+  ): ClientUnaryCall;
+  clearLoginFailures(
+    request: ClearLoginFailuresRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ClearLoginFailuresResponse) => void,
+  ): ClientUnaryCall;
+  clearLoginFailures(
+    request: ClearLoginFailuresRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ClearLoginFailuresResponse) => void,
   ): ClientUnaryCall;
   /** Active account and address bans. */
   listBans(
