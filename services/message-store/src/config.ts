@@ -48,7 +48,7 @@ export const schema = {
   }),
   dbPoolMax: int({
     env: 'MESSAGE_STORE_DB_POOL_MAX',
-    doc: 'PostgreSQL connections for posts and reads (plus one for outbox cleanup, committed without waiting for fsync)',
+    doc: 'PostgreSQL connections for reads and other writes (plus MESSAGE_STORE_BATCH_MAX_IN_FLIGHT + 1 of their own for the post path: the batch INSERT and the channel facts it needs; and one for outbox cleanup, committed without waiting for fsync)',
     default: DEFAULT_DB_POOL_MAX,
     min: 2,
     max: 100,

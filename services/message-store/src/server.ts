@@ -98,7 +98,7 @@ export async function start(cfg: Config, deps: StartDeps = {}): Promise<MessageS
       if (applied.length > 0) log.info({ applied }, 'migrations applied');
       if (db.kind === 'postgres') {
         await db.close();
-        sql = pgSql(cfg.databaseUrl!, cfg.dbPoolMax, log, cfg.statementTimeoutMs);
+        sql = pgSql(cfg.databaseUrl!, cfg.dbPoolMax, log, cfg.statementTimeoutMs, cfg.batchMaxInFlight + 1);
       } else {
         sql = await pgliteSql(db);
       }

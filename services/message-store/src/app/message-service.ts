@@ -214,14 +214,16 @@ export class MessageService {
     // started after it reads after it). A change this instance committed while we read is newer than what we read:
     // it wins, or a member removed meanwhile could post and read again for a whole TTL.
     const p: Promise<CachedChannel | undefined> = (async () => {
-      const row = await this.o.repo.channelById(id);
+      // On the post path's own connections: a post needs these facts, and reads must not be able to starve it.
+      const posts = this.o.repo.sql.posts;
+      const row = await this.o.repo.channelById(id, posts);
       const stale = (): boolean => this.cache.get(id) !== c;
       if (!row) {
         if (stale()) return this.cache.get(id);
         this.cache.delete(id);
         return undefined;
       }
-      const members = new Set(await this.o.repo.members(id));
+      const members = new Set(await this.o.repo.members(id, posts));
       const v: CachedChannel = { row, members, loadedAt: this.now() };
       if (stale()) return this.cache.get(id) ?? v;
       this.cache.set(id, v);

@@ -566,11 +566,11 @@ export class Repo {
     type Row = { seq: string | null; ids: string[] | null; joined: OutboxRow[] | null };
     let rows: Row[];
     try {
-      rows = await this.sql.query<Row>(INSERT_NEW_POSTS_SQL, params, 'ms_insert_new_posts');
+      rows = await this.sql.posts.query<Row>(INSERT_NEW_POSTS_SQL, params, 'ms_insert_new_posts');
     } catch (e) {
       if (pgCode(e) !== UNIQUE_VIOLATION) throw e;
       this.storedKeyRetries++;
-      rows = await this.sql.query<Row>(INSERT_POSTS_SQL, params, 'ms_insert_posts_skip_stored');
+      rows = await this.sql.posts.query<Row>(INSERT_POSTS_SQL, params, 'ms_insert_posts_skip_stored');
     }
     const r = rows[0];
     return { seq: r?.seq ?? undefined, inserted: new Set(r?.ids ?? []), joined: r?.joined ?? [] };

@@ -21,49 +21,49 @@ export interface Sql extends Queryable {
    * a connection of their own), so they cost no fsync and never delay a post's commit.
    */
   readonly lazy: Queryable;
+  /**
+   * The post path on connections of its own (as many as batches may commit at once, plus one): the batch INSERT and
+   * the channel facts a post is checked against (the channel cache's loads). Reads, however many or slow (polling
+   * clients, a search until statement_timeout), never hold every connection a post needs.
+   */
+  readonly posts: Queryable;
   /** Runs `fn` in one transaction (committed when it resolves, rolled back when it throws). */
   tx<T>(fn: (q: Queryable) => Promise<T>): Promise<T>;
   close(): Promise<void>;
 }
 
+/** `query` of a pg.Pool or PoolClient: `name` makes it a prepared statement. */
+function queryOn(c: Pick<Pool, 'query'> | PoolClient): Queryable['query'] {
+  return async <R>(text: string, params?: readonly unknown[], name?: string) =>
+    (await c.query(name ? { name, text, values: params as unknown[] } : { text, values: params as unknown[] }))
+      .rows as R[];
+}
+
 /**
- * `statementTimeoutMs` (0 = none) bounds every statement on both pools: a query the client gave up on (a search over
- * a huge channel, a lock wait) is cancelled by PostgreSQL instead of holding a backend and its CPU.
+ * Three pools: reads and other writes (`poolMax`), the post path (`postPoolMax`), and one connection for lazy
+ * deletes. `statementTimeoutMs` (0 = none) bounds every statement on all of them: a query the client gave up on (a
+ * search over a huge channel, a lock wait) is cancelled by PostgreSQL instead of holding a backend and its CPU.
  */
-export function pgSql(url: string, poolMax: number, log: Logger, statementTimeoutMs = 0): Sql {
-  const timeout = statementTimeoutMs > 0 ? ` -c statement_timeout=${statementTimeoutMs}` : '';
-  const pool = new Pool({
-    connectionString: url,
-    max: poolMax,
-    application_name: 'message-store',
-    ...(timeout ? { options: timeout.trim() } : {}),
-  });
-  pool.on('error', (err) => log.warn({ err, code: 'DB_CONN_ERROR' }, 'database connection error'));
-  const lazyPool = new Pool({
-    connectionString: url,
-    max: 1,
-    application_name: 'message-store-lazy',
-    options: `-c synchronous_commit=off${timeout}`,
-  });
-  lazyPool.on('error', (err) => log.warn({ err, code: 'DB_CONN_ERROR' }, 'database connection error'));
+export function pgSql(url: string, poolMax: number, log: Logger, statementTimeoutMs = 0, postPoolMax = 5): Sql {
+  const timeout = statementTimeoutMs > 0 ? `-c statement_timeout=${statementTimeoutMs}` : '';
+  const open = (name: string, max: number, options: string): Pool => {
+    const p = new Pool({ connectionString: url, max, application_name: name, ...(options ? { options } : {}) });
+    p.on('error', (err) => log.warn({ err, code: 'DB_CONN_ERROR' }, 'database connection error'));
+    return p;
+  };
+  const pool = open('message-store', poolMax, timeout);
+  const lazyPool = open('message-store-lazy', 1, `-c synchronous_commit=off ${timeout}`.trim());
+  const postPool = open('message-store-posts', postPoolMax, timeout);
   return {
     kind: 'postgres',
-    lazy: {
-      query: async <R>(text: string, params?: readonly unknown[]) =>
-        (await lazyPool.query({ text, values: params as unknown[] })).rows as R[],
-    },
-    query: async <R>(text: string, params?: readonly unknown[], name?: string) =>
-      (await pool.query(name ? { name, text, values: params as unknown[] } : { text, values: params as unknown[] }))
-        .rows as R[],
+    posts: { query: queryOn(postPool) },
+    lazy: { query: queryOn(lazyPool) },
+    query: queryOn(pool),
     tx: async <T>(fn: (q: Queryable) => Promise<T>): Promise<T> => {
       const c: PoolClient = await pool.connect();
       try {
         await c.query('BEGIN');
-        const out = await fn({
-          query: async <R>(text: string, params?: readonly unknown[], name?: string) =>
-            (await c.query(name ? { name, text, values: params as unknown[] } : { text, values: params as unknown[] }))
-              .rows as R[],
-        });
+        const out = await fn({ query: queryOn(c) });
         await c.query('COMMIT');
         return out;
       } catch (e) {
@@ -74,7 +74,7 @@ export function pgSql(url: string, poolMax: number, log: Logger, statementTimeou
       }
     },
     close: async () => {
-      await Promise.all([pool.end(), lazyPool.end()]);
+      await Promise.all([pool.end(), lazyPool.end(), postPool.end()]);
     },
   };
 }
@@ -101,6 +101,7 @@ export async function pgliteSql(db: Db): Promise<Sql> {
     kind: 'pglite',
     query,
     lazy: { query },
+    posts: { query },
     tx: <T>(fn: (q: Queryable) => Promise<T>) =>
       pg.transaction((t) =>
         fn({

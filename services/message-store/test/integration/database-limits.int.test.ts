@@ -1,7 +1,8 @@
 /**
- * MESSAGE_STORE_STATEMENT_TIMEOUT_MS: a statement PostgreSQL cannot finish in time (here: waiting for a lock another
- * session holds) is cancelled and answered DEADLINE_EXCEEDED `QUERY_TIMEOUT`, reads and posts alike; nothing of a
- * cancelled post is stored, and the service answers normally once the lock is gone.
+ * How message-store uses PostgreSQL under pressure. MESSAGE_STORE_STATEMENT_TIMEOUT_MS: a statement PostgreSQL
+ * cannot finish in time (here: waiting for a lock another session holds) is cancelled and answered DEADLINE_EXCEEDED
+ * `QUERY_TIMEOUT`, reads and posts alike; nothing of a cancelled post is stored, and the service answers normally once
+ * the lock is gone. Posts have connections of their own: reads holding every pooled connection do not delay them.
  */
 import { Code } from '@hubbub/errors';
 import { messagesV1 } from '@hubbub/proto';
@@ -74,4 +75,28 @@ it('a statement over the limit is cancelled with QUERY_TIMEOUT; a cancelled post
   expect(retried.duplicate).toBe(false);
   const { messages } = await once.listMessages(listReq(alice, ch));
   expect(messages.map((m) => m.text)).toEqual(['before the lock', 'during the lock']);
+});
+
+it('posts commit while slow reads hold every pooled connection (the batch INSERT has connections of its own)', async () => {
+  const busy = await startStore({
+    databaseUrl: db.url,
+    natsUrl: nats.url,
+    prefix: `${nats.prefix}b`,
+    env: { MESSAGE_STORE_DB_POOL_MAX: '2' },
+  });
+  try {
+    const { channel } = await busy.client.createChannel(
+      createReq(alice, messagesV1.ChannelKind.CHANNEL_KIND_GROUP, { title: 'busy' }),
+    );
+    // Two reads of 1.5 s take both connections of the pool (as slow searches or a crowd of pollers would).
+    const slow = [busy.srv.sql.query('SELECT pg_sleep(1.5)'), busy.srv.sql.query('SELECT pg_sleep(1.5)')];
+    await new Promise((r) => setTimeout(r, 100));
+    const t0 = Date.now();
+    const posted = await busy.client.postMessage({ principal: alice, message: newMessage(channel!.id, 'not stuck') });
+    expect(Date.now() - t0).toBeLessThan(1_000);
+    expect(posted.message?.text).toBe('not stuck');
+    await Promise.all(slow);
+  } finally {
+    await busy.close();
+  }
 });
