@@ -21,6 +21,11 @@ export interface DbOptions {
   /** Max pool size for PostgreSQL. */
   readonly poolMax?: number;
   readonly applicationName?: string;
+  /**
+   * PostgreSQL `statement_timeout` of every connection (0 or absent: none): a statement its caller gave up on is
+   * cancelled instead of holding a backend. Migrations lift it for their own transaction (runMigrations).
+   */
+  readonly statementTimeoutMs?: number;
 }
 
 export interface Db {
@@ -38,6 +43,7 @@ export function createDb(o: DbOptions): Db {
       connection: {
         connectionString: o.databaseUrl,
         application_name: o.applicationName ?? 'hubbub',
+        ...(o.statementTimeoutMs ? { options: `-c statement_timeout=${Math.floor(o.statementTimeoutMs)}` } : {}),
       },
       pool: {
         min: 0,

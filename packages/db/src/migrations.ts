@@ -19,7 +19,16 @@ class ListSource implements Knex.MigrationSource<Migration> {
     return m.name;
   }
   getMigration(m: Migration): Promise<Knex.Migration> {
-    return Promise.resolve({ up: (k: Knex) => m.up(k), down: (k: Knex) => (m.down ? m.down(k) : Promise.resolve()) });
+    // Each runs in a transaction of its own: a service's statement_timeout (createDb) must not cut a long migration
+    // (an index built over a big table) short.
+    const untimed = async (k: Knex, step: (k: Knex) => Promise<void>): Promise<void> => {
+      await k.raw('SET LOCAL statement_timeout = 0');
+      await step(k);
+    };
+    return Promise.resolve({
+      up: (k: Knex) => untimed(k, (t) => m.up(t)),
+      down: (k: Knex) => untimed(k, (t) => (m.down ? m.down(t) : Promise.resolve())),
+    });
   }
 }
 

@@ -124,6 +124,12 @@ export const identitySchema = {
     default: DEFAULT_NATS_VERIFY_MAX_IN_FLIGHT,
     min: 0,
   }),
+  statementTimeoutMs: int({
+    env: 'IDENTITY_STATEMENT_TIMEOUT_MS',
+    doc: "longest a statement of the service's may run in PostgreSQL (statement_timeout; migrations excepted); one over it is cancelled and the call answered DEADLINE_EXCEEDED QUERY_TIMEOUT; 0 = no limit",
+    default: 10_000,
+    min: 0,
+  }),
   bootstrapSysop: str({
     env: 'IDENTITY_BOOTSTRAP_SYSOP',
     doc: '`name:password` of a sysop created on start when no account has that name',

@@ -82,6 +82,7 @@ export async function start(cfg: IdentityConfig, deps: StartDeps = {}): Promise<
       log,
       applicationName: SERVICE_NAME,
       poolMax: 20,
+      statementTimeoutMs: cfg.statementTimeoutMs,
     });
     lc.onShutdown('database', () => db.close());
     const applied = await runMigrations(db.knex, MIGRATIONS);

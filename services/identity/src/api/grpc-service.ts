@@ -2,6 +2,7 @@
  * gRPC handlers of hubbub.identity.v1.IdentityService: thin (request → IdentityApp → response),
  * with one metric per call. Errors are AppErrors; @hubbub/grpc maps them to status codes.
  */
+import { dbError } from '@hubbub/db';
 import { AppError, codeName } from '@hubbub/errors';
 import { implement } from '@hubbub/grpc';
 import type { AsyncServiceImpl, GrpcServerOptions } from '@hubbub/grpc';
@@ -85,10 +86,22 @@ export function identityService(
     getE2EKeyHistory: (r) => app.getE2EKeyHistory(r),
     revokeE2EKey: (r) => app.revokeE2EKey(r),
   };
-  let impl = raw;
+  // Database failures of every call: UNAVAILABLE when PostgreSQL is the problem (callers may retry), DEADLINE_EXCEEDED
+  // QUERY_TIMEOUT past IDENTITY_STATEMENT_TIMEOUT_MS; they used to answer INTERNAL.
+  const mapped: Record<string, unknown> = {};
+  for (const [name, fn] of Object.entries(raw) as [string, (req: unknown, ctx: unknown) => Promise<unknown>][]) {
+    mapped[name] = async (req: unknown, ctx: unknown) => {
+      try {
+        return await fn(req, ctx);
+      } catch (e) {
+        throw dbError(e) ?? e;
+      }
+    };
+  }
+  let impl = mapped as AsyncServiceImpl<Def>;
   if (hist) {
     const timed: Record<string, unknown> = {};
-    for (const [name, fn] of Object.entries(raw) as [string, (req: unknown, ctx: unknown) => Promise<unknown>][]) {
+    for (const [name, fn] of Object.entries(impl) as [string, (req: unknown, ctx: unknown) => Promise<unknown>][]) {
       timed[name] = async (req: unknown, ctx: unknown) => {
         const end = hist.startTimer({ method: name });
         try {

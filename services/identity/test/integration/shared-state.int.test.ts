@@ -196,3 +196,32 @@ describe('pruning sessions that ended long ago (PostgreSQL + NATS)', () => {
     }
   });
 });
+
+describe('IDENTITY_STATEMENT_TIMEOUT_MS (PostgreSQL + NATS)', () => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await startHarness({ IDENTITY_STATEMENT_TIMEOUT_MS: '200' });
+    await h.client.register(registerReq('waiter'));
+  });
+  afterAll(async () => {
+    await h.close();
+  });
+
+  it('a statement stuck behind a lock is cancelled: DEADLINE_EXCEEDED QUERY_TIMEOUT, then all is normal', async () => {
+    const db = createDb({ databaseUrl: h.db.url, log: createLogger({ service: 't', level: 'silent' }) });
+    try {
+      await db.knex.transaction(async (trx) => {
+        await trx.raw('LOCK TABLE users IN ACCESS EXCLUSIVE MODE');
+        const t0 = Date.now();
+        await expect(h.client.getUserByName({ username: 'waiter' })).rejects.toMatchObject({
+          code: Code.DEADLINE_EXCEEDED,
+          reason: 'QUERY_TIMEOUT',
+        });
+        expect(Date.now() - t0).toBeLessThan(2_000);
+      });
+      expect((await h.client.getUserByName({ username: 'waiter' })).user?.username).toBe('waiter');
+    } finally {
+      await db.close();
+    }
+  });
+});

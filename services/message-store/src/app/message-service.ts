@@ -9,6 +9,7 @@
  */
 import { AppError, Code, errors, isAppError } from '@hubbub/errors';
 import { messagesV1, postedAsSent, storedAsSent, subjects } from '@hubbub/proto';
+import { dbError } from '@hubbub/db';
 import { Batcher } from '@hubbub/runtime';
 import type { Logger } from '@hubbub/runtime';
 import type { OutboxEntry, OutboxRow, ChannelRow, InsertablePost, Repo, StoredOutboxRow } from '../store/repo';
@@ -114,9 +115,7 @@ const CHANNEL_EVENT = {
   [ChannelEventKind.CHANNEL_EVENT_KIND_ARCHIVED]: 'archived',
 } as const;
 
-const UNAVAILABLE_PG = /^(08|57P0|53)/;
-const QUERY_CANCELED = '57014';
-const UNAVAILABLE_NET = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND']);
+const STORE_UNAVAILABLE = { reason: 'STORE_UNAVAILABLE', message: 'message store unavailable; retry' };
 
 /** Store failures become UNAVAILABLE (safe to retry with a client key); bugs stay INTERNAL. */
 /** Slugs per EnsurePublicChannels call. */
@@ -126,15 +125,7 @@ export function toStoreError(e: unknown): AppError {
   if (isAppError(e)) return e;
   if (e instanceof SnowflakeUnavailableError)
     return errors.unavailable('WORKER_ID_UNAVAILABLE', 'ids unavailable; retry', e);
-  const code = pgCode(e);
-  // statement_timeout (MESSAGE_STORE_STATEMENT_TIMEOUT_MS) cancelled it; nothing of the statement was committed.
-  if (code === QUERY_CANCELED)
-    return new AppError(Code.DEADLINE_EXCEEDED, 'QUERY_TIMEOUT', 'the query took too long', { cause: e });
-  if (code && (UNAVAILABLE_PG.test(code) || UNAVAILABLE_NET.has(code)))
-    return errors.unavailable('STORE_UNAVAILABLE', 'message store unavailable; retry', e);
-  if (e instanceof Error && /Connection terminated|timeout exceeded when trying to connect/i.test(e.message))
-    return errors.unavailable('STORE_UNAVAILABLE', 'message store unavailable; retry', e);
-  return AppError.from(e);
+  return dbError(e, STORE_UNAVAILABLE) ?? AppError.from(e);
 }
 
 function parseSearch(q: string): { text: string; from: string[]; tags: string[] } {
