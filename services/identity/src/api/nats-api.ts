@@ -8,6 +8,7 @@
  * Hostile input (undecodable bytes, too many calls at once) gets an error reply with a stable reason and is
  * logged (rate-limited); the handler never throws (@hubbub/nats binaryEndpointHandler).
  */
+import { dbError } from '@hubbub/db';
 import { addBinaryEndpoint, binaryEndpointHandler } from '@hubbub/nats';
 import type { BinaryEndpointOptions, EndpointCallResult, Replyable, Service } from '@hubbub/nats';
 import { identityV1 } from '@hubbub/proto';
@@ -52,7 +53,14 @@ function endpoint(
     response: identityV1.VerifyTokenResponse,
     types: { package: 'hubbub.identity.v1', request: 'VerifyTokenRequest', reply: 'VerifyTokenResponse' },
     call: 'VerifyToken',
-    handle: (req) => app.verifyToken(req),
+    // Database failures as over gRPC (UNAVAILABLE / DEADLINE_EXCEEDED QUERY_TIMEOUT), not INTERNAL.
+    handle: async (req) => {
+      try {
+        return await app.verifyToken(req);
+      } catch (e) {
+        throw dbError(e) ?? e;
+      }
+    },
     // A cached token is answered in the same turn with its memoized reply bytes (no promise, no encoding).
     fast: (req) => app.verifyTokenCached(req),
     log: o.log,

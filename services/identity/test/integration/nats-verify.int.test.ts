@@ -170,6 +170,26 @@ describe('VerifyToken over NATS (PostgreSQL + NATS)', () => {
     });
   });
 
+  it('answers a database outage UNAVAILABLE and a statement timeout DEADLINE_EXCEEDED, as gRPC does (not INTERNAL)', async () => {
+    const encoded = identityV1.VerifyTokenRequest.encode(verifyReq(token)).finish();
+    const failing = (code: string) => ({
+      verifyTokenCached: () => undefined,
+      verifyToken: () => Promise.reject(Object.assign(new Error(`postgres ${code}`), { code })),
+    });
+    const down = fakeMsg(encoded);
+    await verifyHandler(failing('57P01'), { subject, log, maxInFlight: 8 })(down.m);
+    expect(down.out).toMatchObject({
+      code: Code.UNAVAILABLE,
+      description: expect.stringMatching(/^DATABASE_UNAVAILABLE: /),
+    });
+    const slow = fakeMsg(encoded);
+    await verifyHandler(failing('57014'), { subject, log, maxInFlight: 8 })(slow.m);
+    expect(slow.out).toMatchObject({
+      code: Code.DEADLINE_EXCEEDED,
+      description: expect.stringMatching(/^QUERY_TIMEOUT: /),
+    });
+  });
+
   it('refuses calls beyond the in-flight limit with RESOURCE_EXHAUSTED BUSY', async () => {
     const app = h.servers[0]!.app;
     const encoded = identityV1.VerifyTokenRequest.encode(verifyReq(token)).finish();
