@@ -20,7 +20,7 @@ export { DEFAULT_SHUTDOWN_TIMEOUT_MS, createLifecycle } from './lifecycle/lifecy
 export type { Lifecycle } from './lifecycle/lifecycle';
 export { createMetricsRegistry, createReadiness, handleOpsRequest, startOpsServer } from './health/ops-server';
 export type { OpsServer, Readiness } from './health/ops-server';
-export { foldName } from './names';
+export { foldName, hasInvisibleCharacter } from './names';
 export { Batcher, BatcherClosedError } from './batcher';
 export type { BatcherOptions } from './batcher';
 export { PerAddressLimit, PerAddressRate } from './per-address';

@@ -69,6 +69,13 @@ describe('Authenticator (§3.4)', () => {
     if (r.accepted) await r.lease!.release();
     expect(await a.authenticate('dave', { ...plain, sessionId: 's3' })).toMatchObject({ accepted: true });
   });
+  it("row 4: a guest nick with a character that renders as nothing is refused (it would look like another's)", async () => {
+    const { a, presence } = setup();
+    for (const n of ['carol\u200b', 'Da\u00adve', '\u2060dave', 'da\u200dve', '\u3164'])
+      expect(await a.authenticate(n, plain)).toMatchObject({ accepted: false, countFailure: true });
+    expect(presence.guests.size).toBe(0); // nothing was claimed
+    expect(await a.authenticate('Zoë 😀', plain)).toMatchObject({ accepted: true, nick: 'Zoë 😀' });
+  });
   it('N14 identity unavailable: refused without counting a failure', async () => {
     const { a, identity } = setup();
     identity.available = false;

@@ -10,6 +10,7 @@
  * counting a failure (IRCB_ERR_IDENTITY_UNAVAILABLE). The token never leaves this function: it is
  * not logged, stored, or put in an error.
  */
+import { hasInvisibleCharacter } from '@hubbub/runtime';
 import type { Logger } from '@hubbub/runtime';
 import { isValidNick, splitToken } from './nick';
 import { BackendUnavailableError } from './ports';
@@ -105,7 +106,9 @@ export class Authenticator {
       if (!owner || owner.id !== account.id) return refused('client certificate not registered to the account');
       return { accepted: true, nick: account.name, author: authorOf(account), account, method: 'certificate' };
     }
-    // Row 4.
+    // Row 4. A guest nick that looks like another name (an account's, a guest's) but for characters that render as
+    // nothing would impersonate it on this door, where guests are not marked: refused (README, deliberate differences).
+    if (hasInvisibleCharacter(nick)) return refused('invisible character in a guest nick');
     const lease = await presence.claimGuest(nick, ctx.sessionId);
     if (!lease) return refused('nick in use');
     return { accepted: true, nick, author: { kind: 'guest', displayName: nick }, lease, method: 'guest' };
