@@ -101,6 +101,9 @@ export function clientAddress(req: IncomingMessage, trusted: readonly string[]):
   return addr;
 }
 
+/** Shortest time between two WSM_UNTRUSTED_FORWARDED warnings (any peer may send the header). */
+const UNTRUSTED_FORWARDED_LOG_MS = 60_000;
+
 export async function start(cfg: Config, deps: StartDeps = {}): Promise<WsmServer> {
   const log = deps.log ?? createLogger({ service: SERVICE_NAME, level: cfg.logLevel });
   const clock = deps.clock ?? systemClock;
@@ -256,6 +259,7 @@ export async function start(cfg: Config, deps: StartDeps = {}): Promise<WsmServe
     const sockets = new Set<WebSocket>();
     const perIp = new PerAddressLimit(cfg.maxConnectionsPerIp);
     const ipRate = new PerAddressRate(cfg.ipRatePerS, cfg.ipRateBurst);
+    let lastUntrustedForwardedLog = -Infinity;
     let connSeq = 0;
     let accepting = true;
     const wss = new WebSocketServer({
@@ -271,6 +275,16 @@ export async function start(cfg: Config, deps: StartDeps = {}): Promise<WsmServe
         return;
       }
       const address = clientAddress(req, cfg.trustedProxies);
+      if (req.headers['x-forwarded-for'] !== undefined && !cfg.trustedProxies.includes(address)) {
+        const t = clock.nowMs();
+        if (t - lastUntrustedForwardedLog >= UNTRUSTED_FORWARDED_LOG_MS) {
+          lastUntrustedForwardedLog = t;
+          log.warn(
+            { addr: address, code: WsmErrorCode.UntrustedForwarded },
+            'X-Forwarded-For from an address not in WSM_TRUSTED_PROXIES is ignored: behind a proxy, list it there, or every client shares its address for the per-address limits',
+          );
+        }
+      }
       // Counted from the upgrade on, so a burst of handshakes cannot exceed the limit either; the socket's
       // close (the WebSocket's or a failed handshake's) gives the slot back.
       if (!perIp.tryAdd(address)) {

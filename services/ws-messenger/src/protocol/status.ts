@@ -83,6 +83,11 @@ export const WsmErrorCode = {
   /** A push subscription ended because identity refused its token on a recheck (a missed revocation). */
   SubscriptionRevoked: 'WSM_SUBSCRIPTION_REVOKED',
   SubscriptionRecheckFailed: 'WSM_ERR_SUBSCRIPTION_RECHECK',
+  /**
+   * X-Forwarded-For arrived from a peer that is not in WSM_TRUSTED_PROXIES (ignored): most likely a proxy that should
+   * be listed, without which every client behind it shares its address for the per-address limits.
+   */
+  UntrustedForwarded: 'WSM_UNTRUSTED_FORWARDED',
 } as const;
 export type WsmErrorCode = (typeof WsmErrorCode)[keyof typeof WsmErrorCode];
 

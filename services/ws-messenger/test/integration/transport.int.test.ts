@@ -586,6 +586,34 @@ describe('limits and failures (§3.1, §5)', () => {
     held.terminate();
   });
 
+  it('X-Forwarded-For from a peer not in WSM_TRUSTED_PROXIES is ignored and said once a minute (WSM_UNTRUSTED_FORWARDED)', async () => {
+    const lines: Record<string, unknown>[] = [];
+    const log = createLogger({
+      service: 'ws-messenger',
+      level: 'info',
+      destination: { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) },
+    });
+    const one = await s.wsm({ WSM_MAX_CONNECTIONS_PER_IP: '1' }, log);
+    const url = `ws://127.0.0.1:${one.port}/ws`;
+    const held = new WebSocket(url, { headers: { 'x-forwarded-for': '9.9.9.9' } });
+    await new Promise((ok) => held.once('open', ok));
+    // The header names another client, but the peer (127.0.0.1) is not trusted: it counts as 127.0.0.1, refused.
+    const second = new WebSocket(url, { headers: { 'x-forwarded-for': '8.8.8.8' } });
+    const status = await new Promise<number>((ok) => {
+      second.on('unexpected-response', (_req, res) => {
+        ok(res.statusCode ?? 0);
+        res.resume();
+        second.terminate();
+      });
+      second.on('open', () => ok(101));
+      second.on('error', () => undefined);
+    });
+    expect(status).toBe(429);
+    const warned = lines.filter((l) => l['code'] === 'WSM_UNTRUSTED_FORWARDED');
+    expect(warned).toEqual([expect.objectContaining({ addr: '127.0.0.1', level: 'warn' })]);
+    held.terminate();
+  });
+
   /** A client socket; `closedWithin(ms)` tells whether the server closed it in that time, and what it said. */
   function watch<S extends Socket>(
     sock: S,
