@@ -44,6 +44,30 @@ export type AsyncServiceImpl<D> = {
     : never;
 };
 
+/** One handler of an AsyncServiceImpl, untyped (for wrappers that treat every method alike). */
+export type AnyHandler = (req: unknown, ctx: CallContext) => Promise<unknown>;
+
+/** Every handler of `impl` replaced by `wrap(name, handler)`: one loop for timing, error mapping and the like. */
+export function wrapHandlers<D>(
+  impl: AsyncServiceImpl<D>,
+  wrap: (name: string, handler: AnyHandler) => AnyHandler,
+): AsyncServiceImpl<D> {
+  const out: Record<string, AnyHandler> = {};
+  for (const [name, fn] of Object.entries(impl as Record<string, AnyHandler>)) out[name] = wrap(name, fn);
+  return out as AsyncServiceImpl<D>;
+}
+
+/** Every handler's failure through `map` (e.g. database errors to UNAVAILABLE) before `implement` answers it. */
+export function mapErrors<D>(impl: AsyncServiceImpl<D>, map: (e: unknown) => unknown): AsyncServiceImpl<D> {
+  return wrapHandlers(impl, (_name, fn) => async (req, ctx) => {
+    try {
+      return await fn(req, ctx);
+    } catch (e) {
+      throw map(e);
+    }
+  });
+}
+
 function toMetadata(trailers: ReadonlyArray<readonly [string, string]>): Metadata {
   const md = new Metadata();
   for (const [k, v] of trailers) md.set(k, v);

@@ -17,6 +17,7 @@
  * - any other error reply is the server's answer: thrown as that AppError, never retried.
  */
 import { AppError, Code, codeName, errors, isCode } from '@hubbub/errors';
+import { LogGate } from '@hubbub/runtime';
 import type { Logger } from '@hubbub/runtime';
 import type { NatsConnection } from '@nats-io/nats-core';
 import type { Service } from './service';
@@ -284,21 +285,11 @@ export function binaryEndpointHandler<Req, Res>(
   o: BinaryEndpointOptions<Req, Res>,
 ): (m: Replyable) => Promise<void> | undefined {
   let inFlight = 0;
-  const logEvery = o.badRequestLogIntervalMs ?? 0;
-  let lastBadLogAt = -Infinity;
-  let badSuppressed = 0;
+  const badLog = new LogGate(o.badRequestLogIntervalMs ?? 0);
   const badRequest = (err: unknown, bytes: number): void => {
-    const now = Date.now();
-    if (now - lastBadLogAt < logEvery) {
-      badSuppressed++;
-      return;
-    }
-    lastBadLogAt = now;
-    o.log.warn(
-      { err, code: o.logCodes.badRequest, bytes, suppressed: badSuppressed },
-      `undecodable ${o.types.request} on NATS`,
-    );
-    badSuppressed = 0;
+    const suppressed = badLog.due();
+    if (suppressed === undefined) return;
+    o.log.warn({ err, code: o.logCodes.badRequest, bytes, suppressed }, `undecodable ${o.types.request} on NATS`);
   };
   const fail = (m: Replyable, e: AppError): void => {
     o.beforeReply?.();

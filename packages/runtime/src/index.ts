@@ -24,6 +24,8 @@ export { foldName, hasInvisibleCharacter } from './names';
 export { Batcher, BatcherClosedError } from './batcher';
 export type { BatcherOptions } from './batcher';
 export { PerAddressLimit, PerAddressRate } from './per-address';
+export { TokenBucket } from './token-bucket';
+export { LogGate } from './log-gate';
 export { addressThrottleKey, normalizeAddress } from './addresses';
 export { periodicTask } from './periodic';
 export type { PeriodicTask } from './periodic';

@@ -1,4 +1,5 @@
 import { addressThrottleKey } from './addresses';
+import { TokenBucket } from './token-bucket';
 
 /**
  * Open connections per client address, with a limit (the doors' "connections per IP" setting). One
@@ -42,7 +43,7 @@ export class PerAddressLimit {
  * connections, so the map is bounded by the open connections. `ratePerS` 0 = no limit.
  */
 export class PerAddressRate {
-  private readonly buckets = new Map<string, { tokens: number; lastMs: number; refs: number }>();
+  private readonly buckets = new Map<string, { bucket: TokenBucket; refs: number }>();
 
   constructor(
     private readonly ratePerS: number,
@@ -54,7 +55,7 @@ export class PerAddressRate {
     const key = addressThrottleKey(addr);
     const b = this.buckets.get(key);
     if (b) b.refs++;
-    else this.buckets.set(key, { tokens: Math.max(1, this.burst), lastMs: nowMs, refs: 1 });
+    else this.buckets.set(key, { bucket: new TokenBucket(this.ratePerS, Math.max(1, this.burst), nowMs), refs: 1 });
     return key;
   }
 
@@ -67,16 +68,7 @@ export class PerAddressRate {
 
   /** Takes one token of `key`'s bucket and returns 0, or returns the ms until there is one (taking nothing). */
   wait(key: string, nowMs: number): number {
-    if (this.ratePerS <= 0) return 0;
-    const b = this.buckets.get(key);
-    if (!b) return 0;
-    if (nowMs > b.lastMs) {
-      b.tokens = Math.min(Math.max(1, this.burst), b.tokens + ((nowMs - b.lastMs) * this.ratePerS) / 1000);
-      b.lastMs = nowMs;
-    }
-    if (b.tokens < 1) return Math.max(1, Math.ceil(((1 - b.tokens) * 1000) / this.ratePerS));
-    b.tokens -= 1;
-    return 0;
+    return this.buckets.get(key)?.bucket.wait(nowMs) ?? 0;
   }
 
   /** Addresses with a bucket (open connections' addresses). */

@@ -12,6 +12,7 @@ import { connectNats, drainNats } from '@hubbub/nats';
 import type { NatsConnection } from '@hubbub/nats';
 import {
   PerAddressLimit,
+  LogGate,
   PerAddressRate,
   createLogger,
   createMetricsRegistry,
@@ -259,7 +260,7 @@ export async function start(cfg: Config, deps: StartDeps = {}): Promise<WsmServe
     const sockets = new Set<WebSocket>();
     const perIp = new PerAddressLimit(cfg.maxConnectionsPerIp);
     const ipRate = new PerAddressRate(cfg.ipRatePerS, cfg.ipRateBurst);
-    let lastUntrustedForwardedLog = -Infinity;
+    const untrustedForwardedLog = new LogGate(UNTRUSTED_FORWARDED_LOG_MS, () => clock.nowMs());
     let connSeq = 0;
     let accepting = true;
     const wss = new WebSocketServer({
@@ -276,9 +277,7 @@ export async function start(cfg: Config, deps: StartDeps = {}): Promise<WsmServe
       }
       const address = clientAddress(req, cfg.trustedProxies);
       if (req.headers['x-forwarded-for'] !== undefined && !cfg.trustedProxies.includes(address)) {
-        const t = clock.nowMs();
-        if (t - lastUntrustedForwardedLog >= UNTRUSTED_FORWARDED_LOG_MS) {
-          lastUntrustedForwardedLog = t;
+        if (untrustedForwardedLog.due() !== undefined) {
           log.warn(
             { addr: address, code: WsmErrorCode.UntrustedForwarded },
             'X-Forwarded-For from an address not in WSM_TRUSTED_PROXIES is ignored: behind a proxy, list it there, or every client shares its address for the per-address limits',

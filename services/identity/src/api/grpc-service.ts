@@ -4,7 +4,7 @@
  */
 import { dbError } from '@hubbub/db';
 import { AppError, codeName } from '@hubbub/errors';
-import { implement } from '@hubbub/grpc';
+import { implement, mapErrors, wrapHandlers } from '@hubbub/grpc';
 import type { AsyncServiceImpl, GrpcServerOptions } from '@hubbub/grpc';
 import { identityV1 } from '@hubbub/proto';
 import type { Logger } from '@hubbub/runtime';
@@ -88,33 +88,19 @@ export function identityService(
   };
   // Database failures of every call: UNAVAILABLE when PostgreSQL is the problem (callers may retry), DEADLINE_EXCEEDED
   // QUERY_TIMEOUT past IDENTITY_STATEMENT_TIMEOUT_MS; they used to answer INTERNAL.
-  const mapped: Record<string, unknown> = {};
-  for (const [name, fn] of Object.entries(raw) as [string, (req: unknown, ctx: unknown) => Promise<unknown>][]) {
-    mapped[name] = async (req: unknown, ctx: unknown) => {
-      try {
-        return await fn(req, ctx);
-      } catch (e) {
-        throw dbError(e) ?? e;
-      }
-    };
-  }
-  let impl = mapped as AsyncServiceImpl<Def>;
+  let impl = mapErrors(raw, (e) => dbError(e) ?? e);
   if (hist) {
-    const timed: Record<string, unknown> = {};
-    for (const [name, fn] of Object.entries(impl) as [string, (req: unknown, ctx: unknown) => Promise<unknown>][]) {
-      timed[name] = async (req: unknown, ctx: unknown) => {
-        const end = hist.startTimer({ method: name });
-        try {
-          const r = await fn(req, ctx);
-          end({ code: 'OK' });
-          return r;
-        } catch (e) {
-          end({ code: codeName(AppError.from(e).code) });
-          throw e;
-        }
-      };
-    }
-    impl = timed as AsyncServiceImpl<Def>;
+    impl = wrapHandlers(impl, (name, fn) => async (req, ctx) => {
+      const end = hist.startTimer({ method: name });
+      try {
+        const r = await fn(req, ctx);
+        end({ code: 'OK' });
+        return r;
+      } catch (e) {
+        end({ code: codeName(AppError.from(e).code) });
+        throw e;
+      }
+    });
   }
   return {
     name: 'hubbub.identity.v1.IdentityService',

@@ -19,7 +19,7 @@ import { randomBytes, createHash, X509Certificate } from 'node:crypto';
 import { AppError, Code, errors } from '@hubbub/errors';
 import type { Knex } from '@hubbub/db';
 import { identityV1 } from '@hubbub/proto';
-import { foldName } from '@hubbub/runtime';
+import { LogGate, foldName } from '@hubbub/runtime';
 import type { Logger } from '@hubbub/runtime';
 import { addressThrottleKey, cidrMatcher, normalizeAddress, parseCidr } from './addresses';
 import { normalizeE2EFingerprint, parseBundle } from './e2e-bundle';
@@ -227,11 +227,11 @@ export class IdentityApp {
   private readonly registrations: RateLimiter;
   private dummyHash: string | undefined;
   private dummyAppHash: string | undefined;
-  private holderWarnAt = -Infinity;
-  private holderWarnsLeftOut = 0;
+  /** IDENTITY_NAME_HOLDER_UNAVAILABLE and IDENTITY_THROTTLE_LEDGER_FAILED lines: one per HOLDER_WARN_INTERVAL_MS. */
+  private readonly holderWarns: LogGate;
   /** The throttles' counters shared by every instance (store/login-failures.ts). */
   private readonly ledger: LoginFailureLedger;
-  private ledgerWarnAt = -Infinity;
+  private readonly ledgerWarns: LogGate;
 
   constructor(
     private readonly knex: Knex,
@@ -247,6 +247,8 @@ export class IdentityApp {
     this.pairThrottle = new Throttle(s.accountThrottle, now);
     this.registrations = new RateLimiter(s.registrationsPerHour, REGISTRATION_WINDOW_MS, now);
     this.ledger = new LoginFailureLedger(knex);
+    this.holderWarns = new LogGate(HOLDER_WARN_INTERVAL_MS, now);
+    this.ledgerWarns = new LogGate(HOLDER_WARN_INTERVAL_MS, now);
   }
 
   private date(): Date {
@@ -362,11 +364,10 @@ export class IdentityApp {
   }
 
   private ledgerWarn(err: unknown): void {
-    const t = this.now();
-    if (t - this.ledgerWarnAt < HOLDER_WARN_INTERVAL_MS) return;
-    this.ledgerWarnAt = t;
+    const leftOut = this.ledgerWarns.due();
+    if (leftOut === undefined) return;
     this.log.warn(
-      { err, code: 'IDENTITY_THROTTLE_LEDGER_FAILED' },
+      { err, code: 'IDENTITY_THROTTLE_LEDGER_FAILED', leftOut },
       'login failure ledger unavailable; throttling with this instance counters only',
     );
   }
@@ -793,17 +794,12 @@ export class IdentityApp {
     try {
       return await this.names.holder(folded);
     } catch (err) {
-      const t = this.now();
-      if (t - this.holderWarnAt < HOLDER_WARN_INTERVAL_MS) {
-        this.holderWarnsLeftOut++;
-      } else {
+      const leftOut = this.holderWarns.due();
+      if (leftOut !== undefined)
         this.log.warn(
-          { err, code: 'IDENTITY_NAME_HOLDER_UNAVAILABLE', leftOut: this.holderWarnsLeftOut },
+          { err, code: 'IDENTITY_NAME_HOLDER_UNAVAILABLE', leftOut },
           'presence not readable: CheckUsername answered from the database alone',
         );
-        this.holderWarnAt = t;
-        this.holderWarnsLeftOut = 0;
-      }
       return undefined;
     }
   }

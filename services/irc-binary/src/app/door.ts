@@ -13,7 +13,7 @@
  *   from our own post's confirmation or from NATS.
  */
 import { randomBytes } from 'node:crypto';
-import { PerAddressRate } from '@hubbub/runtime';
+import { LogGate, PerAddressRate, TokenBucket } from '@hubbub/runtime';
 import type { Logger } from '@hubbub/runtime';
 import { DEFAULT_GAP_MARGIN_MS, gapFillStart, readGap, refillAfterReconnect } from '@hubbub/msg-client';
 import { HISTORY_PAGE } from '../protocol/constants';
@@ -37,7 +37,6 @@ import type {
   StoredMessage,
 } from './ports';
 import { RecentIds } from './recent-ids';
-import { TokenBucket } from './token-bucket';
 
 /** Largest batch handed to message-store in one call. */
 export const MAX_POST_BATCH = 256;
@@ -368,10 +367,10 @@ export class Session {
   /** This connection's keys in the door's per-address buckets. */
   private readonly ipSendKey: string;
   private readonly ipHistoryKey: string;
-  private lastHistoryWaitLog = -Infinity;
-  private lastUnknownLog = -Infinity;
-  private lastRefusedLog = -Infinity;
-  private refusedSuppressed = 0;
+  /** IRCB_HISTORY_THROTTLED, IRCB_DROP_UNKNOWN_CHANNEL, IRCB_DROP_REFUSED: one line per interval each. */
+  private readonly historyWaitLog: LogGate;
+  private readonly unknownLog: LogGate;
+  private readonly refusedLog: LogGate;
   private closed = false;
   /** Posts the peer sent before its EOF, not taken into the queue yet (see drainAfterClose). */
   private rest: Iterator<Extract<ClientFrame, { type: 'SendMessage' }>> | undefined;
@@ -388,6 +387,9 @@ export class Session {
   ) {
     this.bucket = new TokenBucket(door.o.sendRatePerS, door.o.sendBurst, now());
     this.historyBucket = new TokenBucket(door.o.historyRatePerS, door.o.historyBurst, now());
+    this.historyWaitLog = new LogGate(UNKNOWN_CHANNEL_LOG_INTERVAL_MS, now);
+    this.unknownLog = new LogGate(UNKNOWN_CHANNEL_LOG_INTERVAL_MS, now);
+    this.refusedLog = new LogGate(UNKNOWN_CHANNEL_LOG_INTERVAL_MS, now);
     this.ipSendKey = door.ipSend.join(conn.peerAddress, now());
     this.ipHistoryKey = door.ipHistory.join(conn.peerAddress, now());
   }
@@ -608,11 +610,8 @@ export class Session {
     const ms = this.historyBucket.wait(this.now()) || this.door.ipHistory.wait(this.ipHistoryKey, this.now());
     if (ms === 0) return false;
     this.door.deps.metrics.historyDelayed();
-    const t = this.now();
-    if (t - this.lastHistoryWaitLog >= UNKNOWN_CHANNEL_LOG_INTERVAL_MS) {
-      this.lastHistoryWaitLog = t;
+    if (this.historyWaitLog.due() !== undefined)
       this.conn.log.info({ code: 'IRCB_HISTORY_THROTTLED', waitMs: ms }, 'LIST_MESSAGES over the rate waits');
-    }
     await new Promise((r) => setTimeout(r, ms));
     return true;
   }
@@ -633,9 +632,7 @@ export class Session {
       const ch = channels.lookup(p.channel) ?? (await channels.resolve(p.channel));
       if (!ch) {
         metrics.dropped('unknown_channel');
-        const t = this.now();
-        if (t - this.lastUnknownLog >= UNKNOWN_CHANNEL_LOG_INTERVAL_MS) {
-          this.lastUnknownLog = t;
+        if (this.unknownLog.due() !== undefined) {
           this.conn.log.info(
             { code: 'IRCB_DROP_UNKNOWN_CHANNEL', channel: p.channel },
             'SEND_MESSAGE to an unknown channel dropped',
@@ -672,15 +669,12 @@ export class Session {
         metrics.dropped('refused');
         // What a peer sends decides this (e.g. a NUL character): logged at most once per interval, like
         // unknown channels, with the number left out since.
-        const t = this.now();
-        if (t - this.lastRefusedLog >= UNKNOWN_CHANNEL_LOG_INTERVAL_MS) {
+        const suppressed = this.refusedLog.due();
+        if (suppressed !== undefined)
           this.conn.log.info(
-            { code: 'IRCB_DROP_REFUSED', reason: o.reason, suppressed: this.refusedSuppressed },
+            { code: 'IRCB_DROP_REFUSED', reason: o.reason, suppressed },
             'message-store refused a message',
           );
-          this.lastRefusedLog = t;
-          this.refusedSuppressed = 0;
-        } else this.refusedSuppressed++;
       }
     }
     metrics.posted(posted);

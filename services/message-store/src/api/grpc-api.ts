@@ -1,7 +1,6 @@
 /** gRPC handlers: thin adapters from hubbub.messages.v1 to MessageService (errors map in @hubbub/grpc). */
 import type { ServiceDefinition, UntypedServiceImplementation } from '@grpc/grpc-js';
-import { implement } from '@hubbub/grpc';
-import type { AsyncServiceImpl, CallContext } from '@hubbub/grpc';
+import { implement, mapErrors } from '@hubbub/grpc';
 import { messagesV1 } from '@hubbub/proto';
 import type { Logger } from '@hubbub/runtime';
 import { toStoreError } from '../app/message-service';
@@ -20,41 +19,46 @@ export function messageStoreGrpc(
     definition: def,
     implementation: implement(
       def,
-      storeErrors<typeof def>({
-        createChannel: (r) => svc.createChannel(r),
-        ensurePublicChannels: (r) => svc.ensurePublicChannels(r),
-        lookupChannel: (r) => svc.lookupChannel(r),
-        listChannels: (r) => svc.listChannels(r),
-        updateChannel: (r) => svc.updateChannel(r),
-        archiveChannel: (r) => svc.archiveChannel(r),
-        joinChannel: (r) => svc.joinChannel(r),
-        leaveChannel: (r) => svc.leaveChannel(r),
-        addMembers: (r) => svc.addMembers(r),
-        removeMember: (r) => svc.removeMember(r),
-        openDirect: (r) => svc.openDirect(r),
-        markRead: (r) => svc.markRead(r),
-        // Events of the batch go out (on NATS) before the reply.
-        postMessage: async (r) => {
-          const out = await svc.postMessage(r);
-          svc.flushEvents();
-          return out;
+      // Database errors of reads as well as writes become UNAVAILABLE (connection lost, PostgreSQL restarting) or
+      // DEADLINE_EXCEEDED `QUERY_TIMEOUT` (statement_timeout) instead of INTERNAL, so callers know a retry may work.
+      mapErrors<typeof def>(
+        {
+          createChannel: (r) => svc.createChannel(r),
+          ensurePublicChannels: (r) => svc.ensurePublicChannels(r),
+          lookupChannel: (r) => svc.lookupChannel(r),
+          listChannels: (r) => svc.listChannels(r),
+          updateChannel: (r) => svc.updateChannel(r),
+          archiveChannel: (r) => svc.archiveChannel(r),
+          joinChannel: (r) => svc.joinChannel(r),
+          leaveChannel: (r) => svc.leaveChannel(r),
+          addMembers: (r) => svc.addMembers(r),
+          removeMember: (r) => svc.removeMember(r),
+          openDirect: (r) => svc.openDirect(r),
+          markRead: (r) => svc.markRead(r),
+          // Events of the batch go out (on NATS) before the reply.
+          postMessage: async (r) => {
+            const out = await svc.postMessage(r);
+            svc.flushEvents();
+            return out;
+          },
+          postMessages: async (r) => {
+            const out = await svc.postMessages(r);
+            svc.flushEvents();
+            return out;
+          },
+          editMessage: (r) => svc.editMessage(r),
+          deleteMessage: (r) => svc.deleteMessage(r),
+          getMessage: (r) => svc.getMessage(r),
+          listMessages: (r) => svc.listMessages(r),
+          sliceMessages: (r) => svc.sliceMessages(r),
+          listChanges: (r) => svc.listChanges(r),
+          searchMessages: (r) => svc.searchMessages(r),
+          listTags: (r) => svc.listTags(r),
+          postOneliner: (r) => svc.postOneliner(r),
+          listOneliners: (r) => svc.listOneliners(r),
         },
-        postMessages: async (r) => {
-          const out = await svc.postMessages(r);
-          svc.flushEvents();
-          return out;
-        },
-        editMessage: (r) => svc.editMessage(r),
-        deleteMessage: (r) => svc.deleteMessage(r),
-        getMessage: (r) => svc.getMessage(r),
-        listMessages: (r) => svc.listMessages(r),
-        sliceMessages: (r) => svc.sliceMessages(r),
-        listChanges: (r) => svc.listChanges(r),
-        searchMessages: (r) => svc.searchMessages(r),
-        listTags: (r) => svc.listTags(r),
-        postOneliner: (r) => svc.postOneliner(r),
-        listOneliners: (r) => svc.listOneliners(r),
-      }),
+        toStoreError,
+      ),
       log,
     ),
   };
@@ -80,24 +84,4 @@ export function testingGrpc(
 /** Whether the test seeding RPC may be registered. */
 export function testSeedEnabled(cfg: { nodeEnv: string; enableTestSeed: boolean }): boolean {
   return cfg.nodeEnv === 'test' && cfg.enableTestSeed;
-}
-
-/**
- * Every handler's failure through toStoreError: database errors of reads as well as writes become UNAVAILABLE
- * (connection lost, PostgreSQL restarting) or DEADLINE_EXCEEDED `QUERY_TIMEOUT` (statement_timeout) instead of
- * INTERNAL, so callers know a retry may work.
- */
-function storeErrors<D>(handlers: AsyncServiceImpl<D>): AsyncServiceImpl<D> {
-  const out: Record<string, (r: unknown, ctx: CallContext) => Promise<unknown>> = {};
-  for (const [name, h] of Object.entries(
-    handlers as Record<string, (r: unknown, ctx: CallContext) => Promise<unknown>>,
-  ))
-    out[name] = async (r, ctx) => {
-      try {
-        return await h(r, ctx);
-      } catch (e) {
-        throw toStoreError(e);
-      }
-    };
-  return out as AsyncServiceImpl<D>;
 }

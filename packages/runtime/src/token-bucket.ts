@@ -1,4 +1,7 @@
-/** §3.5 rule 1: a per-connection token bucket. rate 0 = unlimited. Time is passed in. */
+/**
+ * A token bucket: `burst` tokens, refilled at `ratePerS`; rate 0 (or less) = unlimited. Time is passed in. irc-binary's
+ * per-connection limits and PerAddressRate's per-address buckets are this one.
+ */
 export class TokenBucket {
   private tokens: number;
   private last: number;
@@ -19,7 +22,7 @@ export class TokenBucket {
 
   /** Takes one token and returns 0, or returns how many ms until one is there (taking nothing). */
   wait(nowMs: number): number {
-    if (this.ratePerS === 0) return 0;
+    if (this.ratePerS <= 0) return 0;
     const elapsed = nowMs - this.last;
     if (elapsed > 0) {
       this.tokens = Math.min(this.burst, this.tokens + (elapsed * this.ratePerS) / 1000);
