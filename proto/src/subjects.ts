@@ -67,6 +67,12 @@ export function subjects(prefix: string) {
      */
     rpcVerifyToken: `${p}.rpc.identity.verify`,
     /**
+     * `<p>.rpc.messages.horizon.<holder>`: request/reply between message-store replicas, one subject per replica
+     * (`holder` = its value in the worker-id lease bucket). Empty request; the reply is the replica's read horizon
+     * as decimal digits: the lowest message id that may still become visible through it (docs/adr/0007).
+     */
+    rpcHorizon: (holder: string): string => `${p}.rpc.messages.horizon.${token(holder)}`,
+    /**
      * `<p>.admin.user.<ban|unban|kick>`: the operators' request subjects, served by identity (queue group
      * `identity`, services-framework endpoints `admin-user-*`). Request and reply are proto3 JSON:
      * hubbub.identity.v1.AdminUserRequest → AdminUserResponse. Only the operators' NATS user may publish them.

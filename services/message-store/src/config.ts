@@ -110,6 +110,12 @@ export const schema = {
     default: DEFAULT_WORKER_LEASE_TTL_MS,
     min: 1_000,
   }),
+  horizonTimeoutMs: int({
+    env: 'MESSAGE_STORE_HORIZON_TIMEOUT_MS',
+    doc: 'how long a catch-up read waits for another replica to answer the read horizon (docs/adr/0007) before it reads without that replica (logged MSG_HORIZON_PEER_TIMEOUT); a replica answers after at most half of it',
+    default: 1_000,
+    min: 10,
+  }),
   outboxSweepIntervalMs: int({
     env: 'MESSAGE_STORE_OUTBOX_SWEEP_INTERVAL_MS',
     doc: 'how often unpublished outbox rows are swept from the database',

@@ -18,6 +18,7 @@ import { addPostEndpoint } from './api/nats-api';
 import { MessageService } from './app/message-service';
 import { OutboxPublisher } from './app/outbox-publisher';
 import { SnowflakeGenerator } from './app/snowflake';
+import { PeerHorizon } from './app/peer-horizon';
 import { WorkerLease } from './app/worker-lease';
 import type { Config } from './config';
 import { migrations } from './store/migrations';
@@ -42,6 +43,7 @@ export interface MessageStoreServer {
   readonly service: MessageService;
   readonly publisher: OutboxPublisher;
   readonly lease: WorkerLease;
+  readonly peers: PeerHorizon;
   readonly ids: SnowflakeGenerator;
   readonly nc: NatsConnection;
   readonly sql: Sql;
@@ -81,6 +83,19 @@ export async function start(cfg: Config, deps: StartDeps = {}): Promise<MessageS
     name: 'hubbub_msg_nats_post_calls_total',
     help: 'PostMessages calls served on NATS, by result (ok, error, refused)',
     labelNames: ['result'],
+    registers: [registry],
+  });
+
+  const mHorizonRounds = new Histogram({
+    name: 'hubbub_msg_horizon_round_ms',
+    help: 'read-horizon rounds to the other replicas (catch-up reads), by duration in ms',
+    buckets: [0.5, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024],
+    registers: [registry],
+  });
+  const mHorizonFailures = new Counter({
+    name: 'hubbub_msg_horizon_peer_failures_total',
+    help: 'replicas that did not answer a read-horizon request, by reason (timeout, error, bad_answer)',
+    labelNames: ['reason'],
     registers: [registry],
   });
 
@@ -146,8 +161,24 @@ export async function start(cfg: Config, deps: StartDeps = {}): Promise<MessageS
     });
     await lease.start();
     cleanups.push({ name: 'worker lease', fn: () => lease.stop() });
-
     const late: { service?: MessageService } = {}; // the publisher rebuilds swept events through the service
+    // The other replicas' read horizon (docs/adr/0007): loaded before this replica serves anything.
+    const peers = new PeerHorizon({
+      nc,
+      prefix: cfg.natsPrefix,
+      bucket: subjects(cfg.natsPrefix).buckets.workerIds,
+      leaseTtlMs: cfg.workerLeaseTtlMs,
+      self: lease.holder,
+      timeoutMs: cfg.horizonTimeoutMs,
+      log,
+      // Before the service exists nothing is in flight: the generator's bound is the answer.
+      respond: () => late.service?.horizonForPeer(cfg.horizonTimeoutMs / 2) ?? Promise.resolve(ids.horizon()),
+      onRound: (_n, ms) => mHorizonRounds.observe(ms),
+      onPeerFailure: (reason) => mHorizonFailures.inc({ reason }),
+    });
+    await peers.start();
+    cleanups.push({ name: 'horizon', fn: async () => peers.stop() });
+
     const publisher = new OutboxPublisher({
       repo,
       nc,
@@ -179,6 +210,7 @@ export async function start(cfg: Config, deps: StartDeps = {}): Promise<MessageS
       batchMaxInFlight: cfg.batchMaxInFlight,
       cacheTtlMs: cfg.cacheTtlMs,
       ...(deps.now ? { now: deps.now } : {}),
+      peers,
       onBatch: (size, ms) => {
         mPosts.inc(size);
         mBatch.observe(size);
@@ -246,6 +278,7 @@ export async function start(cfg: Config, deps: StartDeps = {}): Promise<MessageS
       service,
       publisher,
       lease,
+      peers,
       ids,
       nc,
       sql,

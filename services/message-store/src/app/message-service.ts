@@ -84,6 +84,8 @@ export interface MessageServiceOptions {
   /** Wall clock (ms); injectable for tests. */
   readonly now?: () => number;
   readonly onBatch?: (size: number, ms: number) => void;
+  /** The other replicas' read horizon (docs/adr/0007); absent = this replica alone. */
+  readonly peers?: { horizon(): Promise<bigint | undefined> };
 }
 
 interface CachedChannel extends ChannelView {
@@ -158,6 +160,8 @@ export class MessageService {
    * that polls "changed since the time of my last answer" (ws-messenger's get_update). docs/adr/0006.
    */
   private readonly unsettled = new Set<Promise<unknown>>();
+  /** The first id of each post batch whose INSERT has not settled: the bottom of this replica's read horizon. */
+  private readonly inFlightFirstIds = new Set<bigint>();
 
   constructor(private readonly o: MessageServiceOptions) {
     this.subj = subjects(o.prefix);
@@ -182,6 +186,40 @@ export class MessageService {
   /** Resolves when every write tracked before the call has committed or failed. */
   private async settled(): Promise<void> {
     if (this.unsettled.size > 0) await Promise.allSettled([...this.unsettled]);
+  }
+
+  /**
+   * The lowest id that may still become visible through this replica: the first id of a batch in flight, or else
+   * the lowest id the generator can still assign. Every lower id is committed, failed or never assigned.
+   */
+  private localHorizon(): bigint {
+    let h = this.o.ids.horizon();
+    for (const id of this.inFlightFirstIds) if (id < h) h = id;
+    return h;
+  }
+
+  /**
+   * Waits for the writes stamped before the call, here and on the other replicas (docs/adr/0006, 0007), and returns
+   * the read horizon: a reader continuing after the ids it was given must be given only ids below it.
+   */
+  private async readBarrier(): Promise<bigint> {
+    const [, peers] = await Promise.all([this.settled(), this.o.peers?.horizon()]);
+    const local = this.localHorizon();
+    return peers !== undefined && peers < local ? peers : local;
+  }
+
+  /**
+   * This replica's answer to another's horizon request: after the writes stamped before it have settled (at most
+   * `waitMs`), or at once if they take longer (the horizon then lies below them, which is just as safe).
+   */
+  async horizonForPeer(waitMs: number): Promise<bigint> {
+    const now = this.localHorizon();
+    if (this.unsettled.size === 0) return now;
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<boolean>((r) => (timer = setTimeout(() => r(false), waitMs)));
+    const done = await Promise.race([this.settled().then(() => true), late]);
+    clearTimeout(timer);
+    return done ? this.localHorizon() : now;
   }
 
   get batchStats(): { batches: number; items: number; maxBatch: number } {
@@ -497,7 +535,16 @@ export class MessageService {
         }
       }
     }
-    const { seq, inserted, joined } = await this.o.repo.insertPosts(posts, joins, new Date(nowMs));
+    // Readers after an id stop below this batch until its INSERT settles (readBarrier).
+    const firstId = posts.length > 0 ? BigInt(posts[0]!.message.id) : undefined;
+    if (firstId !== undefined) this.inFlightFirstIds.add(firstId);
+    let stored: Awaited<ReturnType<Repo['insertPosts']>>;
+    try {
+      stored = await this.o.repo.insertPosts(posts, joins, new Date(nowMs));
+    } finally {
+      if (firstId !== undefined) this.inFlightFirstIds.delete(firstId);
+    }
+    const { seq, inserted, joined } = stored;
     for (const j of joins) this.cache.get(j.channelId)?.members.add(j.userId);
     const rows: OutboxRow[] = [];
     // One outbox row (seq) covers the whole batch; the publisher deletes it once all are out.
@@ -640,12 +687,18 @@ export class MessageService {
       return { messages: [], more: false };
     if (req.mailbox && !r.p) return { messages: [], more: false };
     // A catch-up after a seen id (dum-dum's LIST_MESSAGES, the doors' gap fill): ids are assigned before commit and
-    // batches commit concurrently, so a lower-id batch may still be in flight while a higher one is visible; the
-    // reader would continue after the higher ids and never see it. Wait for what this instance stamped.
-    if (after !== undefined) await this.settled();
+    // batches commit concurrently (here and on other replicas), so a lower-id batch may still be in flight while a
+    // higher one is visible; the reader would continue after the higher ids and never see it. Wait for what was
+    // stamped before the call, and return only ids below the horizon of what is still in flight (docs/adr/0007).
+    let below: bigint | undefined;
+    if (after !== undefined) {
+      below = await this.readBarrier();
+      if (below <= BigInt(after) + 1n) return { messages: [], more: false };
+    }
     return this.o.repo.listMessages({
       channelId: c.row.id,
       before,
+      below,
       after,
       limit,
       includeDeleted: req.includeDeleted,
@@ -694,7 +747,7 @@ export class MessageService {
     if (!r.p) throw errors.invalidArgument('PRINCIPAL_REQUIRED', 'a principal is required');
     const limit = req.limit === 0 ? 1_000 : Math.min(req.limit, 5_000);
     const channelIds = await this.readableChannelIds(r.p, req.channelIds);
-    await this.settled();
+    await this.readBarrier(); // here and on the other replicas (docs/adr/0006, 0007)
     return this.o.repo.listChanges({
       channelIds,
       since: req.since ?? new Date(0),
@@ -882,7 +935,7 @@ export class MessageService {
   async listChannels(req: messagesV1.ListChannelsRequest): Promise<messagesV1.ListChannelsResponse> {
     const r = this.readerOf(req.principal);
     // Channels changed since a time: the same wait as listChanges.
-    if (req.changedSince) await this.settled();
+    if (req.changedSince) await this.readBarrier();
     const rows = await this.o.repo.listChannels({
       userId: r.p?.userId,
       all: isSystem(r.p),

@@ -28,6 +28,40 @@ describe('SnowflakeGenerator', () => {
     expect(a >> 63n).toBe(0n);
   });
 
+  it('bounds every later id from below with horizon(), through clock steps back and worker changes', () => {
+    let t = 1_700_000_000_000;
+    const g = new SnowflakeGenerator({ now: () => t });
+    g.setWorker(9);
+    const check = (steps: (() => void)[]): void => {
+      for (const step of steps) {
+        const h = g.horizon();
+        step();
+        const later = [g.next(), g.next()];
+        for (const id of later) expect(id >= h).toBe(true);
+      }
+    };
+    check([
+      () => undefined, // same millisecond, nothing issued yet in it
+      () => undefined, // same millisecond, ids already issued in it
+      () => (t += 3), // the clock moves on
+      () => (t -= 5_000), // NTP steps back after the horizon was given
+      () => g.setWorker(2), // a lower worker id in the same millisecond
+    ]);
+    // An idle generator's horizon follows the clock, so a reader is not held at the last id issued.
+    const idle = new SnowflakeGenerator({ now: () => t });
+    idle.setWorker(100);
+    idle.next();
+    t += 60_000;
+    expect(idle.horizon()).toBe(composeSnowflake(t, 0, 0));
+    // Issuing the whole sequence of a millisecond borrows the next one; the horizon says so.
+    const full = new SnowflakeGenerator({ now: () => 1_700_000_000_000 });
+    full.setWorker(127);
+    for (let i = 0; i <= MAX_SEQUENCE; i++) full.next();
+    const h = full.horizon();
+    expect(h).toBe(composeSnowflake(1_700_000_000_001, 0, 0));
+    expect(full.next()).toBe(composeSnowflake(1_700_000_000_001, 127, 0));
+  });
+
   it('stays strictly increasing when the clock goes backwards', () => {
     let t = 1_700_000_000_000;
     const g = new SnowflakeGenerator({ now: () => t });

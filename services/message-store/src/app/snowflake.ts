@@ -82,6 +82,21 @@ export class SnowflakeGenerator {
     this.worker = undefined;
   }
 
+  /**
+   * The lowest id a later `next()` can return (a read horizon, docs/adr/0007). It also moves the generator up to the
+   * clock's millisecond, so the bound holds even if the clock steps back afterwards.
+   */
+  horizon(): bigint {
+    const now = this.now();
+    if (now > this.lastMs) {
+      this.lastMs = now;
+      this.seq = -1; // the next id in this millisecond takes sequence 0
+    }
+    if (this.seq < 0) return composeSnowflake(this.lastMs, 0, 0);
+    // Every later id is above the last one issued (also across a worker-id change: setWorker borrows a millisecond).
+    return composeSnowflake(this.lastMs, this.worker ?? 0, this.seq) + 1n;
+  }
+
   /** The next id, or SnowflakeUnavailableError without a worker id. */
   next(): bigint {
     const w = this.worker;

@@ -30,7 +30,8 @@ export class WorkerLease {
   private lastRenewAt = 0;
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
-  private readonly holder = `${process.pid}-${randomBytes(4).toString('hex')}`;
+  /** This process's value in the bucket (also the subject token of its horizon requests, peer-horizon.ts). */
+  readonly holder = `${process.pid}-${randomBytes(4).toString('hex')}`;
 
   constructor(private readonly o: WorkerLeaseOptions) {}
 

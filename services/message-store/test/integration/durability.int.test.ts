@@ -14,7 +14,17 @@ import type { NatsConnection, Subscription } from '@nats-io/nats-core';
 import { Repo } from '../../src/store/repo';
 import { natsLink } from '@hubbub/testing';
 import type { NatsLink } from '@hubbub/testing';
-import { alice, listReq, natsClient, newMessage, nextReconnect, startStore, sysop, testLog } from './harness';
+import {
+  alice,
+  holdClientKey,
+  listReq,
+  natsClient,
+  newMessage,
+  nextReconnect,
+  startStore,
+  sysop,
+  testLog,
+} from './harness';
 import type { Started } from './harness';
 
 let db: TestDatabase;
@@ -217,6 +227,56 @@ it('gives two instances different worker ids from the KV bucket', async () => {
     expect(keys.sort()).toEqual([String(a.srv.ids.workerId), String(b.srv.ids.workerId)].sort());
   } finally {
     await Promise.all([a.close(), b.close()]);
+  }
+});
+
+it('never continues a catch-up on one replica past a post still in flight on another (read horizon)', async () => {
+  // a waits up to 3 s for b; b answers after at most 1 s of waiting for its writes in flight.
+  const a = await startStore({ ...opts(), env: { MESSAGE_STORE_HORIZON_TIMEOUT_MS: '3000' } });
+  const b = await startStore({ ...opts(), env: { MESSAGE_STORE_HORIZON_TIMEOUT_MS: '2000' } });
+  let hold: Awaited<ReturnType<typeof holdClientKey>> | undefined;
+  try {
+    await waitFor(() => a.srv.peers.size === 1 && b.srv.peers.size === 1, 5_000, 'each replica knows the other');
+    const [ch] = (await a.client.ensurePublicChannels({ slugs: ['horizon'], kind: 0 })).channels;
+    const anchor = (await a.client.postMessage({ principal: alice, message: newMessage(ch!.id, 'anchor') })).message!;
+    const after = () => a.client.listMessages({ ...listReq(alice, ch!.id), after: anchor.id });
+    // b stamps a post whose INSERT waits; a then commits a later one.
+    hold = await holdClientKey(db.url, ch!.id, alice.userId, 'held-on-b');
+    const onB = b.client.postMessage({
+      principal: alice,
+      message: newMessage(ch!.id, 'on b', { clientKey: 'held-on-b' }),
+    });
+    await waitFor(async () => (await hold!.waiting()) === 1, 5_000, "b's INSERT waits");
+    await new Promise((r) => setTimeout(r, 3));
+    const onA = (await a.client.postMessage({ principal: alice, message: newMessage(ch!.id, 'on a') })).message!;
+    // While b's post is in flight, a's catch-up must not return a's later post: the reader would continue after it.
+    const t0 = Date.now();
+    const held = await after();
+    expect(held.messages.map((m) => m.text)).toEqual([]);
+    expect(Date.now() - t0).toBeLessThan(2_500); // b answered (with the horizon below its post), a did not time out
+    // Released while a waits: b answers once its post committed, and the catch-up returns both in id order.
+    const reading = after();
+    await new Promise((r) => setTimeout(r, 100));
+    await hold.release();
+    const both = await reading;
+    const bId = (await onB).message!.id;
+    expect(BigInt(bId) < BigInt(onA.id)).toBe(true);
+    expect(both.messages.map((m) => m.id)).toEqual([bId, onA.id]);
+    // Concurrent catch-ups share rounds (at most one in flight, the callers meanwhile share the next).
+    const rounds = a.srv.peers.stats.rounds;
+    const many = await Promise.all(Array.from({ length: 20 }, () => after()));
+    for (const r of many) expect(r.messages.map((m) => m.id)).toEqual([bId, onA.id]);
+    expect(a.srv.peers.stats.rounds - rounds).toBeLessThanOrEqual(10);
+    // A stopped replica is not waited for.
+    await b.close();
+    await waitFor(() => a.srv.peers.size === 0, 5_000, 'b is no longer a peer');
+    const t1 = Date.now();
+    expect((await after()).messages.map((m) => m.text)).toEqual(['on b', 'on a']);
+    expect(Date.now() - t1).toBeLessThan(1_000);
+  } finally {
+    await hold?.release().catch(() => undefined);
+    await b.close();
+    await a.close();
   }
 });
 

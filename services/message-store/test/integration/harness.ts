@@ -4,6 +4,7 @@ import type { Logger } from '@hubbub/runtime';
 import { createMessageStoreClient, newMessage as newMessageOf, principal } from '@hubbub/msg-client';
 import type { MessageStoreClient } from '@hubbub/msg-client';
 import { connect } from '@nats-io/transport-node';
+import { Client } from 'pg';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { messagesV1 } from '@hubbub/proto';
 import { schema } from '../../src/config';
@@ -117,4 +118,44 @@ export async function refusal(p: Promise<unknown>): Promise<{ code: number; reas
     return { code: err.code, reason: err.reason };
   }
   throw new Error('expected a refusal');
+}
+
+/**
+ * Holds one post's INSERT: an uncommitted row with the same (author, client key) makes PostgreSQL wait on the unique
+ * index for this transaction, while posts with other keys commit. `release` rolls back; the held post then commits.
+ */
+export async function holdClientKey(
+  databaseUrl: string,
+  channelId: string,
+  authorId: string,
+  clientKey: string,
+): Promise<{ release(): Promise<void>; waiting(): Promise<number> }> {
+  const c = new Client({ connectionString: databaseUrl });
+  const probe = new Client({ connectionString: databaseUrl });
+  await c.connect();
+  await probe.connect();
+  await c.query('BEGIN');
+  await c.query(
+    `INSERT INTO messages (id, channel_id, author_id, author_name, author_kind, door, text, kind, created_at,
+       changed_at, client_key) VALUES ($1, $2, $3, 'holder', 1, 'test', 'held', 1, now(), now(), $4)`,
+    [String(1 + Math.floor(Math.random() * 1e9)), channelId, authorId, clientKey],
+  );
+  return {
+    release: async () => {
+      await c.query('ROLLBACK');
+      await c.end();
+      await probe.end();
+    },
+    // Statements of the database waiting for another transaction (the held INSERTs). pg_stat_activity keeps one
+    // snapshot per transaction: the count runs outside the holding one.
+    waiting: async () =>
+      Number(
+        (
+          await probe.query<{ n: string }>(
+            `SELECT count(*)::text AS n FROM pg_locks l JOIN pg_stat_activity a USING (pid)
+             WHERE a.datname = current_database() AND l.locktype = 'transactionid' AND NOT l.granted`,
+          )
+        ).rows[0]!.n,
+      ),
+  };
 }

@@ -17,6 +17,7 @@ import {
   carol,
   createReq,
   frank,
+  holdClientKey,
   listReq,
   natsClient,
   newMessage,
@@ -774,6 +775,43 @@ describe('changes since and search', () => {
     } finally {
       await locker.query('ROLLBACK').catch(() => undefined);
       await locker.end();
+    }
+  });
+
+  it('never continues a catch-up past a batch still in flight when a later batch commits first', async () => {
+    const ch = await freshPublic('horizon');
+    const anchor = await post(alice, ch, 'anchor');
+    const keyed = (text: string, clientKey: string) =>
+      s.client.postMessage({ principal: alice, message: newMessage(ch, text, { clientKey }) });
+    const first = await holdClientKey(db.url, ch, alice.userId, 'hz-1');
+    const second = await holdClientKey(db.url, ch, alice.userId, 'hz-2');
+    try {
+      // Batch 1 is stamped and waits; the catch-up arrives and waits for it (it was stamped before the call).
+      const p1 = keyed('one', 'hz-1');
+      await waitFor(async () => (await first.waiting()) === 1, 5_000, 'batch 1 waits');
+      let caughtUp: messagesV1.ListMessagesResponse | undefined;
+      const reading = s.client.listMessages({ ...listReq(alice, ch), after: anchor.id }).then((r) => (caughtUp = r));
+      await new Promise((r) => setTimeout(r, 200));
+      // Batches 2 and 3 are stamped after the call: 2 waits, 3 commits (its answer waits for 2's events).
+      const p2 = keyed('two', 'hz-2');
+      await waitFor(async () => (await first.waiting()) === 2, 5_000, 'batch 2 waits');
+      const p3 = keyed('three', 'hz-3');
+      const committed = async () =>
+        (await s.srv.sql.query(`SELECT 1 FROM messages WHERE client_key = 'hz-3'`)).length === 1;
+      await waitFor(committed, 5_000, 'batch 3 committed');
+      await first.release();
+      await reading;
+      // The catch-up may not return "three" while "two", with a lower id, is still to come: the reader would
+      // continue after "three" and never see "two".
+      expect(caughtUp!.messages.map((m) => m.text)).toEqual(['one']);
+      await second.release();
+      const ids = [(await p1).message!.id, (await p2).message!.id, (await p3).message!.id];
+      const next = await s.client.listMessages({ ...listReq(alice, ch), after: caughtUp!.messages[0]!.id });
+      expect(next.messages.map((m) => m.text)).toEqual(['two', 'three']);
+      expect([...caughtUp!.messages, ...next.messages].map((m) => m.id)).toEqual(ids);
+    } finally {
+      await first.release().catch(() => undefined);
+      await second.release().catch(() => undefined);
     }
   });
 

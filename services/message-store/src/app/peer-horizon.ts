@@ -1,0 +1,197 @@
+/**
+ * The read horizon across message-store replicas (docs/adr/0007).
+ *
+ * A catch-up "after the last id I saw" must not return an id while a lower one can still commit: the reader would
+ * continue past the lower one for good. Each replica knows its own writes in flight; this class asks the others.
+ *
+ * Rules:
+ * 1. The peers are the holders of the worker-id leases (the lease bucket's values), learnt from a watch of that
+ *    bucket; an entry not renewed within the lease TTL is no longer a peer. Each replica answers requests on
+ *    `<prefix>.rpc.messages.horizon.<holder>` with its horizon: the lowest id that may still become visible there
+ *    (`respond`).
+ * 2. A reader's horizon is the minimum of the answers of every peer, asked at once. A peer without a subscriber (it
+ *    stopped: NATS answers "no responders" at once) is skipped; one that does not answer within `timeoutMs` is
+ *    skipped and logged (`MSG_HORIZON_PEER_TIMEOUT`): a process that cannot answer for that long is not expected to
+ *    be committing either, and readers are not held hostage by it.
+ * 3. Rounds are coalesced like group commit: at most one is in flight; callers arriving meanwhile share the next
+ *    one, which starts when the current one ends. A round starts after its callers arrived, so every answer
+ *    reflects writes acknowledged before the call.
+ */
+import { isNoResponders, isTimeout, openKv } from '@hubbub/nats';
+import type { KV, NatsConnection } from '@hubbub/nats';
+import { subjects } from '@hubbub/proto';
+import { LogGate } from '@hubbub/runtime';
+import type { Logger } from '@hubbub/runtime';
+import type { Subscription } from '@nats-io/nats-core';
+
+/** A horizon answer: decimal id digits, at most 20 bytes. */
+const MAX_ANSWER_BYTES = 20;
+
+export interface PeerHorizonOptions {
+  readonly nc: NatsConnection;
+  readonly prefix: string;
+  readonly bucket: string;
+  readonly leaseTtlMs: number;
+  /** This replica's lease holder value (its own requests subject). */
+  readonly self: string;
+  readonly timeoutMs: number;
+  readonly log: Logger;
+  /** This replica's answer to a peer (the service's horizon after its writes in flight settle, bounded). */
+  readonly respond: () => Promise<bigint>;
+  readonly onRound?: (peers: number, ms: number) => void;
+  readonly onPeerFailure?: (reason: 'timeout' | 'error' | 'bad_answer') => void;
+}
+
+interface Peer {
+  readonly holder: string;
+  readonly at: number;
+}
+
+export class PeerHorizon {
+  private readonly peers = new Map<string, Peer>(); // lease key -> holder
+  private kv: KV | undefined;
+  private sub: Subscription | undefined;
+  private stopWatch: (() => void) | undefined;
+  private running: Promise<bigint | undefined> | undefined;
+  private queued: Promise<bigint | undefined> | undefined;
+  private stopped = false;
+  /** Rounds run and peers asked since start. */
+  readonly stats = { rounds: 0, asks: 0 };
+  private readonly timeoutGate = new LogGate(60_000);
+  private readonly enc = new TextEncoder();
+  private readonly dec = new TextDecoder();
+  private readonly subj: ReturnType<typeof subjects>;
+
+  constructor(private readonly o: PeerHorizonOptions) {
+    this.subj = subjects(o.prefix);
+  }
+
+  /** Number of live peers (this replica not counted). */
+  get size(): number {
+    return this.livePeers().length;
+  }
+
+  /**
+   * Answers peers' requests and loads the peers. Call after this replica's lease is claimed and before it serves
+   * reads or posts: the returned promise resolves once the watch has delivered the bucket's current entries.
+   */
+  async start(): Promise<void> {
+    const { nc, log } = this.o;
+    this.sub = nc.subscribe(this.subj.rpcHorizon(this.o.self), {
+      callback: (err, m) => {
+        if (err) {
+          log.warn({ err, code: 'MSG_HORIZON_SUBSCRIPTION_FAILED' }, 'horizon subscription failed');
+          return;
+        }
+        this.o.respond().then(
+          (h) => m.respond(this.enc.encode(h.toString())),
+          (e: unknown) => log.warn({ err: e, code: 'MSG_HORIZON_ANSWER_FAILED' }, 'horizon answer failed'),
+        );
+      },
+    });
+    this.kv = await openKv(nc, this.o.bucket, this.o.leaseTtlMs);
+    await this.watch();
+  }
+
+  private async watch(): Promise<void> {
+    const it = await this.kv!.watch({ key: '>' });
+    let loaded!: () => void;
+    const initial = new Promise<void>((r) => (loaded = r));
+    this.stopWatch = () => it.stop();
+    void (async () => {
+      try {
+        for await (const e of it) {
+          if (e.operation === 'PUT') this.peers.set(e.key, { holder: e.string(), at: Date.now() });
+          else this.peers.delete(e.key);
+          // The initial values end with delta 0 (the newest); the lease of this replica is among them.
+          if (e.isUpdate || e.delta === 0) loaded();
+        }
+      } catch (err) {
+        this.o.log.warn({ err, code: 'MSG_HORIZON_WATCH_FAILED' }, 'worker lease watch failed');
+      }
+      loaded();
+      if (this.stopped) return;
+      // The watch ended (it should not: ordered consumers survive reconnects). Peers are kept; watch again.
+      setTimeout(() => void this.watch().catch(() => undefined), 1_000).unref();
+    })();
+    await initial;
+  }
+
+  private livePeers(): string[] {
+    const now = Date.now();
+    const out: string[] = [];
+    for (const p of this.peers.values())
+      if (p.holder !== this.o.self && now - p.at <= this.o.leaseTtlMs && !out.includes(p.holder)) out.push(p.holder);
+    return out;
+  }
+
+  /** The lowest id that may still become visible on any peer; undefined without peers (rule 2, 3). */
+  horizon(): Promise<bigint | undefined> {
+    if (this.livePeers().length === 0) return Promise.resolve(undefined);
+    if (!this.running) return this.begin();
+    return (this.queued ??= this.running.then(() => {
+      this.queued = undefined;
+      return this.begin();
+    }));
+  }
+
+  private begin(): Promise<bigint | undefined> {
+    const p = this.round();
+    this.running = p;
+    void p.then(() => {
+      if (this.running === p) this.running = undefined;
+    });
+    return p;
+  }
+
+  /** Never rejects. */
+  private async round(): Promise<bigint | undefined> {
+    const peers = this.livePeers();
+    if (peers.length === 0) return undefined;
+    const t0 = performance.now();
+    this.stats.rounds++;
+    this.stats.asks += peers.length;
+    const answers = await Promise.all(peers.map((h) => this.ask(h)));
+    this.o.onRound?.(peers.length, performance.now() - t0);
+    let min: bigint | undefined;
+    for (const a of answers) if (a !== undefined && (min === undefined || a < min)) min = a;
+    return min;
+  }
+
+  private async ask(holder: string): Promise<bigint | undefined> {
+    const { nc, log } = this.o;
+    try {
+      const m = await nc.request(this.subj.rpcHorizon(holder), undefined, { timeout: this.o.timeoutMs });
+      const text = m.data.length <= MAX_ANSWER_BYTES ? this.dec.decode(m.data) : '';
+      if (!/^[0-9]{1,19}$/.test(text)) {
+        this.o.onPeerFailure?.('bad_answer');
+        log.warn({ peer: holder, bytes: m.data.length, code: 'MSG_HORIZON_BAD_ANSWER' }, 'bad horizon answer');
+        return undefined;
+      }
+      return BigInt(text);
+    } catch (e) {
+      // Rule 2: a stopped peer has no subscriber; its lease entry lingers until released or expired.
+      if (isNoResponders(e)) return undefined;
+      const reason = isTimeout(e) ? 'timeout' : 'error';
+      this.o.onPeerFailure?.(reason);
+      const leftOut = this.timeoutGate.due();
+      if (leftOut !== undefined)
+        log.warn(
+          {
+            err: e,
+            peer: holder,
+            leftOut,
+            code: reason === 'timeout' ? 'MSG_HORIZON_PEER_TIMEOUT' : 'MSG_HORIZON_PEER_FAILED',
+          },
+          'a replica did not answer for the read horizon; reading without it',
+        );
+      return undefined;
+    }
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.stopWatch?.();
+    this.sub?.unsubscribe();
+  }
+}
