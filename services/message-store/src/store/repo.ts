@@ -195,6 +195,14 @@ export interface InsertablePost {
 // cheaper than escaping every element of 17 array literals in JS. `skipStoredKeys` adds ON CONFLICT DO NOTHING
 // on the idempotency index; without it the insert is a plain one (no speculative insertion: about 13% more rows/s
 // here) and fails as a whole with unique_violation when a client key is already stored.
+/**
+ * A channel's next change time: the given one, or a millisecond after the stored one when that is not earlier (two
+ * changes in one millisecond, or replicas whose clocks differ). Change times of a channel strictly increase, in the
+ * order the changes commit (the UPDATE holds the row): ws-messenger ignores a channel event older than what it holds.
+ */
+const NEXT_CHANGE = (param: string): string =>
+  `GREATEST(${param}::timestamptz, channels.changed_at + interval '1 millisecond')`;
+
 const insertPostsSql = (skipStoredKeys: boolean): string => `
 WITH src AS (
   SELECT * FROM json_to_recordset($1::json)
@@ -223,13 +231,19 @@ mem AS (
   RETURNING channel_id, user_id
 ),
 ch AS (
-  UPDATE channels SET changed_at = $4::timestamptz WHERE id IN (SELECT channel_id FROM mem) RETURNING id
+  UPDATE channels SET changed_at = ${NEXT_CHANGE('$4')} WHERE id IN (SELECT channel_id FROM mem)
+  RETURNING id, changed_at
 ),
 chob AS (
+  -- The event carries the change time stored (NEXT_CHANGE may have moved it past the batch's).
   INSERT INTO outbox (subject, payload, ref)
-  SELECT e.subject, e.payload, e.channel_id::text
+  SELECT e.subject,
+    jsonb_set(e.payload::jsonb, '{channel,changedAt}',
+      to_jsonb(to_char(ch.changed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')))::text,
+    e.channel_id::text
   FROM unnest($2::bigint[], $3::text[], $5::text[], $6::text[]) AS e(channel_id, user_id, subject, payload)
   JOIN mem ON mem.channel_id = e.channel_id AND mem.user_id = e.user_id
+  JOIN ch ON ch.id = e.channel_id
   RETURNING seq, subject, payload
 )
 SELECT ob.seq::text AS seq, ob.message_ids::text[] AS ids,
@@ -342,7 +356,7 @@ export class Repo {
   ): Promise<ChannelRow | undefined> {
     const rows = await q.query(
       `UPDATE channels SET slug = coalesce($2, slug), title = coalesce($3, title), info = coalesce($4, info),
-         allow_guests = coalesce($5, allow_guests), archived = coalesce($6, archived), changed_at = $7::timestamptz
+         allow_guests = coalesce($5, allow_guests), archived = coalesce($6, archived), changed_at = ${NEXT_CHANGE('$7')}
        WHERE id = $1::bigint RETURNING ${CHANNEL_COLS}`,
       [
         id,
@@ -359,7 +373,7 @@ export class Repo {
 
   async touchChannel(q: Queryable, id: string, at: Date): Promise<ChannelRow | undefined> {
     const rows = await q.query(
-      `UPDATE channels SET changed_at = $2::timestamptz WHERE id = $1::bigint RETURNING ${CHANNEL_COLS}`,
+      `UPDATE channels SET changed_at = ${NEXT_CHANGE('$2')} WHERE id = $1::bigint RETURNING ${CHANNEL_COLS}`,
       [id, at.toISOString()],
     );
     return rows[0] ? channelFromRow(rows[0]) : undefined;

@@ -479,6 +479,48 @@ describe('update and archive', () => {
     );
   });
 
+  it("a channel's change times strictly increase, within a millisecond and on a replica whose clock is behind; events carry them", async () => {
+    // A replica a minute behind (its clock only: same database and NATS).
+    const behind = await startStore(
+      { databaseUrl: db.url, natsUrl: nats.url, prefix: nats.prefix },
+      { now: () => Date.now() - 60_000 },
+    );
+    try {
+      const { channel } = await s.client.createChannel(createReq(alice, ChannelKind.CHANNEL_KIND_GROUP));
+      const id = channel!.id;
+      const times = [channel!.changedAt!.getTime()];
+      for (const title of ['a', 'b', 'c'])
+        times.push(
+          (await s.client.updateChannel({ principal: alice, channelId: id, title })).channel!.changedAt!.getTime(),
+        );
+      const late = await behind.client.updateChannel({ principal: alice, channelId: id, title: 'from behind' });
+      times.push(late.channel!.changedAt!.getTime());
+      for (let i = 1; i < times.length; i++) expect(times[i]).toBeGreaterThan(times[i - 1]!);
+      const evTimes = () =>
+        channelEvents.filter((e) => e.ev.channel?.id === id).map((e) => e.ev.channel!.changedAt!.getTime());
+      await waitFor(() => evTimes().length === times.length, 5_000, 'every change published');
+      expect(evTimes()).toEqual(times);
+      // Joining a public channel by posting, on the replica behind: the event carries the stored time.
+      const [pub] = (await s.client.ensurePublicChannels({ slugs: ['monotonic'], kind: 0 })).channels;
+      await s.client.updateChannel({ principal: sysop, channelId: pub!.id, info: 'now' });
+      const before = (await lookup(sysop, pub!.id)).channel!.changedAt!.getTime();
+      await behind.client.postMessage({ principal: carol, message: newMessage(pub!.id, 'joining') });
+      const after = (await lookup(sysop, pub!.id)).channel!;
+      expect(after.changedAt!.getTime()).toBeGreaterThan(before);
+      await waitFor(
+        () => channelEvents.some((e) => e.ev.channel?.id === pub!.id && e.ev.channel.memberIds.includes(carol.userId)),
+        5_000,
+        'the join event',
+      );
+      const join = channelEvents.find(
+        (e) => e.ev.channel?.id === pub!.id && e.ev.channel.memberIds.includes(carol.userId),
+      )!;
+      expect(join.ev.channel!.changedAt!.getTime()).toBe(after.changedAt!.getTime());
+    } finally {
+      await behind.close();
+    }
+  });
+
   it('lists channels changed since a time', async () => {
     const t = new Date(Date.now() - 1);
     const { channel } = await s.client.createChannel(createReq(bob, ChannelKind.CHANNEL_KIND_GROUP));

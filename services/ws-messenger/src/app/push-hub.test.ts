@@ -294,6 +294,27 @@ describe('PushHub channel facts (lost channel events)', () => {
     expect(st.lookups).toEqual(['9']);
   });
 
+  it('ignores a channel event older than the facts held: a re-published old member list brings nobody back', async () => {
+    const { st, h, a, b } = twoSubscribers();
+    const at = (members: string[], changedAtMs: number): ChannelInfo => ({ ...channel('9', members), changedAtMs });
+    h.onChannel(at(['1', '2'], NOW));
+    h.onChannel(at(['2'], NOW + 5)); // user 1 removed
+    const flowsOfA = a.frames.length;
+    h.onChannel(at(['1', '2'], NOW)); // the first event again, from an outbox sweep
+    expect(a.frames.length).toBe(flowsOfA); // not pushed to the removed member either
+    h.onMessage('posted', msg('1', '9'), priv);
+    await flush();
+    expect(ids(a)).toEqual([]);
+    expect(ids(b)).toEqual(['1']);
+    expect(st.lookups).toEqual([]);
+    // The same change time again is the same change (a duplicate): applied as before.
+    h.onChannel(at(['1', '2'], NOW + 9));
+    h.onChannel(at(['1', '2'], NOW + 9));
+    h.onMessage('posted', msg('2', '9'), priv);
+    await flush();
+    expect(ids(a)).toEqual(['2']);
+  });
+
   it('a channel event that arrives during a lookup wins over the (older) answer', async () => {
     const { st, h, a, b } = twoSubscribers();
     st.channels.set('9', channel('9', ['1', '2']));

@@ -15,6 +15,9 @@
  * 4. Events of one channel are delivered in arrival order, also while a membership lookup (first or
  *    refresh) is pending.
  * 5. A subscription ends with the final 401 frame when its session is revoked or expires.
+ * 6. A channel event older than the facts held (its change time before theirs) is ignored, neither cached nor
+ *    pushed: message-store's outbox may publish a change again after newer ones (a sweep, a backlog drain), and
+ *    an old member list must not bring back a removed member. Change times of one channel strictly increase.
  */
 import type { Logger } from '@hubbub/runtime';
 import { encodeEncodedData, encodeEnvelope, encodeFlow, encodeMessage, UPDATE_TYPE } from '../protocol/frames';
@@ -56,11 +59,15 @@ interface ChannelFacts {
   readonly atMs: number;
   /** `PushHub.epoch` when they were learned: facts of an older epoch are stale (rule 2). */
   readonly epoch: number;
+  /** The channel's change time the facts describe (rule 6). */
+  readonly changedAtMs: number;
 }
 
 export interface PushHubMetrics {
   framesPushed(n: number): void;
   subscriptions(n: number): void;
+  /** A channel event older than the facts held was ignored (rule 6). */
+  staleChannelEvent?(): void;
 }
 
 const MAX_CACHED_CHANNELS = 50_000;
@@ -131,6 +138,11 @@ export class PushHub {
 
   /** A channel was created or changed (members included). */
   onChannel(c: ChannelInfo): void {
+    const known = this.channels.get(c.id);
+    if (known && c.changedAtMs < known.changedAtMs) {
+      this.deps.metrics?.staleChannelEvent?.();
+      return; // rule 6
+    }
     const now = this.deps.clock.nowMs();
     const facts = this.factsOf(c, now, this.epoch);
     this.remember(c.id, facts);
@@ -258,7 +270,14 @@ export class PushHub {
   }
 
   private factsOf(c: ChannelInfo, atMs: number, epoch: number): ChannelFacts {
-    return { isPublic: c.isPublic, visible: isMtpVisible(c), members: new Set(c.memberIds), atMs, epoch };
+    return {
+      isPublic: c.isPublic,
+      visible: isMtpVisible(c),
+      members: new Set(c.memberIds),
+      atMs,
+      epoch,
+      changedAtMs: c.changedAtMs,
+    };
   }
 
   private isFresh(f: ChannelFacts): boolean {
@@ -328,7 +347,14 @@ export class PushHub {
 
 // Facts of public channels nobody told us about: no member list needed, so no lookup and no allocation.
 // Never cached (atMs and epoch are never read).
-const PUBLIC_VISIBLE: ChannelFacts = { isPublic: true, visible: true, members: new Set(), atMs: 0, epoch: -1 };
+const PUBLIC_VISIBLE: ChannelFacts = {
+  isPublic: true,
+  visible: true,
+  members: new Set(),
+  atMs: 0,
+  epoch: -1,
+  changedAtMs: 0,
+};
 const PUBLIC_HIDDEN: ChannelFacts = { ...PUBLIC_VISIBLE, visible: false };
 
 function publicFacts(ref: { kind: ChannelKind }): ChannelFacts {
