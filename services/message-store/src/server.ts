@@ -172,7 +172,9 @@ export async function start(cfg: Config, deps: StartDeps = {}): Promise<MessageS
       timeoutMs: cfg.horizonTimeoutMs,
       log,
       // Before the service exists nothing is in flight: the generator's bound is the answer.
-      respond: () => late.service?.horizonForPeer(cfg.horizonTimeoutMs / 2) ?? Promise.resolve(ids.horizon()),
+      respond: () =>
+        late.service?.horizonForPeer(cfg.horizonTimeoutMs / 2) ??
+        Promise.resolve({ id: ids.horizon(), timeMs: (deps.now ?? Date.now)() }),
       onRound: (_n, ms) => mHorizonRounds.observe(ms),
       onPeerFailure: (reason) => mHorizonFailures.inc({ reason }),
     });

@@ -85,7 +85,13 @@ export interface MessageServiceOptions {
   readonly now?: () => number;
   readonly onBatch?: (size: number, ms: number) => void;
   /** The other replicas' read horizon (docs/adr/0007); absent = this replica alone. */
-  readonly peers?: { horizon(): Promise<bigint | undefined> };
+  readonly peers?: { horizon(): Promise<Horizon | undefined> };
+}
+
+/** A read horizon (docs/adr/0007): the lowest id, and the earliest change time, that may still become visible. */
+export interface Horizon {
+  readonly id: bigint;
+  readonly timeMs: number;
 }
 
 interface CachedChannel extends ChannelView {
@@ -159,7 +165,7 @@ export class MessageService {
    * a change stamped before such a read but committed after it would otherwise be skipped for good by a client
    * that polls "changed since the time of my last answer" (ws-messenger's get_update). docs/adr/0006.
    */
-  private readonly unsettled = new Set<Promise<unknown>>();
+  private readonly unsettled = new Map<Promise<unknown>, number>(); // -> its stamp time (ms, at most the real one)
   /** The first id of each post batch whose INSERT has not settled: the bottom of this replica's read horizon. */
   private readonly inFlightFirstIds = new Set<bigint>();
 
@@ -170,14 +176,21 @@ export class MessageService {
       windowMs: o.batchWindowMs,
       maxItems: o.batchMaxMessages,
       maxInFlight: o.batchMaxInFlight ?? 1,
-      // commitPostsInOrder stamps the batch (ids, created_at) before its first await, so it is tracked from then.
-      run: (items) => this.track(this.commitPostsInOrder(items)),
+      // commitPostsInOrder stamps the batch (ids, created_at) before its first await, so it is tracked from then;
+      // its created_at is read after `t`.
+      run: (items) => {
+        const t = this.now();
+        return this.track(this.commitPostsInOrder(items), t);
+      },
     });
   }
 
-  /** Adds a write to `unsettled` until it settles; returns it unchanged. Call in the turn that stamped its time. */
-  private track<T>(p: Promise<T>): Promise<T> {
-    this.unsettled.add(p);
+  /**
+   * Adds a write to `unsettled` until it settles; returns it unchanged. Call in the turn that stamped its time;
+   * `stampMs` is that time or earlier.
+   */
+  private track<T>(p: Promise<T>, stampMs: number): Promise<T> {
+    this.unsettled.set(p, stampMs);
     const done = (): void => void this.unsettled.delete(p);
     p.then(done, done);
     return p;
@@ -185,7 +198,7 @@ export class MessageService {
 
   /** Resolves when every write tracked before the call has committed or failed. */
   private async settled(): Promise<void> {
-    if (this.unsettled.size > 0) await Promise.allSettled([...this.unsettled]);
+    if (this.unsettled.size > 0) await Promise.allSettled([...this.unsettled.keys()]);
   }
 
   /**
@@ -198,28 +211,44 @@ export class MessageService {
     return h;
   }
 
+  /** The earliest change time a write may still commit with here: a write in flight's, else the clock's. */
+  private localTimeHorizon(): number {
+    let t = this.now();
+    for (const stamp of this.unsettled.values()) if (stamp < t) t = stamp;
+    return t;
+  }
+
+  private localHorizons(): Horizon {
+    return { id: this.localHorizon(), timeMs: this.localTimeHorizon() };
+  }
+
   /**
    * Waits for the writes stamped before the call, here and on the other replicas (docs/adr/0006, 0007), and returns
-   * the read horizon: a reader continuing after the ids it was given must be given only ids below it.
+   * the read horizon: a reader continuing after the ids it was given must be given only ids below `id`; one
+   * continuing from a time, only told that changes before `timeMs` are complete.
    */
-  private async readBarrier(): Promise<bigint> {
+  private async readBarrier(): Promise<Horizon> {
     const [, peers] = await Promise.all([this.settled(), this.o.peers?.horizon()]);
-    const local = this.localHorizon();
-    return peers !== undefined && peers < local ? peers : local;
+    const local = this.localHorizons();
+    if (!peers) return local;
+    return {
+      id: peers.id < local.id ? peers.id : local.id,
+      timeMs: Math.min(peers.timeMs, local.timeMs),
+    };
   }
 
   /**
    * This replica's answer to another's horizon request: after the writes stamped before it have settled (at most
    * `waitMs`), or at once if they take longer (the horizon then lies below them, which is just as safe).
    */
-  async horizonForPeer(waitMs: number): Promise<bigint> {
-    const now = this.localHorizon();
+  async horizonForPeer(waitMs: number): Promise<Horizon> {
+    const now = this.localHorizons();
     if (this.unsettled.size === 0) return now;
     let timer: NodeJS.Timeout | undefined;
     const late = new Promise<boolean>((r) => (timer = setTimeout(() => r(false), waitMs)));
     const done = await Promise.race([this.settled().then(() => true), late]);
     clearTimeout(timer);
-    return done ? this.localHorizon() : now;
+    return done ? this.localHorizons() : now;
   }
 
   get batchStats(): { batches: number; items: number; maxBatch: number } {
@@ -614,7 +643,7 @@ export class MessageService {
       const ev = this.chatEvent(kind, next, c.row);
       let row: OutboxRow | undefined;
       try {
-        row = await this.track(this.o.repo.updateMessage(next, m.changedAt!, ev));
+        row = await this.track(this.o.repo.updateMessage(next, m.changedAt!, ev), next.changedAt!.getTime());
       } catch (e) {
         throw toStoreError(e);
       }
@@ -692,7 +721,7 @@ export class MessageService {
     // stamped before the call, and return only ids below the horizon of what is still in flight (docs/adr/0007).
     let below: bigint | undefined;
     if (after !== undefined) {
-      below = await this.readBarrier();
+      below = (await this.readBarrier()).id;
       if (below <= BigInt(after) + 1n) return { messages: [], more: false };
     }
     return this.o.repo.listMessages({
@@ -747,8 +776,8 @@ export class MessageService {
     if (!r.p) throw errors.invalidArgument('PRINCIPAL_REQUIRED', 'a principal is required');
     const limit = req.limit === 0 ? 1_000 : Math.min(req.limit, 5_000);
     const channelIds = await this.readableChannelIds(r.p, req.channelIds);
-    await this.readBarrier(); // here and on the other replicas (docs/adr/0006, 0007)
-    return this.o.repo.listChanges({
+    const h = await this.readBarrier(); // here and on the other replicas (docs/adr/0006, 0007)
+    const res = await this.o.repo.listChanges({
       channelIds,
       since: req.since ?? new Date(0),
       afterChangedAt: req.pageAfterChangedAt,
@@ -758,6 +787,7 @@ export class MessageService {
       userId: r.userId,
       seesPrivate: r.seesPrivate,
     });
+    return { ...res, completeBefore: new Date(h.timeMs) };
   }
 
   async searchMessages(req: messagesV1.SearchMessagesRequest): Promise<messagesV1.SearchMessagesResponse> {
@@ -870,6 +900,7 @@ export class MessageService {
           ]);
           return { row, ob };
         }),
+        at.getTime(),
       );
     } catch (e) {
       if (pgCode(e) === UNIQUE_VIOLATION) throw errors.alreadyExists('SLUG_TAKEN', 'a channel with this slug exists');
@@ -935,7 +966,7 @@ export class MessageService {
   async listChannels(req: messagesV1.ListChannelsRequest): Promise<messagesV1.ListChannelsResponse> {
     const r = this.readerOf(req.principal);
     // Channels changed since a time: the same wait as listChanges.
-    if (req.changedSince) await this.readBarrier();
+    const h = req.changedSince ? await this.readBarrier() : undefined;
     const rows = await this.o.repo.listChannels({
       userId: r.p?.userId,
       all: isSystem(r.p),
@@ -948,7 +979,10 @@ export class MessageService {
     const ids = rows.map((x) => x.id);
     const members = req.includeMembers ? await this.o.repo.membersOf(ids) : undefined;
     const stats = req.includeStats ? await this.o.repo.channelStats(ids, r.p?.userId, r.seesPrivate) : undefined;
-    return { channels: rows.map((x) => channelToProto(x, members?.get(x.id) ?? [], stats?.get(x.id))) };
+    return {
+      channels: rows.map((x) => channelToProto(x, members?.get(x.id) ?? [], stats?.get(x.id))),
+      completeBefore: h ? new Date(h.timeMs) : undefined,
+    };
   }
 
   private async changeChannel(
@@ -982,6 +1016,7 @@ export class MessageService {
           const ob = await this.o.repo.insertOutbox(q, [this.channelEvent(kind, row, list)]);
           return { row, list, ob };
         }),
+        at.getTime(),
       );
     } catch (e) {
       if (pgCode(e) === UNIQUE_VIOLATION) throw errors.alreadyExists('SLUG_TAKEN', 'a channel with this slug exists');

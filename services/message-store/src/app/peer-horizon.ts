@@ -7,12 +7,12 @@
  * Rules:
  * 1. The peers are the holders of the worker-id leases (the lease bucket's values), learnt from a watch of that
  *    bucket; an entry not renewed within the lease TTL is no longer a peer. Each replica answers requests on
- *    `<prefix>.rpc.messages.horizon.<holder>` with its horizon: the lowest id that may still become visible there
- *    (`respond`).
- * 2. A reader's horizon is the minimum of the answers of every peer, asked at once. A peer without a subscriber (it
- *    stopped: NATS answers "no responders" at once) is skipped; one that does not answer within `timeoutMs` is
- *    skipped and logged (`MSG_HORIZON_PEER_TIMEOUT`): a process that cannot answer for that long is not expected to
- *    be committing either, and readers are not held hostage by it.
+ *    `<prefix>.rpc.messages.horizon.<holder>` with its horizon: the lowest id and the earliest change time that may
+ *    still become visible there (`respond`).
+ * 2. A reader's horizon is the minimum of the answers of every peer (of the ids and of the times), asked at once.
+ *    A peer without a subscriber (it stopped: NATS answers "no responders" at once) is skipped; one that does not
+ *    answer within `timeoutMs` is skipped and logged (`MSG_HORIZON_PEER_TIMEOUT`): a process that cannot answer for
+ *    that long is not expected to be committing either, and readers are not held hostage by it.
  * 3. Rounds are coalesced like group commit: at most one is in flight; callers arriving meanwhile share the next
  *    one, which starts when the current one ends. A round starts after its callers arrived, so every answer
  *    reflects writes acknowledged before the call.
@@ -23,9 +23,11 @@ import { subjects } from '@hubbub/proto';
 import { LogGate } from '@hubbub/runtime';
 import type { Logger } from '@hubbub/runtime';
 import type { Subscription } from '@nats-io/nats-core';
+import type { Horizon } from './message-service';
 
-/** A horizon answer: decimal id digits, at most 20 bytes. */
-const MAX_ANSWER_BYTES = 20;
+/** A horizon answer: "<id> <time ms>" in decimal digits, at most 40 bytes. */
+const MAX_ANSWER_BYTES = 40;
+const ANSWER = /^([0-9]{1,19}) ([0-9]{1,16})$/;
 
 export interface PeerHorizonOptions {
   readonly nc: NatsConnection;
@@ -37,7 +39,7 @@ export interface PeerHorizonOptions {
   readonly timeoutMs: number;
   readonly log: Logger;
   /** This replica's answer to a peer (the service's horizon after its writes in flight settle, bounded). */
-  readonly respond: () => Promise<bigint>;
+  readonly respond: () => Promise<Horizon>;
   readonly onRound?: (peers: number, ms: number) => void;
   readonly onPeerFailure?: (reason: 'timeout' | 'error' | 'bad_answer') => void;
 }
@@ -52,8 +54,8 @@ export class PeerHorizon {
   private kv: KV | undefined;
   private sub: Subscription | undefined;
   private stopWatch: (() => void) | undefined;
-  private running: Promise<bigint | undefined> | undefined;
-  private queued: Promise<bigint | undefined> | undefined;
+  private running: Promise<Horizon | undefined> | undefined;
+  private queued: Promise<Horizon | undefined> | undefined;
   private stopped = false;
   /** Rounds run and peers asked since start. */
   readonly stats = { rounds: 0, asks: 0 };
@@ -84,7 +86,7 @@ export class PeerHorizon {
           return;
         }
         this.o.respond().then(
-          (h) => m.respond(this.enc.encode(h.toString())),
+          (h) => m.respond(this.enc.encode(`${h.id} ${h.timeMs}`)),
           (e: unknown) => log.warn({ err: e, code: 'MSG_HORIZON_ANSWER_FAILED' }, 'horizon answer failed'),
         );
       },
@@ -125,8 +127,8 @@ export class PeerHorizon {
     return out;
   }
 
-  /** The lowest id that may still become visible on any peer; undefined without peers (rule 2, 3). */
-  horizon(): Promise<bigint | undefined> {
+  /** The lowest id and earliest change time that may still become visible on any peer; undefined without peers. */
+  horizon(): Promise<Horizon | undefined> {
     if (this.livePeers().length === 0) return Promise.resolve(undefined);
     if (!this.running) return this.begin();
     return (this.queued ??= this.running.then(() => {
@@ -135,7 +137,7 @@ export class PeerHorizon {
     }));
   }
 
-  private begin(): Promise<bigint | undefined> {
+  private begin(): Promise<Horizon | undefined> {
     const p = this.round();
     this.running = p;
     void p.then(() => {
@@ -145,7 +147,7 @@ export class PeerHorizon {
   }
 
   /** Never rejects. */
-  private async round(): Promise<bigint | undefined> {
+  private async round(): Promise<Horizon | undefined> {
     const peers = this.livePeers();
     if (peers.length === 0) return undefined;
     const t0 = performance.now();
@@ -153,22 +155,27 @@ export class PeerHorizon {
     this.stats.asks += peers.length;
     const answers = await Promise.all(peers.map((h) => this.ask(h)));
     this.o.onRound?.(peers.length, performance.now() - t0);
-    let min: bigint | undefined;
-    for (const a of answers) if (a !== undefined && (min === undefined || a < min)) min = a;
+    let min: Horizon | undefined;
+    for (const a of answers)
+      if (a !== undefined)
+        min =
+          min === undefined
+            ? a
+            : { id: a.id < min.id ? a.id : min.id, timeMs: a.timeMs < min.timeMs ? a.timeMs : min.timeMs };
     return min;
   }
 
-  private async ask(holder: string): Promise<bigint | undefined> {
+  private async ask(holder: string): Promise<Horizon | undefined> {
     const { nc, log } = this.o;
     try {
       const m = await nc.request(this.subj.rpcHorizon(holder), undefined, { timeout: this.o.timeoutMs });
-      const text = m.data.length <= MAX_ANSWER_BYTES ? this.dec.decode(m.data) : '';
-      if (!/^[0-9]{1,19}$/.test(text)) {
+      const a = ANSWER.exec(m.data.length <= MAX_ANSWER_BYTES ? this.dec.decode(m.data) : '');
+      if (!a) {
         this.o.onPeerFailure?.('bad_answer');
         log.warn({ peer: holder, bytes: m.data.length, code: 'MSG_HORIZON_BAD_ANSWER' }, 'bad horizon answer');
         return undefined;
       }
-      return BigInt(text);
+      return { id: BigInt(a[1]!), timeMs: Number(a[2]) };
     } catch (e) {
       // Rule 2: a stopped peer has no subscriber; its lease entry lingers until released or expired.
       if (isNoResponders(e)) return undefined;

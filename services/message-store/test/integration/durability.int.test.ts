@@ -280,6 +280,61 @@ it('never continues a catch-up on one replica past a post still in flight on ano
   }
 });
 
+it('reports changes complete only up to the clock of the replica furthest behind (read horizon in time)', async () => {
+  const a = await startStore(opts());
+  const b = await startStore(opts(), { now: () => Date.now() - 5_000 });
+  try {
+    await waitFor(() => a.srv.peers.size === 1, 5_000, 'a knows b');
+    const changes = () =>
+      a.client.listChanges({
+        principal: alice,
+        since: new Date(Date.now() - 60_000),
+        channelIds: [],
+        pageAfterChangedAt: undefined,
+        pageAfterId: '',
+        limit: 0,
+      });
+    const channels = () =>
+      a.client.listChannels({
+        principal: alice,
+        kind: 0,
+        visibility: 0,
+        changedSince: new Date(Date.now() - 60_000),
+        includeArchived: false,
+        memberOnly: false,
+        includeMembers: false,
+        includeStats: false,
+      });
+    // b stamps changes 5 s in the past: a poller told "complete up to now" would skip one b commits after the read.
+    for (const r of [await changes(), await channels()]) {
+      const lag = Date.now() - r.completeBefore!.getTime();
+      expect(lag).toBeGreaterThanOrEqual(5_000);
+      expect(lag).toBeLessThan(6_000);
+    }
+    await b.close();
+    await waitFor(() => a.srv.peers.size === 0, 5_000, 'b is gone');
+    const t0 = Date.now();
+    const alone = (await changes()).completeBefore!.getTime();
+    expect(alone).toBeGreaterThanOrEqual(t0);
+    expect(alone).toBeLessThanOrEqual(Date.now());
+    // Without changed_since there is no horizon to give.
+    const all = await a.client.listChannels({
+      principal: alice,
+      kind: 0,
+      visibility: 0,
+      changedSince: undefined,
+      includeArchived: false,
+      memberOnly: false,
+      includeMembers: false,
+      includeStats: false,
+    });
+    expect(all.completeBefore).toBeUndefined();
+  } finally {
+    await b.close();
+    await a.close();
+  }
+});
+
 it('claims another worker id at once when its lease is taken', async () => {
   const s = await startStore(opts());
   try {

@@ -139,15 +139,22 @@ export function createMessageStoreAdapter(
       );
       return res.channels.map(toChannel);
     },
-    async listVisibleChannels(actor, changedSinceMs) {
+    async listVisibleChannels(actor) {
+      const res = await client.listChannels(
+        messagesV1.ListChannelsRequest.fromPartial({ principal: P(actor), includeMembers: true }),
+      );
+      return res.channels.map(toChannel);
+    },
+    async listChangedChannels(actor, sinceMs) {
       const res = await client.listChannels(
         messagesV1.ListChannelsRequest.fromPartial({
           principal: P(actor),
           includeMembers: true,
-          ...(changedSinceMs !== undefined && changedSinceMs > 0 ? { changedSince: new Date(changedSinceMs) } : {}),
+          // Since 0 is every channel; a time is needed for the read horizon (the server waits for writes in flight).
+          changedSince: new Date(Math.max(1, sinceMs)),
         }),
       );
-      return res.channels.map(toChannel);
+      return { channels: res.channels.map(toChannel), completeBeforeMs: res.completeBefore?.getTime() };
     },
     async visibleFlowIds(actor) {
       const res = await client.listChannels(messagesV1.ListChannelsRequest.fromPartial({ principal: P(actor) }));
@@ -242,7 +249,11 @@ export function createMessageStoreAdapter(
       const res = await client.listChanges(
         messagesV1.ListChangesRequest.fromPartial({ principal: P(actor), since: new Date(sinceMs), limit }),
       );
-      return { messages: res.messages.map(toMessage), more: res.more };
+      return {
+        messages: res.messages.map(toMessage),
+        more: res.more,
+        completeBeforeMs: res.completeBefore?.getTime(),
+      };
     },
   };
 }

@@ -57,6 +57,7 @@ const unused = (): never => {
 const fakeMsg = (over: Partial<MessageStorePort> = {}): MessageStorePort => ({
   ensurePublicChannels: unused,
   listVisibleChannels: async () => [],
+  listChangedChannels: async () => ({ channels: [], completeBeforeMs: undefined }),
   lookupChannel: async () => undefined,
   createChannel: unused,
   postMessage: unused,
@@ -64,7 +65,7 @@ const fakeMsg = (over: Partial<MessageStorePort> = {}): MessageStorePort => ({
   editMessage: unused,
   deleteMessage: unused,
   sliceMessages: async () => undefined,
-  listChanges: async () => ({ messages: [], more: false }),
+  listChanges: async () => ({ messages: [], more: false, completeBeforeMs: undefined }),
   visibleFlowIds: async () => new Set<string>(),
   ...over,
 });
@@ -133,6 +134,28 @@ describe('Dispatcher', () => {
         .text,
     ).toBe(m405);
     expect((await d.handle(conn, req('nope', { uuid: '7', auth_id: 'bad' }), bucket())).code).toBe(401);
+  });
+
+  it("get_update answers a time no later than the second of message-store's read horizon, never before the asked one", async () => {
+    const timeOf = async (changesMs: number | undefined, channelsMs: number | undefined, since = T - 60) => {
+      const d = dispatcher(
+        fakeIdentity(),
+        fakeMsg({
+          listChanges: async () => ({ messages: [], more: false, completeBeforeMs: changesMs }),
+          listChangedChannels: async () => ({ channels: [], completeBeforeMs: channelsMs }),
+        }),
+      );
+      const r = await d.handle(conn, req('get_update', { uuid: '7', auth_id: 'tok7' }, { time: since }), bucket());
+      expect(r.code).toBe(200);
+      return (JSON.parse(r.text) as { data: { time: number } }).data.time;
+    };
+    expect(await timeOf(undefined, undefined)).toBe(T); // a server without the horizon: the request's second
+    expect(await timeOf(NOW + 400, NOW + 900)).toBe(T); // complete past this second
+    // A change stamped in the second before may still commit (a replica's clock behind, a write in flight): the
+    // next poll starts there again.
+    expect(await timeOf(NOW - 1, NOW + 900)).toBe(T - 1);
+    expect(await timeOf(NOW + 900, NOW - 2_500)).toBe(T - 3);
+    expect(await timeOf(NOW - 600_000, undefined, T - 60)).toBe(T - 60); // never before the client's own time
   });
 
   it('503 with type "error" when identity is unreachable while authenticating', async () => {

@@ -110,7 +110,15 @@ export interface MessageStorePort {
   /** Creates the missing public channels (startup). */
   ensurePublicChannels(names: readonly string[]): Promise<ChannelInfo[]>;
   /** Public channels and the actor's memberships, ascending id, with members. */
-  listVisibleChannels(actor: Actor, changedSinceMs?: number): Promise<ChannelInfo[]>;
+  listVisibleChannels(actor: Actor): Promise<ChannelInfo[]>;
+  /**
+   * The same, changed at or after `sinceMs`; `completeBeforeMs`: every channel change stamped before it is in the
+   * answer (message-store's read horizon, docs/adr/0007; undefined from a server without it).
+   */
+  listChangedChannels(
+    actor: Actor,
+    sinceMs: number,
+  ): Promise<{ channels: ChannelInfo[]; completeBeforeMs: number | undefined }>;
   /** undefined when unknown or invisible. `actor` undefined = the door's own system principal. */
   lookupChannel(actor: Actor | undefined, id: string): Promise<ChannelInfo | undefined>;
   createChannel(
@@ -143,7 +151,11 @@ export interface MessageStorePort {
    */
   visibleFlowIds(actor: Actor): Promise<ReadonlySet<string>>;
   /** Messages changed at or after `sinceMs` in readable channels (flows or not), ordered by (changedAt, id). */
-  listChanges(actor: Actor, sinceMs: number, limit: number): Promise<{ messages: StoredMessage[]; more: boolean }>;
+  listChanges(
+    actor: Actor,
+    sinceMs: number,
+    limit: number,
+  ): Promise<{ messages: StoredMessage[]; more: boolean; completeBeforeMs: number | undefined }>;
 }
 
 export type MessageChange = 'posted' | 'edited' | 'deleted';

@@ -444,6 +444,8 @@ export interface ListChannelsRequest {
 export interface ListChannelsResponse {
   /** Ascending channel id (creation order). */
   channels: Channel[];
+  /** With `changed_since`: as ListChangesResponse.complete_before, for channel changes. */
+  completeBefore: Date | undefined;
 }
 
 export interface UpdateChannelRequest {
@@ -755,6 +757,12 @@ export interface ListChangesRequest {
 export interface ListChangesResponse {
   messages: Message[];
   more: boolean;
+  /**
+   * Every change stamped before this time (message-store's clocks) that will ever be visible was visible to this
+   * read; one stamped at or after it may still commit. A poller continuing from a time asks again from no later
+   * than this (docs/adr/0007). Absent from older servers.
+   */
+  completeBefore: Date | undefined;
 }
 
 export interface SearchMessagesRequest {
@@ -2351,13 +2359,16 @@ export const ListChannelsRequest: MessageFns<ListChannelsRequest> = {
 };
 
 function createBaseListChannelsResponse(): ListChannelsResponse {
-  return { channels: [] };
+  return { channels: [], completeBefore: undefined };
 }
 
 export const ListChannelsResponse: MessageFns<ListChannelsResponse> = {
   encode(message: ListChannelsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     for (const v of message.channels) {
       Channel.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.completeBefore !== undefined) {
+      Timestamp.encode(toTimestamp(message.completeBefore), writer.uint32(18).fork()).join();
     }
     return writer;
   },
@@ -2383,6 +2394,14 @@ export const ListChannelsResponse: MessageFns<ListChannelsResponse> = {
             message.channels.push(Channel.decode(reader, reader.uint32()));
             continue;
           }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.completeBefore = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2398,6 +2417,11 @@ export const ListChannelsResponse: MessageFns<ListChannelsResponse> = {
   fromJSON(object: any): ListChannelsResponse {
     return {
       channels: globalThis.Array.isArray(object?.channels) ? object.channels.map((e: any) => Channel.fromJSON(e)) : [],
+      completeBefore: isSet(object.completeBefore)
+        ? fromJsonTimestamp(object.completeBefore)
+        : isSet(object.complete_before)
+        ? fromJsonTimestamp(object.complete_before)
+        : undefined,
     };
   },
 
@@ -2405,6 +2429,9 @@ export const ListChannelsResponse: MessageFns<ListChannelsResponse> = {
     const obj: any = {};
     if (message.channels?.length) {
       obj.channels = message.channels.map((e) => Channel.toJSON(e));
+    }
+    if (message.completeBefore !== undefined) {
+      obj.completeBefore = message.completeBefore.toISOString();
     }
     return obj;
   },
@@ -2415,6 +2442,7 @@ export const ListChannelsResponse: MessageFns<ListChannelsResponse> = {
   fromPartial(object: DeepPartial<ListChannelsResponse>): ListChannelsResponse {
     const message = createBaseListChannelsResponse();
     message.channels = object.channels?.map((e) => Channel.fromPartial(e)) || [];
+    message.completeBefore = object.completeBefore ?? undefined;
     return message;
   },
 };
@@ -6453,7 +6481,7 @@ export const ListChangesRequest: MessageFns<ListChangesRequest> = {
 };
 
 function createBaseListChangesResponse(): ListChangesResponse {
-  return { messages: [], more: false };
+  return { messages: [], more: false, completeBefore: undefined };
 }
 
 export const ListChangesResponse: MessageFns<ListChangesResponse> = {
@@ -6463,6 +6491,9 @@ export const ListChangesResponse: MessageFns<ListChangesResponse> = {
     }
     if (message.more !== false) {
       writer.uint32(16).bool(message.more);
+    }
+    if (message.completeBefore !== undefined) {
+      Timestamp.encode(toTimestamp(message.completeBefore), writer.uint32(26).fork()).join();
     }
     return writer;
   },
@@ -6496,6 +6527,14 @@ export const ListChangesResponse: MessageFns<ListChangesResponse> = {
             message.more = reader.bool();
             continue;
           }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.completeBefore = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -6512,6 +6551,11 @@ export const ListChangesResponse: MessageFns<ListChangesResponse> = {
     return {
       messages: globalThis.Array.isArray(object?.messages) ? object.messages.map((e: any) => Message.fromJSON(e)) : [],
       more: isSet(object.more) ? globalThis.Boolean(object.more) : false,
+      completeBefore: isSet(object.completeBefore)
+        ? fromJsonTimestamp(object.completeBefore)
+        : isSet(object.complete_before)
+        ? fromJsonTimestamp(object.complete_before)
+        : undefined,
     };
   },
 
@@ -6523,6 +6567,9 @@ export const ListChangesResponse: MessageFns<ListChangesResponse> = {
     if (message.more !== false) {
       obj.more = message.more;
     }
+    if (message.completeBefore !== undefined) {
+      obj.completeBefore = message.completeBefore.toISOString();
+    }
     return obj;
   },
 
@@ -6533,6 +6580,7 @@ export const ListChangesResponse: MessageFns<ListChangesResponse> = {
     const message = createBaseListChangesResponse();
     message.messages = object.messages?.map((e) => Message.fromPartial(e)) || [];
     message.more = object.more ?? false;
+    message.completeBefore = object.completeBefore ?? undefined;
     return message;
   },
 };

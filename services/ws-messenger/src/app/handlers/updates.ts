@@ -27,7 +27,7 @@ export const getUpdate: Handler = async (ctx) => {
   const max = ctx.deps.limits.updateMaxItems;
   const [users, channels, changes] = await Promise.all([
     ctx.deps.identity.listUsersChangedSince(sinceMs, max + 1),
-    ctx.deps.msg.listVisibleChannels(actor, sinceMs),
+    ctx.deps.msg.listChangedChannels(actor, sinceMs),
     ctx.deps.msg.listChanges(actor, sinceMs, max + 1),
   ]);
   const items: Item[] = [];
@@ -35,7 +35,7 @@ export const getUpdate: Handler = async (ctx) => {
     if (u.updatedAtMs < sinceMs) continue;
     items.push({ c: sec(u.updatedAtMs), kind: 0, id: u.id, text: encodeUser(profile(u, false)) });
   }
-  for (const ch of channels) {
+  for (const ch of channels.channels) {
     if (!isMtpVisible(ch) || ch.changedAtMs < sinceMs) continue;
     items.push({ c: sec(ch.changedAtMs), kind: 1, id: ch.id, text: encodeFlow(fullFlow(ch)) });
   }
@@ -92,6 +92,11 @@ export const getUpdate: Handler = async (ctx) => {
       dataTime = s + 1;
     }
   }
+  // The next poll starts at dataTime: no later than the second in which message-store may still commit changes
+  // (its read horizon, in its own clocks: a change stamped earlier but committed after these reads would otherwise
+  // never be reported; docs/adr/0007). Never before the client's own time.
+  const horizon = Math.min(changes.completeBeforeMs ?? Infinity, channels.completeBeforeMs ?? Infinity);
+  if (horizon !== Infinity && sec(horizon) < dataTime) dataTime = Math.max(sec(horizon), Math.min(since, dataTime));
   const pick = (kind: 0 | 1 | 2) => chosen.filter((i) => i.kind === kind).map((i) => i.text);
   return reply(ctx, partial ? 'PARTIAL_CONTENT' : 'OK', null, undefined, {
     encoded: { time: dataTime, user: pick(0), flow: pick(1), message: pick(2) },
