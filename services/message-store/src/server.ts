@@ -170,6 +170,8 @@ export async function start(cfg: Config, deps: StartDeps = {}): Promise<MessageS
       leaseTtlMs: cfg.workerLeaseTtlMs,
       self: lease.holder,
       timeoutMs: cfg.horizonTimeoutMs,
+      // A batch is stamped when it starts and its statement ends within statement_timeout (or a minute, without one).
+      fallbackLagMs: 2 * (cfg.statementTimeoutMs > 0 ? cfg.statementTimeoutMs : 30_000),
       log,
       // Before the service exists nothing is in flight: the generator's bound is the answer.
       respond: () =>

@@ -10,20 +10,22 @@
  *    `<prefix>.rpc.messages.horizon.<holder>` with its horizon: the lowest id and the earliest change time that may
  *    still become visible there (`respond`).
  * 2. A reader's horizon is the minimum of the answers of every peer (of the ids and of the times), asked at once.
- *    A peer without a subscriber (it stopped: NATS answers "no responders" at once) is skipped; one that does not
- *    answer within `timeoutMs` is skipped and logged (`MSG_HORIZON_PEER_TIMEOUT`): a process that cannot answer for
- *    that long is not expected to be committing either, and readers are not held hostage by it.
+ *    A peer without a subscriber (it stopped: NATS answers "no responders" at once) is skipped. For one that does
+ *    not answer within `timeoutMs` (logged `MSG_HORIZON_PEER_TIMEOUT`), and for every known peer while this
+ *    replica's NATS connection is down, the horizon is `fallbackLagMs` in the past: no write of theirs can still
+ *    commit with an older stamp (statement_timeout bounds a batch). Catch-ups are then late, never wrong.
  * 3. Rounds are coalesced like group commit: at most one is in flight; callers arriving meanwhile share the next
  *    one, which starts when the current one ends. A round starts after its callers arrived, so every answer
  *    reflects writes acknowledged before the call.
  */
-import { isNoResponders, isTimeout, openKv } from '@hubbub/nats';
-import type { KV, NatsConnection } from '@hubbub/nats';
+import { isNoResponders, isTimeout, openKv, watchConnection } from '@hubbub/nats';
+import type { ConnectionWatch, KV, NatsConnection } from '@hubbub/nats';
 import { subjects } from '@hubbub/proto';
 import { LogGate } from '@hubbub/runtime';
 import type { Logger } from '@hubbub/runtime';
 import type { Subscription } from '@nats-io/nats-core';
 import type { Horizon } from './message-service';
+import { composeSnowflake } from './snowflake';
 
 /** A horizon answer: "<id> <time ms>" in decimal digits, at most 40 bytes. */
 const MAX_ANSWER_BYTES = 40;
@@ -37,11 +39,13 @@ export interface PeerHorizonOptions {
   /** This replica's lease holder value (its own requests subject). */
   readonly self: string;
   readonly timeoutMs: number;
+  /** How far back the horizon of a peer that cannot be asked lies (twice the statement timeout). */
+  readonly fallbackLagMs: number;
   readonly log: Logger;
   /** This replica's answer to a peer (the service's horizon after its writes in flight settle, bounded). */
   readonly respond: () => Promise<Horizon>;
   readonly onRound?: (peers: number, ms: number) => void;
-  readonly onPeerFailure?: (reason: 'timeout' | 'error' | 'bad_answer') => void;
+  readonly onPeerFailure?: (reason: 'timeout' | 'error' | 'bad_answer' | 'disconnected') => void;
 }
 
 interface Peer {
@@ -57,6 +61,7 @@ export class PeerHorizon {
   private running: Promise<Horizon | undefined> | undefined;
   private queued: Promise<Horizon | undefined> | undefined;
   private stopped = false;
+  private conn: ConnectionWatch | undefined;
   /** Rounds run and peers asked since start. */
   readonly stats = { rounds: 0, asks: 0 };
   private readonly timeoutGate = new LogGate(60_000);
@@ -70,7 +75,7 @@ export class PeerHorizon {
 
   /** Number of live peers (this replica not counted). */
   get size(): number {
-    return this.livePeers().length;
+    return this.peersToAsk().length;
   }
 
   /**
@@ -79,6 +84,7 @@ export class PeerHorizon {
    */
   async start(): Promise<void> {
     const { nc, log } = this.o;
+    this.conn = watchConnection(nc);
     this.sub = nc.subscribe(this.subj.rpcHorizon(this.o.self), {
       callback: (err, m) => {
         if (err) {
@@ -119,17 +125,47 @@ export class PeerHorizon {
     await initial;
   }
 
-  private livePeers(): string[] {
+  /**
+   * The other holders: those renewed within the lease TTL, or, while this replica's NATS connection is down, every
+   * one known (the watch hears no renewals then, and the peers may still commit).
+   */
+  private peersToAsk(): string[] {
     const now = Date.now();
+    const all = this.conn !== undefined && !this.conn.up;
     const out: string[] = [];
     for (const p of this.peers.values())
-      if (p.holder !== this.o.self && now - p.at <= this.o.leaseTtlMs && !out.includes(p.holder)) out.push(p.holder);
+      if (p.holder !== this.o.self && (all || now - p.at <= this.o.leaseTtlMs) && !out.includes(p.holder))
+        out.push(p.holder);
     return out;
+  }
+
+  /** The horizon of a peer that cannot be asked (rule 2). */
+  private fallback(): Horizon {
+    const t = Date.now() - this.o.fallbackLagMs;
+    return { id: composeSnowflake(Math.max(0, t), 0, 0), timeMs: t };
+  }
+
+  private failed(reason: 'timeout' | 'error' | 'disconnected', peer: string, err?: unknown): Horizon {
+    this.o.onPeerFailure?.(reason);
+    const leftOut = this.timeoutGate.due();
+    if (leftOut !== undefined) {
+      const code =
+        reason === 'timeout'
+          ? 'MSG_HORIZON_PEER_TIMEOUT'
+          : reason === 'disconnected'
+            ? 'MSG_HORIZON_DISCONNECTED'
+            : 'MSG_HORIZON_PEER_FAILED';
+      this.o.log.warn(
+        { err, peer, leftOut, lagMs: this.o.fallbackLagMs, code },
+        'a replica could not be asked for the read horizon; catch-ups stop that far in the past meanwhile',
+      );
+    }
+    return this.fallback();
   }
 
   /** The lowest id and earliest change time that may still become visible on any peer; undefined without peers. */
   horizon(): Promise<Horizon | undefined> {
-    if (this.livePeers().length === 0) return Promise.resolve(undefined);
+    if (this.peersToAsk().length === 0) return Promise.resolve(undefined);
     if (!this.running) return this.begin();
     return (this.queued ??= this.running.then(() => {
       this.queued = undefined;
@@ -148,8 +184,9 @@ export class PeerHorizon {
 
   /** Never rejects. */
   private async round(): Promise<Horizon | undefined> {
-    const peers = this.livePeers();
+    const peers = this.peersToAsk();
     if (peers.length === 0) return undefined;
+    if (this.conn !== undefined && !this.conn.up) return this.failed('disconnected', peers.join(','));
     const t0 = performance.now();
     this.stats.rounds++;
     this.stats.asks += peers.length;
@@ -179,25 +216,13 @@ export class PeerHorizon {
     } catch (e) {
       // Rule 2: a stopped peer has no subscriber; its lease entry lingers until released or expired.
       if (isNoResponders(e)) return undefined;
-      const reason = isTimeout(e) ? 'timeout' : 'error';
-      this.o.onPeerFailure?.(reason);
-      const leftOut = this.timeoutGate.due();
-      if (leftOut !== undefined)
-        log.warn(
-          {
-            err: e,
-            peer: holder,
-            leftOut,
-            code: reason === 'timeout' ? 'MSG_HORIZON_PEER_TIMEOUT' : 'MSG_HORIZON_PEER_FAILED',
-          },
-          'a replica did not answer for the read horizon; reading without it',
-        );
-      return undefined;
+      return this.failed(isTimeout(e) ? 'timeout' : 'error', holder, e);
     }
   }
 
   stop(): void {
     this.stopped = true;
+    this.conn?.stop();
     this.stopWatch?.();
     this.sub?.unsubscribe();
   }

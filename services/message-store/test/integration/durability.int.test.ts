@@ -280,6 +280,79 @@ it('never continues a catch-up on one replica past a post still in flight on ano
   }
 });
 
+it('reads below a conservative horizon while a replica does not answer: late, never past its posts', async () => {
+  // Timeout 200 ms; statement timeout 750 ms, so a silent peer's writes are settled after 1.5 s.
+  const a = await startStore({
+    ...opts(),
+    env: { MESSAGE_STORE_HORIZON_TIMEOUT_MS: '200', MESSAGE_STORE_STATEMENT_TIMEOUT_MS: '750' },
+  });
+  const kv = await openKv(nc, subjects(nats.prefix).buckets.workerIds, 15_000);
+  const key = String(((a.srv.lease.workerId ?? 0) + 1) % 128);
+  // A replica that holds a lease and subscribes, but never answers (its event loop stalled).
+  const silent = nc.subscribe(subjects(nats.prefix).rpcHorizon('silent-peer'), { callback: () => undefined });
+  try {
+    await nc.flush();
+    await kv.put(key, 'silent-peer');
+    await waitFor(() => a.srv.peers.size === 1, 5_000, 'a knows the silent replica');
+    const [ch] = (await a.client.ensurePublicChannels({ slugs: ['silent'], kind: 0 })).channels;
+    const post = async (text: string) =>
+      (await a.client.postMessage({ principal: alice, message: newMessage(ch!.id, text) })).message!;
+    const zero = await post('zero');
+    const old = await post('old');
+    await new Promise((r) => setTimeout(r, 1_600));
+    const fresh = await post('fresh');
+    const page = await a.client.listMessages({ ...listReq(alice, ch!.id), after: zero.id });
+    expect(page.messages.map((m) => m.id)).toEqual([old.id]);
+    // Once the replica is gone (its lease released), the catch-up is current again.
+    await kv.delete(key);
+    await waitFor(() => a.srv.peers.size === 0, 5_000, 'the silent replica is gone');
+    const next = await a.client.listMessages({ ...listReq(alice, ch!.id), after: old.id });
+    expect(next.messages.map((m) => m.id)).toEqual([fresh.id]);
+  } finally {
+    silent.unsubscribe();
+    await kv.delete(key).catch(() => undefined);
+    await a.close();
+  }
+});
+
+it('reads below the conservative horizon at once while its own NATS connection is down (peers cannot be asked)', async () => {
+  const link = await natsLink(nats.url);
+  const env = { MESSAGE_STORE_HORIZON_TIMEOUT_MS: '3000', MESSAGE_STORE_STATEMENT_TIMEOUT_MS: '750' };
+  const a = await startStore({ ...opts(), natsUrl: link.url, env });
+  const b = await startStore({ ...opts(), env });
+  try {
+    await waitFor(() => a.srv.peers.size === 1, 5_000, 'a knows b');
+    const [ch] = (await a.client.ensurePublicChannels({ slugs: ['cut-off'], kind: 0 })).channels;
+    const post = async (text: string) =>
+      (await a.client.postMessage({ principal: alice, message: newMessage(ch!.id, text) })).message!;
+    const zero = await post('zero');
+    const old = await post('old');
+    await new Promise((r) => setTimeout(r, 1_600));
+    const reconnected = nextReconnect(a.srv.nc);
+    link.cut();
+    await waitFor(() => a.srv.peers.size === 1 && !a.srv.nc.isClosed(), 5_000, 'b still known');
+    const fresh = await post('fresh during the outage'); // gRPC; the lease is still valid
+    const t0 = Date.now();
+    const page = await a.client.listMessages({ ...listReq(alice, ch!.id), after: zero.id });
+    expect(Date.now() - t0).toBeLessThan(1_000); // not the 3 s timeout: nobody is asked
+    expect(page.messages.map((m) => m.id)).toEqual([old.id]);
+    link.restore();
+    await reconnected;
+    await waitFor(
+      async () =>
+        (await a.client.listMessages({ ...listReq(alice, ch!.id), after: old.id })).messages.some(
+          (m) => m.id === fresh.id,
+        ),
+      10_000,
+      'current again after the reconnect',
+    );
+  } finally {
+    await b.close();
+    await a.close();
+    await link.close();
+  }
+}, 20_000);
+
 it('reports changes complete only up to the clock of the replica furthest behind (read horizon in time)', async () => {
   const a = await startStore(opts());
   const b = await startStore(opts(), { now: () => Date.now() - 5_000 });
