@@ -361,6 +361,7 @@ async function main(): Promise<void> {
       WSM_IP_RATE_PER_S: '0',
       // The load tool is one address opening hundreds of sockets at once (K=64, the idle run's batches of 200).
       WSM_MAX_HTTP_PENDING_PER_IP: '0',
+      WSM_MAX_CONNECTIONS_PER_IP: '0',
       WSM_PUBLIC_CHANNELS: 'general',
     },
   );

@@ -18,7 +18,7 @@ describe('config (spec §3.9)', () => {
       ratePerS: 50,
       rateBurst: 100,
       maxConnections: 20_000,
-      maxConnectionsPerIp: 0,
+      maxConnectionsPerIp: 256,
       httpRequestTimeoutMs: 10_000,
       maxHttpPending: 2_000,
       maxHttpPendingPerIp: 32,

@@ -20,6 +20,7 @@ export const DEFAULT_RATE_BURST = 100;
 export const DEFAULT_IP_RATE_PER_S = 200;
 export const DEFAULT_IP_RATE_BURST = 400;
 export const DEFAULT_MAX_CONNECTIONS = 20_000;
+export const DEFAULT_MAX_CONNECTIONS_PER_IP = 256;
 export const DEFAULT_HTTP_REQUEST_TIMEOUT_MS = 10_000;
 export const DEFAULT_MAX_HTTP_PENDING = 2_000;
 export const DEFAULT_MAX_HTTP_PENDING_PER_IP = 32;
@@ -129,8 +130,8 @@ export const configSchema = {
   }),
   maxConnectionsPerIp: int({
     env: 'WSM_MAX_CONNECTIONS_PER_IP',
-    doc: 'connections per client address (an IPv6 address counts as its /64; X-Forwarded-For only from WSM_TRUSTED_PROXIES); HTTP 429 above; 0 = off',
-    default: 0,
+    doc: 'connections per client address, so that one address cannot take every slot of WSM_MAX_CONNECTIONS (an IPv6 address counts as its /64; X-Forwarded-For only from WSM_TRUSTED_PROXIES: behind a proxy not listed there, every client shares its address); HTTP 429 above; 0 = off',
+    default: DEFAULT_MAX_CONNECTIONS_PER_IP,
     min: 0,
   }),
   httpRequestTimeoutMs: int({

@@ -558,6 +558,40 @@ describe('limits and failures (§3.1, §5)', () => {
     expect((await c.req(mtp('ping_pong', auth(U1)))).errors.code).toBe(200);
   });
 
+  it('by default one address holds at most 256 connections (WSM_MAX_CONNECTIONS_PER_IP), not every slot', async () => {
+    const d = await s.wsm({ WSM_MAX_HTTP_PENDING_PER_IP: '0' });
+    const url = `ws://127.0.0.1:${d.port}/ws`;
+    const open: WebSocket[] = [];
+    try {
+      for (let i = 0; i < 256; i += 32)
+        open.push(
+          ...(await Promise.all(
+            Array.from(
+              { length: 32 },
+              () =>
+                new Promise<WebSocket>((ok, fail) => {
+                  const ws = new WebSocket(url);
+                  ws.once('open', () => ok(ws));
+                  ws.once('error', fail);
+                }),
+            ),
+          )),
+        );
+      const status = await new Promise<number>((ok) => {
+        const ws = new WebSocket(url);
+        ws.on('unexpected-response', (_req, res) => {
+          ok(res.statusCode ?? 0);
+          res.resume();
+          ws.terminate();
+        });
+        ws.on('error', () => undefined);
+      });
+      expect(status).toBe(429);
+    } finally {
+      for (const ws of open) ws.terminate();
+    }
+  });
+
   it('WSM_TRUSTED_PROXIES: the address is the nearest untrusted X-Forwarded-For hop, not what the client wrote', async () => {
     // The proxy (127.0.0.1, trusted) appends the peer it saw; anything left of that is the client's own text.
     const one = await s.wsm({ WSM_TRUSTED_PROXIES: '127.0.0.1', WSM_MAX_CONNECTIONS_PER_IP: '1' });
