@@ -91,10 +91,11 @@ export class PeerHorizon {
           log.warn({ err, code: 'MSG_HORIZON_SUBSCRIPTION_FAILED' }, 'horizon subscription failed');
           return;
         }
-        this.o.respond().then(
-          (h) => m.respond(this.enc.encode(`${h.id} ${h.timeMs}`)),
-          (e: unknown) => log.warn({ err: e, code: 'MSG_HORIZON_ANSWER_FAILED' }, 'horizon answer failed'),
-        );
+        // The answer may come after the connection closed (respond throws then): never an unhandled rejection.
+        this.o
+          .respond()
+          .then((h) => void m.respond(this.enc.encode(`${h.id} ${h.timeMs}`)))
+          .catch((e: unknown) => log.warn({ err: e, code: 'MSG_HORIZON_ANSWER_FAILED' }, 'horizon answer failed'));
       },
     });
     this.kv = await openKv(nc, this.o.bucket, this.o.leaseTtlMs);
