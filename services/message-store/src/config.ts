@@ -112,7 +112,7 @@ export const schema = {
   }),
   horizonTimeoutMs: int({
     env: 'MESSAGE_STORE_HORIZON_TIMEOUT_MS',
-    doc: 'how long a catch-up read waits for another replica to answer the read horizon (docs/adr/0007); after it, reads stop twice MESSAGE_STORE_STATEMENT_TIMEOUT_MS in the past while that replica stays silent (logged MSG_HORIZON_PEER_TIMEOUT); a replica answers after at most half of it',
+    doc: 'how long a read waits for another replica to answer the read horizon (docs/adr/0007; after it, changes are reported complete only up to twice MESSAGE_STORE_STATEMENT_TIMEOUT_MS ago while that replica stays silent, logged MSG_HORIZON_PEER_TIMEOUT), and the longest a catch-up after an id waits for writes in flight below the ids it returns; a replica answers after at most half of it',
     default: 1_000,
     min: 10,
   }),

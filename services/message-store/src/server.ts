@@ -99,6 +99,12 @@ export async function start(cfg: Config, deps: StartDeps = {}): Promise<MessageS
     registers: [registry],
   });
 
+  const mCatchUpCut = new Counter({
+    name: 'hubbub_msg_catchup_unsettled_total',
+    help: 'catch-ups (ListMessages after an id) answered while a lower id was still in flight, after waiting MESSAGE_STORE_HORIZON_TIMEOUT_MS',
+    registers: [registry],
+  });
+
   const cleanups: { name: string; fn: () => Promise<unknown> }[] = [];
   const undo = async (): Promise<void> => {
     for (const c of cleanups.reverse())
@@ -215,6 +221,8 @@ export async function start(cfg: Config, deps: StartDeps = {}): Promise<MessageS
       cacheTtlMs: cfg.cacheTtlMs,
       ...(deps.now ? { now: deps.now } : {}),
       peers,
+      catchUpWaitMs: cfg.horizonTimeoutMs,
+      onCatchUpCut: () => mCatchUpCut.inc(),
       onBatch: (size, ms) => {
         mPosts.inc(size);
         mBatch.observe(size);

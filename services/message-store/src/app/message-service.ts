@@ -84,6 +84,10 @@ export interface MessageServiceOptions {
   /** Wall clock (ms); injectable for tests. */
   readonly now?: () => number;
   readonly onBatch?: (size: number, ms: number) => void;
+  /** Longest a catch-up waits for writes in flight below the ids it would return (docs/adr/0007); default 1 s. */
+  readonly catchUpWaitMs?: number;
+  /** A catch-up answered while a lower id was still in flight (after catchUpWaitMs). */
+  readonly onCatchUpCut?: () => void;
   /** The other replicas' read horizon (docs/adr/0007); absent = this replica alone. */
   readonly peers?: { horizon(): Promise<Horizon | undefined> };
 }
@@ -166,6 +170,8 @@ export class MessageService {
    * that polls "changed since the time of my last answer" (ws-messenger's get_update). docs/adr/0006.
    */
   private readonly unsettled = new Map<Promise<unknown>, number>(); // -> its stamp time (ms, at most the real one)
+  /** The highest time horizon handed out (stampNow). */
+  private timeFloor = 0;
   /** The first id of each post batch whose INSERT has not settled: the bottom of this replica's read horizon. */
   private readonly inFlightFirstIds = new Set<bigint>();
 
@@ -179,7 +185,7 @@ export class MessageService {
       // commitPostsInOrder stamps the batch (ids, created_at) before its first await, so it is tracked from then;
       // its created_at is read after `t`.
       run: (items) => {
-        const t = this.now();
+        const t = this.stampNow();
         return this.track(this.commitPostsInOrder(items), t);
       },
     });
@@ -211,10 +217,20 @@ export class MessageService {
     return h;
   }
 
+  /**
+   * The clock for change stamps (created_at, changed_at): never below a time horizon already handed out, so a clock
+   * stepping back cannot stamp a change before a time a reader was told is complete.
+   */
+  private stampNow(): number {
+    const n = this.now();
+    return n > this.timeFloor ? n : this.timeFloor;
+  }
+
   /** The earliest change time a write may still commit with here: a write in flight's, else the clock's. */
   private localTimeHorizon(): number {
-    let t = this.now();
+    let t = this.stampNow();
     for (const stamp of this.unsettled.values()) if (stamp < t) t = stamp;
+    if (t > this.timeFloor) this.timeFloor = t;
     return t;
   }
 
@@ -227,13 +243,14 @@ export class MessageService {
    * the read horizon: a reader continuing after the ids it was given must be given only ids below `id`; one
    * continuing from a time, only told that changes before `timeMs` are complete.
    */
-  private async readBarrier(): Promise<Horizon> {
-    const [, peers] = await Promise.all([this.settled(), this.o.peers?.horizon()]);
-    const local = this.localHorizons();
-    if (!peers) return local;
+  private async readBarrier(maxWaitMs?: number): Promise<Horizon> {
+    const local = maxWaitMs === undefined ? this.settled() : this.settledWithin(maxWaitMs).then(() => undefined);
+    const [, peers] = await Promise.all([local, this.o.peers?.horizon()]);
+    const here = this.localHorizons();
+    if (!peers) return here;
     return {
-      id: peers.id < local.id ? peers.id : local.id,
-      timeMs: Math.min(peers.timeMs, local.timeMs),
+      id: peers.id < here.id ? peers.id : here.id,
+      timeMs: Math.min(peers.timeMs, here.timeMs),
     };
   }
 
@@ -244,11 +261,17 @@ export class MessageService {
   async horizonForPeer(waitMs: number): Promise<Horizon> {
     const now = this.localHorizons();
     if (this.unsettled.size === 0) return now;
+    return (await this.settledWithin(waitMs)) ? this.localHorizons() : now;
+  }
+
+  /** settled(), for at most `ms`: true when everything tracked before the call settled in time. */
+  private async settledWithin(ms: number): Promise<boolean> {
+    if (this.unsettled.size === 0) return true;
     let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<boolean>((r) => (timer = setTimeout(() => r(false), waitMs)));
+    const late = new Promise<boolean>((r) => (timer = setTimeout(() => r(false), Math.max(0, ms))));
     const done = await Promise.race([this.settled().then(() => true), late]);
     clearTimeout(timer);
-    return done ? this.localHorizons() : now;
+    return done;
   }
 
   get batchStats(): { batches: number; items: number; maxBatch: number } {
@@ -524,7 +547,7 @@ export class MessageService {
     committed: { rows: readonly OutboxRow[] },
   ): Promise<PostOutcome[]> {
     const t0 = performance.now();
-    const nowMs = this.now();
+    const nowMs = this.stampNow();
     const firstByKey = new Map<string, number>();
     const dupOf = new Array<number | undefined>(items.length);
     const messages = new Array<Message | undefined>(items.length);
@@ -624,7 +647,7 @@ export class MessageService {
   }
 
   private changeTime(prev: Date | undefined): Date {
-    const now = this.now();
+    const now = this.stampNow();
     const p = prev?.getTime() ?? 0;
     return new Date(now > p ? now : p + 1);
   }
@@ -717,25 +740,37 @@ export class MessageService {
     if (req.mailbox && !r.p) return { messages: [], more: false };
     // A catch-up after a seen id (dum-dum's LIST_MESSAGES, the doors' gap fill): ids are assigned before commit and
     // batches commit concurrently (here and on other replicas), so a lower-id batch may still be in flight while a
-    // higher one is visible; the reader would continue after the higher ids and never see it. Wait for what was
-    // stamped before the call, and return only ids below the horizon of what is still in flight (docs/adr/0007).
-    let below: bigint | undefined;
-    if (after !== undefined) {
-      below = (await this.readBarrier()).id;
-      if (below <= BigInt(after) + 1n) return { messages: [], more: false };
+    // higher one is visible; a reader that only polls would continue after the higher ids and never see it
+    // (docs/adr/0007).
+    const read = () =>
+      this.o.repo.listMessages({
+        channelId: c.row.id,
+        before,
+        after,
+        limit,
+        includeDeleted: req.includeDeleted,
+        tags: req.tags,
+        mailbox: req.mailbox,
+        userId: r.userId,
+        seesPrivate: r.seesPrivate,
+      });
+    if (after === undefined) return read();
+    // Everything committed is returned (a reader that also receives live events must not lose what was published
+    // before it subscribed). While a write with an id below one returned is still in flight, here or on another
+    // replica, wait for it and read again, for at most catchUpWaitMs; then answer what is there.
+    const until = performance.now() + (this.o.catchUpWaitMs ?? 1_000);
+    for (let round = 0; ; round++) {
+      // The first round waits for what was stamped before the call (ADR 0006); later ones only until `until`.
+      const h = await this.readBarrier(round === 0 ? undefined : until - performance.now());
+      const page = await read();
+      const top = page.messages[page.messages.length - 1]?.id;
+      if (top === undefined || BigInt(top) < h.id) return page;
+      if (performance.now() >= until) {
+        this.o.onCatchUpCut?.();
+        return page;
+      }
+      await new Promise((r) => setTimeout(r, 2));
     }
-    return this.o.repo.listMessages({
-      channelId: c.row.id,
-      before,
-      below,
-      after,
-      limit,
-      includeDeleted: req.includeDeleted,
-      tags: req.tags,
-      mailbox: req.mailbox,
-      userId: r.userId,
-      seesPrivate: r.seesPrivate,
-    });
   }
 
   async sliceMessages(req: messagesV1.SliceMessagesRequest): Promise<messagesV1.SliceMessagesResponse> {
@@ -888,7 +923,7 @@ export class MessageService {
   }): Promise<{ row: ChannelRow }> {
     // A pair key only on direct channels (OpenDirect's).
     if (c.directKey !== null && c.kind !== ChannelKind.CHANNEL_KIND_DIRECT) throw errors.internal('DIRECT_KEY');
-    const at = new Date(this.now());
+    const at = new Date(this.stampNow());
     let out: { row: ChannelRow; ob: OutboxRow[] };
     try {
       out = await this.track(
@@ -1001,7 +1036,7 @@ export class MessageService {
     const c = requireReadable(p, await this.channel(channelId, true));
     const fields = f(c);
     const mem = members?.(c);
-    const at = new Date(this.now());
+    const at = new Date(this.stampNow());
     let res: { row: ChannelRow; list: string[]; ob: OutboxRow[] };
     try {
       res = await this.track(

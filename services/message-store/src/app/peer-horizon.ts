@@ -10,10 +10,11 @@
  *    `<prefix>.rpc.messages.horizon.<holder>` with its horizon: the lowest id and the earliest change time that may
  *    still become visible there (`respond`).
  * 2. A reader's horizon is the minimum of the answers of every peer (of the ids and of the times), asked at once.
- *    A peer without a subscriber (it stopped: NATS answers "no responders" at once) is skipped. For one that does
- *    not answer within `timeoutMs` (logged `MSG_HORIZON_PEER_TIMEOUT`), and for every known peer while this
- *    replica's NATS connection is down, the horizon is `fallbackLagMs` in the past: no write of theirs can still
- *    commit with an older stamp (statement_timeout bounds a batch). Catch-ups are then late, never wrong.
+ *    A peer that cannot be asked (no subscriber: it stopped without releasing its lease, or lost NATS while it still
+ *    serves gRPC; no answer within `timeoutMs`, logged `MSG_HORIZON_PEER_TIMEOUT`; and every known peer while this
+ *    replica's NATS connection or lease watch is down) bounds only the time: its changes are complete up to
+ *    `fallbackLagMs` ago (best effort: statement_timeout bounds a batch's statement, not every wait around it), and
+ *    its ids are not waited for.
  * 3. Rounds are coalesced like group commit: at most one is in flight; callers arriving meanwhile share the next
  *    one, which starts when the current one ends. A round starts after its callers arrived, so every answer
  *    reflects writes acknowledged before the call.
@@ -25,7 +26,9 @@ import { LogGate } from '@hubbub/runtime';
 import type { Logger } from '@hubbub/runtime';
 import type { Subscription } from '@nats-io/nats-core';
 import type { Horizon } from './message-service';
-import { composeSnowflake } from './snowflake';
+
+/** Above every snowflake (bit 63 is never set). */
+const NO_ID_BOUND = 1n << 63n;
 
 /** A horizon answer: "<id> <time ms>" in decimal digits, at most 40 bytes. */
 const MAX_ANSWER_BYTES = 40;
@@ -45,7 +48,7 @@ export interface PeerHorizonOptions {
   /** This replica's answer to a peer (the service's horizon after its writes in flight settle, bounded). */
   readonly respond: () => Promise<Horizon>;
   readonly onRound?: (peers: number, ms: number) => void;
-  readonly onPeerFailure?: (reason: 'timeout' | 'error' | 'bad_answer' | 'disconnected') => void;
+  readonly onPeerFailure?: (reason: 'timeout' | 'error' | 'bad_answer' | 'disconnected' | 'no_responders') => void;
 }
 
 interface Peer {
@@ -59,6 +62,8 @@ export class PeerHorizon {
   private sub: Subscription | undefined;
   private stopWatch: (() => void) | undefined;
   private running: Promise<Horizon | undefined> | undefined;
+  /** False while the lease watch is down (known peers then count as live: no renewals are heard). */
+  private watching = false;
   private queued: Promise<Horizon | undefined> | undefined;
   private stopped = false;
   private conn: ConnectionWatch | undefined;
@@ -102,28 +107,45 @@ export class PeerHorizon {
     await this.watch();
   }
 
+  /** Resolves once the current entries are in; afterwards the watch is kept up, again and again, until stop(). */
   private async watch(): Promise<void> {
-    const it = await this.kv!.watch({ key: '>' });
     let loaded!: () => void;
     const initial = new Promise<void>((r) => (loaded = r));
-    this.stopWatch = () => it.stop();
-    void (async () => {
-      try {
-        for await (const e of it) {
-          if (e.operation === 'PUT') this.peers.set(e.key, { holder: e.string(), at: Date.now() });
-          else this.peers.delete(e.key);
-          // The initial values end with delta 0 (the newest); the lease of this replica is among them.
-          if (e.isUpdate || e.delta === 0) loaded();
-        }
-      } catch (err) {
-        this.o.log.warn({ err, code: 'MSG_HORIZON_WATCH_FAILED' }, 'worker lease watch failed');
+    let first = true;
+    let backoffMs = 500;
+    const once = async (): Promise<void> => {
+      const it = await this.kv!.watch({ key: '>' });
+      this.stopWatch = () => it.stop();
+      this.watching = true;
+      backoffMs = 500;
+      for await (const e of it) {
+        if (e.operation === 'PUT') this.peers.set(e.key, { holder: e.string(), at: Date.now() });
+        else this.peers.delete(e.key);
+        // The initial values end with delta 0 (the newest); the lease of this replica is among them.
+        if (e.isUpdate || e.delta === 0) loaded();
       }
+    };
+    void (async () => {
+      while (!this.stopped) {
+        try {
+          await once();
+        } catch (err) {
+          if (first) throw err;
+          this.o.log.warn({ err, code: 'MSG_HORIZON_WATCH_FAILED' }, 'worker lease watch failed; retrying');
+        }
+        this.watching = false;
+        loaded();
+        first = false;
+        if (this.stopped) return;
+        await new Promise((r) => setTimeout(r, backoffMs).unref());
+        backoffMs = Math.min(backoffMs * 2, 10_000);
+      }
+    })().catch((err: unknown) => {
+      this.o.log.warn({ err, code: 'MSG_HORIZON_WATCH_FAILED' }, 'worker lease watch failed');
       loaded();
-      if (this.stopped) return;
-      // The watch ended (it should not: ordered consumers survive reconnects). Peers are kept; watch again.
-      setTimeout(() => void this.watch().catch(() => undefined), 1_000).unref();
-    })();
+    });
     await initial;
+    if (!this.watching && first) throw new Error('worker lease watch did not start');
   }
 
   /**
@@ -132,7 +154,7 @@ export class PeerHorizon {
    */
   private peersToAsk(): string[] {
     const now = Date.now();
-    const all = this.conn !== undefined && !this.conn.up;
+    const all = !this.watching || (this.conn !== undefined && !this.conn.up);
     const out: string[] = [];
     for (const p of this.peers.values())
       if (p.holder !== this.o.self && (all || now - p.at <= this.o.leaseTtlMs) && !out.includes(p.holder))
@@ -140,10 +162,12 @@ export class PeerHorizon {
     return out;
   }
 
-  /** The horizon of a peer that cannot be asked (rule 2). */
+  /**
+   * The horizon of a peer that cannot be asked (rule 2): its changes before `fallbackLagMs` ago are complete. Its ids
+   * are not waited for (NO_ID_BOUND): a catch-up returns what is committed rather than wait for nobody.
+   */
   private fallback(): Horizon {
-    const t = Date.now() - this.o.fallbackLagMs;
-    return { id: composeSnowflake(Math.max(0, t), 0, 0), timeMs: t };
+    return { id: NO_ID_BOUND, timeMs: Date.now() - this.o.fallbackLagMs };
   }
 
   private failed(reason: 'timeout' | 'error' | 'disconnected', peer: string, err?: unknown): Horizon {
@@ -168,18 +192,22 @@ export class PeerHorizon {
   horizon(): Promise<Horizon | undefined> {
     if (this.peersToAsk().length === 0) return Promise.resolve(undefined);
     if (!this.running) return this.begin();
-    return (this.queued ??= this.running.then(() => {
-      this.queued = undefined;
-      return this.begin();
-    }));
+    return (this.queued ??= this.running
+      .catch(() => undefined)
+      .then(() => {
+        this.queued = undefined;
+        return this.begin();
+      }));
   }
 
   private begin(): Promise<Horizon | undefined> {
+    // round() does not reject; if it ever did, the callers get the error and the next round starts afresh.
     const p = this.round();
     this.running = p;
-    void p.then(() => {
+    const clear = (): void => {
       if (this.running === p) this.running = undefined;
-    });
+    };
+    p.then(clear, clear);
     return p;
   }
 
@@ -215,8 +243,12 @@ export class PeerHorizon {
       }
       return { id: BigInt(a[1]!), timeMs: Number(a[2]) };
     } catch (e) {
-      // Rule 2: a stopped peer has no subscriber; its lease entry lingers until released or expired.
-      if (isNoResponders(e)) return undefined;
+      // Rule 2: no subscriber. Either it stopped without releasing its lease (the entry expires with the TTL) or it
+      // lost NATS and still serves gRPC; its changes may still commit, so the time bound applies either way.
+      if (isNoResponders(e)) {
+        this.o.onPeerFailure?.('no_responders');
+        return this.fallback();
+      }
       return this.failed(isTimeout(e) ? 'timeout' : 'error', holder, e);
     }
   }

@@ -649,8 +649,6 @@ export class Repo {
     channelId: string;
     before: string | undefined;
     after: string | undefined;
-    /** The read horizon of a catch-up (docs/adr/0007): only ids below it, in the order `before`/`after` choose. */
-    below?: bigint | undefined;
     limit: number;
     includeDeleted: boolean;
     tags: readonly string[];
@@ -666,7 +664,6 @@ export class Repo {
     const where = ['channel_id = $1::bigint'];
     if (f.before) where.push(`id < ${p(f.before)}::bigint`);
     if (f.after) where.push(`id > ${p(f.after)}::bigint`);
-    if (f.below !== undefined) where.push(`id < ${p(f.below.toString())}::bigint`);
     if (!f.includeDeleted) where.push('NOT deleted');
     if (f.tags.length > 0) where.push(`tags && ${p(f.tags)}::text[]`);
     if (f.mailbox) where.push(`is_private AND (author_id = ${p(f.userId)} OR recipient_id = $${params.length})`);

@@ -249,14 +249,12 @@ it('never continues a catch-up on one replica past a post still in flight on ano
     await waitFor(async () => (await hold!.waiting()) === 1, 5_000, "b's INSERT waits");
     await new Promise((r) => setTimeout(r, 3));
     const onA = (await a.client.postMessage({ principal: alice, message: newMessage(ch!.id, 'on a') })).message!;
-    // While b's post is in flight, a's catch-up must not return a's later post: the reader would continue after it.
-    const t0 = Date.now();
-    const held = await after();
-    expect(held.messages.map((m) => m.text)).toEqual([]);
-    expect(Date.now() - t0).toBeLessThan(2_500); // b answered (with the horizon below its post), a did not time out
-    // Released while a waits: b answers once its post committed, and the catch-up returns both in id order.
-    const reading = after();
-    await new Promise((r) => setTimeout(r, 100));
+    // While b's post is in flight, a's catch-up must not answer with a's later post alone: a reader that only polls
+    // would continue after it. It waits; released, b's post commits and the catch-up returns both in id order.
+    let answered: messagesV1.ListMessagesResponse | undefined;
+    const reading = after().then((r) => (answered = r));
+    await new Promise((r) => setTimeout(r, 300));
+    expect(answered).toBeUndefined();
     await hold.release();
     const both = await reading;
     const bId = (await onB).message!.id;
@@ -280,8 +278,25 @@ it('never continues a catch-up on one replica past a post still in flight on ano
   }
 });
 
-it('reads below a conservative horizon while a replica does not answer: late, never past its posts', async () => {
-  // Timeout 200 ms; statement timeout 750 ms, so a silent peer's writes are settled after 1.5 s.
+/** How far in the past `s` reports changes complete (measured after its answer). */
+const completeLag = async (s: Started): Promise<number> => {
+  const at = (await recentChanges(s)).completeBefore!.getTime();
+  return Date.now() - at;
+};
+
+/** ListChanges of alice over the last minute, through `s`. */
+const recentChanges = (s: Started) =>
+  s.client.listChanges({
+    principal: alice,
+    since: new Date(Date.now() - 60_000),
+    channelIds: [],
+    pageAfterChangedAt: undefined,
+    pageAfterId: '',
+    limit: 0,
+  });
+
+it('while a replica does not answer: changes complete only up to a conservative past, catch-ups not held', async () => {
+  // Timeout 200 ms; statement timeout 750 ms, so a silent peer's changes count as complete up to 1.5 s ago.
   const a = await startStore({
     ...opts(),
     env: { MESSAGE_STORE_HORIZON_TIMEOUT_MS: '200', MESSAGE_STORE_STATEMENT_TIMEOUT_MS: '750' },
@@ -298,16 +313,19 @@ it('reads below a conservative horizon while a replica does not answer: late, ne
     const post = async (text: string) =>
       (await a.client.postMessage({ principal: alice, message: newMessage(ch!.id, text) })).message!;
     const zero = await post('zero');
-    const old = await post('old');
-    await new Promise((r) => setTimeout(r, 1_600));
-    const fresh = await post('fresh');
+    const one = await post('one');
+    // Everything committed is returned, after the one timeout: nobody's ids are waited for.
+    const t0 = Date.now();
     const page = await a.client.listMessages({ ...listReq(alice, ch!.id), after: zero.id });
-    expect(page.messages.map((m) => m.id)).toEqual([old.id]);
-    // Once the replica is gone (its lease released), the catch-up is current again.
+    expect(page.messages.map((m) => m.id)).toEqual([one.id]);
+    expect(Date.now() - t0).toBeLessThan(1_000);
+    const lag = await completeLag(a);
+    expect(lag).toBeGreaterThanOrEqual(1_500);
+    expect(lag).toBeLessThan(2_500);
+    // Once the replica is gone (its lease released), changes are complete up to now again.
     await kv.delete(key);
     await waitFor(() => a.srv.peers.size === 0, 5_000, 'the silent replica is gone');
-    const next = await a.client.listMessages({ ...listReq(alice, ch!.id), after: old.id });
-    expect(next.messages.map((m) => m.id)).toEqual([fresh.id]);
+    expect(await completeLag(a)).toBeLessThan(500);
   } finally {
     silent.unsubscribe();
     await kv.delete(key).catch(() => undefined);
@@ -315,7 +333,7 @@ it('reads below a conservative horizon while a replica does not answer: late, ne
   }
 });
 
-it('reads below the conservative horizon at once while its own NATS connection is down (peers cannot be asked)', async () => {
+it('while its own NATS connection is down: nobody is asked, changes complete only up to a conservative past', async () => {
   const link = await natsLink(nats.url);
   const env = { MESSAGE_STORE_HORIZON_TIMEOUT_MS: '3000', MESSAGE_STORE_STATEMENT_TIMEOUT_MS: '750' };
   const a = await startStore({ ...opts(), natsUrl: link.url, env });
@@ -326,27 +344,20 @@ it('reads below the conservative horizon at once while its own NATS connection i
     const post = async (text: string) =>
       (await a.client.postMessage({ principal: alice, message: newMessage(ch!.id, text) })).message!;
     const zero = await post('zero');
-    const old = await post('old');
-    await new Promise((r) => setTimeout(r, 1_600));
     const reconnected = nextReconnect(a.srv.nc);
     link.cut();
-    await waitFor(() => a.srv.peers.size === 1 && !a.srv.nc.isClosed(), 5_000, 'b still known');
-    const fresh = await post('fresh during the outage'); // gRPC; the lease is still valid
+    const fresh = await post('during the outage'); // gRPC; the lease is still valid
     const t0 = Date.now();
     const page = await a.client.listMessages({ ...listReq(alice, ch!.id), after: zero.id });
-    expect(Date.now() - t0).toBeLessThan(1_000); // not the 3 s timeout: nobody is asked
-    expect(page.messages.map((m) => m.id)).toEqual([old.id]);
+    expect(page.messages.map((m) => m.id)).toEqual([fresh.id]);
+    const lag = await completeLag(a);
+    expect(Date.now() - t0).toBeLessThan(1_500); // not the 3 s timeout: nobody is asked
+    expect(lag).toBeGreaterThanOrEqual(1_500);
     link.restore();
     await reconnected;
-    await waitFor(
-      async () =>
-        (await a.client.listMessages({ ...listReq(alice, ch!.id), after: old.id })).messages.some(
-          (m) => m.id === fresh.id,
-        ),
-      10_000,
-      'current again after the reconnect',
-    );
+    await waitFor(async () => (await completeLag(a)) < 500, 10_000, 'complete up to now again after the reconnect');
   } finally {
+    link.restore(); // so that a releases its lease: a leftover lease is a silent peer to the next tests
     await b.close();
     await a.close();
     await link.close();

@@ -778,7 +778,7 @@ describe('changes since and search', () => {
     }
   });
 
-  it('never continues a catch-up past a batch still in flight when a later batch commits first', async () => {
+  it('a catch-up waits for a lower id still in flight when a later batch committed first, then returns both', async () => {
     const ch = await freshPublic('horizon');
     const anchor = await post(alice, ch, 'anchor');
     const keyed = (text: string, clientKey: string) =>
@@ -800,15 +800,48 @@ describe('changes since and search', () => {
         (await s.srv.sql.query(`SELECT 1 FROM messages WHERE client_key = 'hz-3'`)).length === 1;
       await waitFor(committed, 5_000, 'batch 3 committed');
       await first.release();
-      await reading;
-      // The catch-up may not return "three" while "two", with a lower id, is still to come: the reader would
-      // continue after "three" and never see "two".
-      expect(caughtUp!.messages.map((m) => m.text)).toEqual(['one']);
+      // "one" and "three" are committed, "two" (between them) is not: an answer now would let a reader that only
+      // polls continue after "three" and never see "two". The catch-up waits.
+      await new Promise((r) => setTimeout(r, 200));
+      expect(caughtUp).toBeUndefined();
       await second.release();
+      await reading;
       const ids = [(await p1).message!.id, (await p2).message!.id, (await p3).message!.id];
-      const next = await s.client.listMessages({ ...listReq(alice, ch), after: caughtUp!.messages[0]!.id });
-      expect(next.messages.map((m) => m.text)).toEqual(['two', 'three']);
-      expect([...caughtUp!.messages, ...next.messages].map((m) => m.id)).toEqual(ids);
+      expect(caughtUp!.messages.map((m) => m.id)).toEqual(ids);
+    } finally {
+      await first.release().catch(() => undefined);
+      await second.release().catch(() => undefined);
+    }
+  });
+
+  it('reports changes complete only before a write still in flight that was stamped after the call', async () => {
+    const ch = await freshPublic('time-horizon');
+    const keyed = (text: string, clientKey: string) =>
+      s.client.postMessage({ principal: alice, message: newMessage(ch, text, { clientKey }) });
+    const first = await holdClientKey(db.url, ch, alice.userId, 'th-1');
+    const second = await holdClientKey(db.url, ch, alice.userId, 'th-2');
+    try {
+      const p1 = keyed('stamped before the read', 'th-1');
+      await waitFor(async () => (await first.waiting()) === 1, 5_000, 'batch 1 waits');
+      const reading = s.client.listChanges({
+        principal: alice,
+        since: new Date(Date.now() - 60_000),
+        channelIds: [ch],
+        pageAfterChangedAt: undefined,
+        pageAfterId: '',
+        limit: 0,
+      });
+      await new Promise((r) => setTimeout(r, 100));
+      const p2 = keyed('stamped after the read began', 'th-2');
+      await waitFor(async () => (await first.waiting()) === 2, 5_000, 'batch 2 waits');
+      await first.release();
+      const r = await reading;
+      expect(r.messages.map((m) => m.text)).toEqual(['stamped before the read']);
+      await second.release();
+      const late = (await p2).message!;
+      await p1;
+      // The answer may not call "complete" a time at or after the stamp of a change that committed after it.
+      expect(r.completeBefore!.getTime()).toBeLessThanOrEqual(late.createdAt!.getTime());
     } finally {
       await first.release().catch(() => undefined);
       await second.release().catch(() => undefined);
