@@ -194,7 +194,11 @@ export const configSchema = {
     default: DEFAULT_BACKEND_TIMEOUT_MS,
     min: 50,
   }),
-  trustedProxies: list({ env: 'WSM_TRUSTED_PROXIES', doc: 'addresses whose X-Forwarded-For is believed', default: [] }),
+  trustedProxies: list({
+    env: 'WSM_TRUSTED_PROXIES',
+    doc: 'peers whose X-Forwarded-For is believed: addresses or CIDR ranges (10.0.0.0/8, fd00::/8)',
+    default: [],
+  }),
   tlsCertFile: str({ env: 'WSM_TLS_CERT_FILE', doc: 'PEM certificate: serve wss:// directly' }).optional(),
   tlsKeyFile: str({ env: 'WSM_TLS_KEY_FILE', doc: 'PEM private key for WSM_TLS_CERT_FILE' }).optional(),
   publicChannels: list({

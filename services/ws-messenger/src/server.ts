@@ -40,6 +40,8 @@ import { CloseCode, CloseReason, WsmErrorCode } from './protocol/status';
 import { WsConnection } from './transport/connection';
 import { createHttpServer, loadStatic, refuseHttp } from './transport/http-server';
 import { createWsmMetrics } from './transport/metrics';
+import { proxyMatcher } from './transport/proxies';
+import type { ProxyMatcher } from './transport/proxies';
 
 export const SERVICE_NAME = 'ws-messenger';
 
@@ -85,9 +87,9 @@ function defaultPublicDir(): string {
  * are whatever the client sent. (Taking the first entry let any client behind the proxy name its own address,
  * dodging WSM_MAX_CONNECTIONS_PER_IP and identity's per-address throttling.)
  */
-export function clientAddress(req: IncomingMessage, trusted: readonly string[]): string {
+export function clientAddress(req: IncomingMessage, trusted: ProxyMatcher): string {
   const remote = normalizeAddress(req.socket.remoteAddress ?? '');
-  if (trusted.length === 0 || !trusted.includes(remote)) return remote;
+  if (!trusted(remote)) return remote;
   const xff = req.headers['x-forwarded-for'];
   const hops = (Array.isArray(xff) ? xff.join(',') : (xff ?? ''))
     .split(',')
@@ -96,7 +98,7 @@ export function clientAddress(req: IncomingMessage, trusted: readonly string[]):
   let addr = remote;
   for (let i = hops.length - 1; i >= 0; i--) {
     addr = hops[i]!;
-    if (!trusted.includes(addr)) return addr;
+    if (!trusted(addr)) return addr;
   }
   // Every hop is one of our proxies: the leftmost is the client as far as anyone can tell.
   return addr;
@@ -112,6 +114,7 @@ export async function start(cfg: Config, deps: StartDeps = {}): Promise<WsmServe
   const registry = createMetricsRegistry(SERVICE_NAME);
   const readiness = createReadiness(['identity', 'message-store', 'nats']);
   const metrics = createWsmMetrics(registry);
+  const trusted = proxyMatcher(cfg.trustedProxies);
   const files = loadStatic(deps.publicDir ?? defaultPublicDir());
   const tls =
     cfg.tlsCertFile && cfg.tlsKeyFile
@@ -275,8 +278,9 @@ export async function start(cfg: Config, deps: StartDeps = {}): Promise<WsmServe
         refuseHttp(socket, '503 Service Unavailable');
         return;
       }
-      const address = clientAddress(req, cfg.trustedProxies);
-      if (req.headers['x-forwarded-for'] !== undefined && !cfg.trustedProxies.includes(address)) {
+      const address = clientAddress(req, trusted);
+      // The peer itself (not the address it forwarded for) decides whether the header was believed.
+      if (req.headers['x-forwarded-for'] !== undefined && !trusted(normalizeAddress(req.socket.remoteAddress ?? ''))) {
         if (untrustedForwardedLog.due() !== undefined) {
           log.warn(
             { addr: address, code: WsmErrorCode.UntrustedForwarded },
@@ -338,7 +342,7 @@ export async function start(cfg: Config, deps: StartDeps = {}): Promise<WsmServe
         requestTimeoutMs: cfg.httpRequestTimeoutMs,
         maxPending: cfg.maxHttpPending,
         maxPendingPerIp: cfg.maxHttpPendingPerIp,
-        trustedProxies: cfg.trustedProxies,
+        isTrustedProxy: trusted,
       },
     });
     await new Promise<void>((resolve, reject) => {

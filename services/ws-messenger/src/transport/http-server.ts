@@ -77,9 +77,9 @@ export interface HttpLimits {
   readonly requestTimeoutMs: number;
   /** Sockets not handed to the WebSocket layer, in total; more are dropped at accept. */
   readonly maxPending: number;
-  /** The same per peer address (0 = off); connections from `trustedProxies` are not counted per address. */
+  /** The same per peer address (0 = off); connections from trusted proxies are not counted per address. */
   readonly maxPendingPerIp: number;
-  readonly trustedProxies: readonly string[];
+  readonly isTrustedProxy: (address: string) => boolean;
 }
 
 /** The largest request head accepted (431 above); pinned so that NODE_OPTIONS cannot raise it. */
@@ -144,7 +144,7 @@ export function createHttpServer(o: HttpOptions): HttpFront {
     });
     res.end(req.method === 'HEAD' ? undefined : f.body);
   };
-  const { requestTimeoutMs, maxPending, maxPendingPerIp, trustedProxies } = o.limits;
+  const { requestTimeoutMs, maxPending, maxPendingPerIp, isTrustedProxy } = o.limits;
   const httpOptions = {
     headersTimeout: requestTimeoutMs,
     requestTimeout: requestTimeoutMs,
@@ -171,7 +171,7 @@ export function createHttpServer(o: HttpOptions): HttpFront {
   server.on('connection', (socket: Socket) => {
     const addr = normalizeAddress(socket.remoteAddress ?? '');
     // Behind a proxy every connection has the proxy's address; only the total applies to those.
-    const counted = trustedProxies.includes(addr) ? undefined : addr;
+    const counted = isTrustedProxy(addr) ? undefined : addr;
     if (pending.size >= maxPending || (counted !== undefined && !perIp.tryAdd(counted))) {
       o.log.warn(
         { addr, pending: pending.size, code: WsmErrorCode.TooManyConnections },

@@ -648,6 +648,34 @@ describe('limits and failures (§3.1, §5)', () => {
     held.terminate();
   });
 
+  it('WSM_TRUSTED_PROXIES takes CIDR ranges; a trusted proxy forwarding is no reason to warn', async () => {
+    const lines: Record<string, unknown>[] = [];
+    const log = createLogger({
+      service: 'ws-messenger',
+      level: 'info',
+      destination: { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) },
+    });
+    const one = await s.wsm({ WSM_TRUSTED_PROXIES: '127.0.0.0/8', WSM_MAX_CONNECTIONS_PER_IP: '1' }, log);
+    const url = `ws://127.0.0.1:${one.port}/ws`;
+    const status = (xff: string): Promise<{ code: number; ws: WebSocket }> =>
+      new Promise((ok) => {
+        const ws = new WebSocket(url, { headers: { 'x-forwarded-for': xff } });
+        ws.on('unexpected-response', (_req, res) => {
+          res.resume();
+          ok({ code: res.statusCode ?? 0, ws });
+        });
+        ws.on('open', () => ok({ code: 101, ws }));
+        ws.on('error', () => undefined);
+      });
+    // The peer (127.0.0.1) is in the range: each forwarded client counts on its own.
+    const a = await status('9.9.9.9');
+    const b = await status('8.8.8.8');
+    const again = await status('9.9.9.9');
+    expect([a.code, b.code, again.code]).toEqual([101, 101, 429]);
+    expect(lines.filter((l) => l['code'] === 'WSM_UNTRUSTED_FORWARDED')).toEqual([]);
+    for (const x of [a, b, again]) x.ws.terminate();
+  });
+
   /** A client socket; `closedWithin(ms)` tells whether the server closed it in that time, and what it said. */
   function watch<S extends Socket>(
     sock: S,
