@@ -369,15 +369,7 @@ it('reports changes complete only up to the clock of the replica furthest behind
   const b = await startStore(opts(), { now: () => Date.now() - 5_000 });
   try {
     await waitFor(() => a.srv.peers.size === 1, 5_000, 'a knows b');
-    const changes = () =>
-      a.client.listChanges({
-        principal: alice,
-        since: new Date(Date.now() - 60_000),
-        channelIds: [],
-        pageAfterChangedAt: undefined,
-        pageAfterId: '',
-        limit: 0,
-      });
+    const changes = () => recentChanges(a);
     const channels = () =>
       a.client.listChannels({
         principal: alice,

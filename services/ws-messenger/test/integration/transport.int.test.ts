@@ -69,6 +69,31 @@ const error415 = (detail: string, t: number): string =>
 const NOT_JSON = '1 validation error for Request\n__root__\n  Invalid JSON (type=value_error.json)';
 const NOT_DICT = '1 validation error for Request\ndata\n  value is not a valid dict (type=type_error.dict)';
 
+/** The answer to a WebSocket upgrade: 101 and the open socket, or the HTTP status of the refusal. */
+function upgrade(url: string, headers: Record<string, string> = {}): Promise<{ code: number; ws: WebSocket }> {
+  return new Promise((ok) => {
+    const ws = new WebSocket(url, { headers });
+    ws.on('unexpected-response', (_req, res) => {
+      res.resume();
+      ws.terminate();
+      ok({ code: res.statusCode ?? 0, ws });
+    });
+    ws.on('open', () => ok({ code: 101, ws }));
+    ws.on('error', () => undefined);
+  });
+}
+
+/** A logger whose JSON lines are kept in `lines` (to assert log codes). */
+function capturingLog(): { lines: Record<string, unknown>[]; log: ReturnType<typeof createLogger> } {
+  const lines: Record<string, unknown>[] = [];
+  const log = createLogger({
+    service: 'ws-messenger',
+    level: 'info',
+    destination: { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) },
+  });
+  return { lines, log };
+}
+
 describe('HTTP surface (§3.8, #35)', () => {
   const CSP =
     "default-src 'self'; connect-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
@@ -426,12 +451,7 @@ describe('limits and failures (§3.1, §5)', () => {
   });
 
   it('a connection that keeps sending malformed frames beyond its rate is closed 1008, logged once; others unaffected', async () => {
-    const lines: Record<string, unknown>[] = [];
-    const log = createLogger({
-      service: 'ws-messenger',
-      level: 'info',
-      destination: { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) },
-    });
+    const { lines, log } = capturingLog();
     const limited = await s.wsm({ WSM_RATE_PER_S: '5', WSM_RATE_BURST: '5' }, log);
     const limitedUrl = `ws://127.0.0.1:${limited.port}/ws`;
     const other = await connect(limitedUrl);
@@ -577,16 +597,7 @@ describe('limits and failures (§3.1, §5)', () => {
             ),
           )),
         );
-      const status = await new Promise<number>((ok) => {
-        const ws = new WebSocket(url);
-        ws.on('unexpected-response', (_req, res) => {
-          ok(res.statusCode ?? 0);
-          res.resume();
-          ws.terminate();
-        });
-        ws.on('error', () => undefined);
-      });
-      expect(status).toBe(429);
+      expect((await upgrade(url)).code).toBe(429);
     } finally {
       for (const ws of open) ws.terminate();
     }
@@ -621,12 +632,7 @@ describe('limits and failures (§3.1, §5)', () => {
   });
 
   it('X-Forwarded-For from a peer not in WSM_TRUSTED_PROXIES is ignored and said once a minute (WSM_UNTRUSTED_FORWARDED)', async () => {
-    const lines: Record<string, unknown>[] = [];
-    const log = createLogger({
-      service: 'ws-messenger',
-      level: 'info',
-      destination: { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) },
-    });
+    const { lines, log } = capturingLog();
     const one = await s.wsm({ WSM_MAX_CONNECTIONS_PER_IP: '1' }, log);
     const url = `ws://127.0.0.1:${one.port}/ws`;
     const held = new WebSocket(url, { headers: { 'x-forwarded-for': '9.9.9.9' } });
@@ -649,24 +655,10 @@ describe('limits and failures (§3.1, §5)', () => {
   });
 
   it('WSM_TRUSTED_PROXIES takes CIDR ranges; a trusted proxy forwarding is no reason to warn', async () => {
-    const lines: Record<string, unknown>[] = [];
-    const log = createLogger({
-      service: 'ws-messenger',
-      level: 'info',
-      destination: { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) },
-    });
+    const { lines, log } = capturingLog();
     const one = await s.wsm({ WSM_TRUSTED_PROXIES: '127.0.0.0/8', WSM_MAX_CONNECTIONS_PER_IP: '1' }, log);
     const url = `ws://127.0.0.1:${one.port}/ws`;
-    const status = (xff: string): Promise<{ code: number; ws: WebSocket }> =>
-      new Promise((ok) => {
-        const ws = new WebSocket(url, { headers: { 'x-forwarded-for': xff } });
-        ws.on('unexpected-response', (_req, res) => {
-          res.resume();
-          ok({ code: res.statusCode ?? 0, ws });
-        });
-        ws.on('open', () => ok({ code: 101, ws }));
-        ws.on('error', () => undefined);
-      });
+    const status = (xff: string) => upgrade(url, { 'x-forwarded-for': xff });
     // The peer (127.0.0.1) is in the range: each forwarded client counts on its own.
     const a = await status('9.9.9.9');
     const b = await status('8.8.8.8');
