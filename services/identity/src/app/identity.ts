@@ -225,6 +225,10 @@ export class IdentityApp {
   /** Account throttle key → the addresses it logged in from recently (read from sessions, cached briefly). */
   private readonly knownAddresses = new Map<string, { addrs: Set<string>; at: number }>();
   private readonly registrations: RateLimiter;
+  /** Account writes that stamped updated_at and have not settled -> the stamp (ms). */
+  private readonly unsettledUserWrites = new Map<Promise<unknown>, number>();
+  /** The highest time listUsers reported complete (stampDate never goes below it). */
+  private usersTimeFloor = 0;
   private dummyHash: string | undefined;
   private dummyAppHash: string | undefined;
   /** IDENTITY_NAME_HOLDER_UNAVAILABLE and IDENTITY_THROTTLE_LEDGER_FAILED lines: one per HOLDER_WARN_INTERVAL_MS. */
@@ -253,6 +257,36 @@ export class IdentityApp {
 
   private date(): Date {
     return new Date(this.now());
+  }
+
+  /**
+   * The stamp of an account change (updated_at): never below a time already reported complete (listUsers), so a
+   * clock stepping back cannot stamp a change before it.
+   */
+  private stampDate(): Date {
+    const n = this.now();
+    return new Date(n > this.usersTimeFloor ? n : this.usersTimeFloor);
+  }
+
+  /** Tracks an account write stamped `at` until it settles (listUsers by change time waits for it). */
+  private trackUserWrite<T>(at: Date, p: PromiseLike<T>): Promise<T> {
+    const q = Promise.resolve(p);
+    this.unsettledUserWrites.set(q, at.getTime());
+    const done = (): void => void this.unsettledUserWrites.delete(q);
+    q.then(done, done);
+    return q;
+  }
+
+  /**
+   * Waits for the account writes stamped before the call, then returns the earliest stamp a write may still commit
+   * with here: one in flight's, else the clock's (docs/adr/0007 has the same for messages).
+   */
+  private async usersCompleteBefore(): Promise<number> {
+    if (this.unsettledUserWrites.size > 0) await Promise.allSettled([...this.unsettledUserWrites.keys()]);
+    let t = this.stampDate().getTime();
+    for (const stamp of this.unsettledUserWrites.values()) if (stamp < t) t = stamp;
+    if (t > this.usersTimeFloor) this.usersTimeFloor = t;
+    return t;
   }
 
   /** Creates the shared guest account; precomputes the dummy hashes. Idempotent. */
@@ -645,36 +679,39 @@ export class IdentityApp {
         : errors.alreadyExists('USERNAME_TAKEN', 'That name is taken');
     }
     try {
-      const now = this.date();
-      const out = await this.knex.transaction(async (trx) => {
-        const [u] = (await trx('users')
-          .insert({
-            username: req.username,
-            username_fold: name.folded,
-            display_name: displayName,
-            email: req.email === '' ? null : req.email,
-            bio: req.bio,
-            avatar: req.avatar,
-            is_bot: req.isBot,
-            password_hash: hash,
-            created_at: now,
-            updated_at: now,
-          })
-          .returning('*')) as UserRow[];
-        if (key?.ok) {
-          await trx('ssh_keys').insert({
-            user_id: u!.id,
-            algorithm: key.key.algorithm,
-            fingerprint: key.key.fingerprint,
-            key_blob: key.key.blob,
-            bits: key.key.bits,
-            comment: key.key.comment,
-            created_at: now,
-          });
-        }
-        const session = req.createSession ? await this.createSession(trx, idStr(u!.id), ttl, [], addr) : undefined;
-        return { u: u!, session };
-      });
+      const now = this.stampDate();
+      const out = await this.trackUserWrite(
+        now,
+        this.knex.transaction(async (trx) => {
+          const [u] = (await trx('users')
+            .insert({
+              username: req.username,
+              username_fold: name.folded,
+              display_name: displayName,
+              email: req.email === '' ? null : req.email,
+              bio: req.bio,
+              avatar: req.avatar,
+              is_bot: req.isBot,
+              password_hash: hash,
+              created_at: now,
+              updated_at: now,
+            })
+            .returning('*')) as UserRow[];
+          if (key?.ok) {
+            await trx('ssh_keys').insert({
+              user_id: u!.id,
+              algorithm: key.key.algorithm,
+              fingerprint: key.key.fingerprint,
+              key_blob: key.key.blob,
+              bits: key.key.bits,
+              comment: key.key.comment,
+              created_at: now,
+            });
+          }
+          const session = req.createSession ? await this.createSession(trx, idStr(u!.id), ttl, [], addr) : undefined;
+          return { u: u!, session };
+        }),
+      );
       this.publishUser(UserEventType.USER_EVENT_TYPE_CREATED, out.u, 'self');
       this.log.info({ userId: idStr(out.u.id), username: out.u.username }, 'account created');
       return { user: this.user(out.u), session: out.session };
@@ -849,6 +886,8 @@ export class IdentityApp {
       void q.where((w) => void w.where('username_fold', 'like', like).orWhereRaw('lower(display_name) like ?', [like]));
     }
     const byChange = req.changedSince !== undefined;
+    // A poller continues from a time: tell it up to when the answer is complete (writes in flight stamped earlier).
+    const completeBefore = byChange ? new Date(await this.usersCompleteBefore()) : undefined;
     if (!byChange && !req.includeDeleted) void q.whereNull('deleted_at');
     let cursor: string[] = [];
     if (req.pageToken !== '') {
@@ -885,7 +924,7 @@ export class IdentityApp {
             ).join('\n'),
           ).toString('base64url')
         : '';
-    return { users: page.map((r) => this.user(r)), nextPageToken: next };
+    return { users: page.map((r) => this.user(r)), nextPageToken: next, completeBefore };
   }
 
   async updateProfile(req: identityV1.UpdateProfileRequest): Promise<identityV1.UpdateProfileResponse> {
@@ -893,13 +932,17 @@ export class IdentityApp {
     this.checkProfileFields(req);
     if (req.email !== undefined && req.email !== '' && !isValidEmail(req.email))
       throw errors.invalidArgument('EMAIL_INVALID', 'Email is not valid');
-    const patch: Record<string, unknown> = { updated_at: this.date() };
+    const at = this.stampDate();
+    const patch: Record<string, unknown> = { updated_at: at };
     if (req.displayName !== undefined) patch['display_name'] = req.displayName === '' ? u.username : req.displayName;
     if (req.bio !== undefined) patch['bio'] = req.bio;
     if (req.avatar !== undefined) patch['avatar'] = req.avatar;
     if (req.email !== undefined) patch['email'] = req.email === '' ? null : req.email;
     if (req.isBot !== undefined) patch['is_bot'] = req.isBot;
-    const [row] = (await this.knex('users').where({ id: u.id }).update(patch).returning('*')) as UserRow[];
+    const [row] = (await this.trackUserWrite(
+      at,
+      this.knex('users').where({ id: u.id }).update(patch).returning('*'),
+    )) as UserRow[];
     this.cache.invalidateUser(idStr(u.id));
     this.publishUser(UserEventType.USER_EVENT_TYPE_UPDATED, row!, 'self');
     return { user: this.user(row!) };
@@ -952,30 +995,33 @@ export class IdentityApp {
       if (req.username !== '' && foldName(req.username) !== ok.username_fold) return undefined;
       return ok;
     });
-    const now = this.date();
-    const row = await this.knex.transaction(async (trx) => {
-      const [r] = (await trx('users')
-        .where({ id: u.id })
-        .whereNull('deleted_at')
-        .update({
-          display_name: '',
-          email: null,
-          bio: '',
-          avatar: '',
-          password_hash: null,
-          preferences: '{}',
-          is_bot: false,
-          deleted_at: now,
-          updated_at: now,
-        })
-        .returning('*')) as UserRow[];
-      await trx('ssh_keys').where({ user_id: u.id }).delete();
-      await trx('app_passwords').where({ user_id: u.id }).delete();
-      await trx('client_certificates').where({ user_id: u.id }).delete();
-      await trx('e2e_keys').where({ user_id: u.id }).whereNull('revoked_at').update({ revoked_at: now });
-      await trx('sessions').where({ user_id: u.id }).whereNull('revoked_at').update({ revoked_at: now });
-      return r;
-    });
+    const now = this.stampDate();
+    const row = await this.trackUserWrite(
+      now,
+      this.knex.transaction(async (trx) => {
+        const [r] = (await trx('users')
+          .where({ id: u.id })
+          .whereNull('deleted_at')
+          .update({
+            display_name: '',
+            email: null,
+            bio: '',
+            avatar: '',
+            password_hash: null,
+            preferences: '{}',
+            is_bot: false,
+            deleted_at: now,
+            updated_at: now,
+          })
+          .returning('*')) as UserRow[];
+        await trx('ssh_keys').where({ user_id: u.id }).delete();
+        await trx('app_passwords').where({ user_id: u.id }).delete();
+        await trx('client_certificates').where({ user_id: u.id }).delete();
+        await trx('e2e_keys').where({ user_id: u.id }).whereNull('revoked_at').update({ revoked_at: now });
+        await trx('sessions').where({ user_id: u.id }).whereNull('revoked_at').update({ revoked_at: now });
+        return r;
+      }),
+    );
     if (!row) throw userNotFound();
     this.revoked(idStr(u.id), [], true, 'deleted');
     this.publishUser(UserEventType.USER_EVENT_TYPE_DELETED, row, 'self');
@@ -987,10 +1033,11 @@ export class IdentityApp {
     if (req.role !== Role.ROLE_USER && req.role !== Role.ROLE_SYSOP)
       throw errors.invalidArgument('ROLE_INVALID', 'role must be ROLE_USER or ROLE_SYSOP');
     const u = await this.liveUser(req.userId);
-    const [row] = (await this.knex('users')
-      .where({ id: u.id })
-      .update({ role: ROLE_TO_DB[req.role], updated_at: this.date() })
-      .returning('*')) as UserRow[];
+    const at = this.stampDate();
+    const [row] = (await this.trackUserWrite(
+      at,
+      this.knex('users').where({ id: u.id }).update({ role: ROLE_TO_DB[req.role], updated_at: at }).returning('*'),
+    )) as UserRow[];
     this.cache.invalidateUser(idStr(u.id));
     this.publishUser(UserEventType.USER_EVENT_TYPE_UPDATED, row!, req.by || 'system');
     return { user: this.user(row!) };
@@ -1003,11 +1050,20 @@ export class IdentityApp {
     checkTimestamp(req.until, 'until', 'UNTIL_INVALID');
     if (req.until && req.until.getTime() <= this.now())
       throw errors.invalidArgument('UNTIL_INVALID', 'until must be in the future');
-    const now = this.date();
-    const [row] = (await this.knex('users')
-      .where({ id: u.id })
-      .update({ ban_reason: req.reason, ban_until: req.until ?? null, ban_by: req.by, banned_at: now, updated_at: now })
-      .returning('*')) as UserRow[];
+    const now = this.stampDate();
+    const [row] = (await this.trackUserWrite(
+      now,
+      this.knex('users')
+        .where({ id: u.id })
+        .update({
+          ban_reason: req.reason,
+          ban_until: req.until ?? null,
+          ban_by: req.by,
+          banned_at: now,
+          updated_at: now,
+        })
+        .returning('*'),
+    )) as UserRow[];
     await this.revokeAll(idStr(u.id), 'banned');
     this.publishUser(UserEventType.USER_EVENT_TYPE_BANNED, row!, req.by || 'system');
     this.log.info({ userId: idStr(u.id), until: req.until, by: req.by }, 'account banned');
@@ -1016,10 +1072,14 @@ export class IdentityApp {
 
   async unban(req: identityV1.UnbanRequest): Promise<identityV1.UnbanResponse> {
     const u = await this.liveUser(req.userId);
-    const [row] = (await this.knex('users')
-      .where({ id: u.id })
-      .update({ ban_reason: null, ban_until: null, ban_by: null, banned_at: null, updated_at: this.date() })
-      .returning('*')) as UserRow[];
+    const at = this.stampDate();
+    const [row] = (await this.trackUserWrite(
+      at,
+      this.knex('users')
+        .where({ id: u.id })
+        .update({ ban_reason: null, ban_until: null, ban_by: null, banned_at: null, updated_at: at })
+        .returning('*'),
+    )) as UserRow[];
     this.cache.invalidateUser(idStr(u.id));
     this.publishUser(UserEventType.USER_EVENT_TYPE_UPDATED, row!, req.by || 'system');
     return { user: this.user(row!) };

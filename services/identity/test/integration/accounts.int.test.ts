@@ -4,6 +4,7 @@ import { connectNats, drainNats, subscribeJson } from '@hubbub/nats';
 import type { NatsConnection } from '@hubbub/nats';
 import { identityV1, subjects } from '@hubbub/proto';
 import { createLogger } from '@hubbub/runtime';
+import { createDb } from '@hubbub/db';
 import { waitFor } from '@hubbub/testing';
 import { registerReq, startHarness } from '../helpers';
 import type { Harness } from '../helpers';
@@ -253,6 +254,55 @@ describe('identity accounts (PostgreSQL + NATS)', () => {
     await waitFor(() =>
       userEvents.some((e) => e.type === UserEventType.USER_EVENT_TYPE_UPDATED && e.user?.id === dave.id),
     );
+  });
+
+  it('lists changes only after the account writes stamped before the call, and says up to when it is complete', async () => {
+    const r = await h.client.register(registerReq('hank'));
+    const id = r.user!.id;
+    const since = new Date(Date.now() - 60_000);
+    const changes = () =>
+      h.client.listUsers({ query: '', pageSize: 100, pageToken: '', changedSince: since, includeDeleted: true });
+    const all = await h.client.listUsers({
+      query: '',
+      pageSize: 1,
+      pageToken: '',
+      changedSince: undefined,
+      includeDeleted: false,
+    });
+    expect(all.completeBefore).toBeUndefined();
+    // A profile change whose UPDATE waits on a row lock: stamped before the listing, committed after it began.
+    const db = createDb({ databaseUrl: h.db.url, log: createLogger({ service: 't', level: 'silent' }) });
+    let release!: () => void;
+    const released = new Promise<void>((ok) => (release = ok));
+    let locked!: () => void;
+    const isLocked = new Promise<void>((ok) => (locked = ok));
+    const holding = db.knex.transaction(async (trx) => {
+      await trx('users').where({ id }).forUpdate().select('id');
+      locked();
+      await released;
+    });
+    try {
+      await isLocked;
+      const updating = h.client.updateProfile({ userId: id, displayName: 'Hank the Late' });
+      await new Promise((ok) => setTimeout(ok, 200));
+      const t0 = Date.now();
+      let listed: identityV1.ListUsersResponse | undefined;
+      const listing = changes().then((x) => (listed = x));
+      await new Promise((ok) => setTimeout(ok, 200));
+      expect(listed).toBeUndefined(); // a poller told "complete" now would never see the change
+      release();
+      await holding;
+      await updating;
+      await listing;
+      expect(listed!.users.find((u) => u.id === id)?.displayName).toBe('Hank the Late');
+      const cb = listed!.completeBefore!.getTime();
+      expect(cb).toBeGreaterThanOrEqual(t0);
+      expect(cb).toBeLessThanOrEqual(Date.now());
+    } finally {
+      release();
+      await holding.catch(() => undefined);
+      await db.close();
+    }
   });
 
   it('soft-deletes only with the own password; the tombstone keeps the name, tokens die', async () => {

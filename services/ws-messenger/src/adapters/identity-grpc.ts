@@ -152,6 +152,8 @@ export function createIdentityAdapter(
     async listUsersChangedSince(sinceMs, limit) {
       const users: Profile[] = [];
       let pageToken = '';
+      // The earliest of the pages' (each page's read waited for the writes in flight before it).
+      let completeBeforeMs: number | undefined;
       for (;;) {
         const res = await c.listUsers(
           identityV1.ListUsersRequest.fromPartial({
@@ -163,9 +165,11 @@ export function createIdentityAdapter(
           R,
         );
         users.push(...res.users.map(toProfile));
+        const cb = res.completeBefore?.getTime();
+        if (cb !== undefined && (completeBeforeMs === undefined || cb < completeBeforeMs)) completeBeforeMs = cb;
         pageToken = res.nextPageToken;
         if (pageToken === '' || users.length >= limit)
-          return { users: users.slice(0, limit), more: pageToken !== '' || users.length > limit };
+          return { users: users.slice(0, limit), more: pageToken !== '' || users.length > limit, completeBeforeMs };
       }
     },
     async deleteAccount(i) {

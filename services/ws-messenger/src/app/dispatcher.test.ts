@@ -137,9 +137,16 @@ describe('Dispatcher', () => {
   });
 
   it("get_update answers a time no later than the second of message-store's read horizon, never before the asked one", async () => {
-    const timeOf = async (changesMs: number | undefined, channelsMs: number | undefined, since = T - 60) => {
+    const timeOf = async (
+      changesMs: number | undefined,
+      channelsMs: number | undefined,
+      since = T - 60,
+      usersMs: number | undefined = undefined,
+    ) => {
       const d = dispatcher(
-        fakeIdentity(),
+        fakeIdentity({
+          listUsersChangedSince: async () => ({ users: [], more: false, completeBeforeMs: usersMs }),
+        }),
         fakeMsg({
           listChanges: async () => ({ messages: [], more: false, completeBeforeMs: changesMs }),
           listChangedChannels: async () => ({ channels: [], completeBeforeMs: channelsMs }),
@@ -156,6 +163,7 @@ describe('Dispatcher', () => {
     expect(await timeOf(NOW - 1, NOW + 900)).toBe(T - 1);
     expect(await timeOf(NOW + 900, NOW - 2_500)).toBe(T - 3);
     expect(await timeOf(NOW - 600_000, undefined, T - 60)).toBe(T - 60); // never before the client's own time
+    expect(await timeOf(NOW + 900, NOW + 900, T - 60, NOW - 1_200)).toBe(T - 2); // identity's horizon counts too
   });
 
   it('503 with type "error" when identity is unreachable while authenticating', async () => {

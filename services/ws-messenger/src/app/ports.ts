@@ -54,7 +54,11 @@ export interface IdentityPort {
   /** Found users by id (tombstones included). */
   getUsers(ids: readonly string[]): Promise<Map<string, Profile>>;
   /** Users changed at or after `sinceMs`, ordered by (updatedAt, id), at most `limit`. */
-  listUsersChangedSince(sinceMs: number, limit: number): Promise<{ users: Profile[]; more: boolean }>;
+  /** `completeBeforeMs`: every account change stamped before it is in the answer (undefined: not told). */
+  listUsersChangedSince(
+    sinceMs: number,
+    limit: number,
+  ): Promise<{ users: Profile[]; more: boolean; completeBeforeMs?: number | undefined }>;
   /** Deletes the caller's own account (password and login must match). */
   deleteAccount(i: { userId: string; password: string; username: string; clientAddress: string }): Promise<void>;
 }

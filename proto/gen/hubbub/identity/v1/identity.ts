@@ -392,6 +392,12 @@ export interface ListUsersResponse {
   users: User[];
   /** Empty when there are no more. */
   nextPageToken: string;
+  /**
+   * With `changed_since`: every account change stamped before this time (this instance's clock) that will ever be
+   * visible was visible to this read; one stamped at or after it may still commit (ws-messenger's get_update answers
+   * a time no later than it). Absent from older servers.
+   */
+  completeBefore: Date | undefined;
 }
 
 export interface UpdateProfileRequest {
@@ -3196,7 +3202,7 @@ export const ListUsersRequest: MessageFns<ListUsersRequest> = {
 };
 
 function createBaseListUsersResponse(): ListUsersResponse {
-  return { users: [], nextPageToken: "" };
+  return { users: [], nextPageToken: "", completeBefore: undefined };
 }
 
 export const ListUsersResponse: MessageFns<ListUsersResponse> = {
@@ -3206,6 +3212,9 @@ export const ListUsersResponse: MessageFns<ListUsersResponse> = {
     }
     if (message.nextPageToken !== "") {
       writer.uint32(18).string(message.nextPageToken);
+    }
+    if (message.completeBefore !== undefined) {
+      Timestamp.encode(toTimestamp(message.completeBefore), writer.uint32(26).fork()).join();
     }
     return writer;
   },
@@ -3239,6 +3248,14 @@ export const ListUsersResponse: MessageFns<ListUsersResponse> = {
             message.nextPageToken = reader.string();
             continue;
           }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.completeBefore = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3259,6 +3276,11 @@ export const ListUsersResponse: MessageFns<ListUsersResponse> = {
         : isSet(object.next_page_token)
         ? globalThis.String(object.next_page_token)
         : "",
+      completeBefore: isSet(object.completeBefore)
+        ? fromJsonTimestamp(object.completeBefore)
+        : isSet(object.complete_before)
+        ? fromJsonTimestamp(object.complete_before)
+        : undefined,
     };
   },
 
@@ -3270,6 +3292,9 @@ export const ListUsersResponse: MessageFns<ListUsersResponse> = {
     if (message.nextPageToken !== "") {
       obj.nextPageToken = message.nextPageToken;
     }
+    if (message.completeBefore !== undefined) {
+      obj.completeBefore = message.completeBefore.toISOString();
+    }
     return obj;
   },
 
@@ -3280,6 +3305,7 @@ export const ListUsersResponse: MessageFns<ListUsersResponse> = {
     const message = createBaseListUsersResponse();
     message.users = object.users?.map((e) => User.fromPartial(e)) || [];
     message.nextPageToken = object.nextPageToken ?? "";
+    message.completeBefore = object.completeBefore ?? undefined;
     return message;
   },
 };

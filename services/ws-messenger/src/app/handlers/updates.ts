@@ -92,10 +92,14 @@ export const getUpdate: Handler = async (ctx) => {
       dataTime = s + 1;
     }
   }
-  // The next poll starts at dataTime: no later than the second in which message-store may still commit changes
-  // (its read horizon, in its own clocks: a change stamped earlier but committed after these reads would otherwise
-  // never be reported; docs/adr/0007). Never before the client's own time.
-  const horizon = Math.min(changes.completeBeforeMs ?? Infinity, channels.completeBeforeMs ?? Infinity);
+  // The next poll starts at dataTime: no later than the second in which message-store or identity may still commit
+  // changes (their read horizons, in their own clocks: a change stamped earlier but committed after these reads would
+  // otherwise never be reported; docs/adr/0007). Never before the client's own time.
+  const horizon = Math.min(
+    changes.completeBeforeMs ?? Infinity,
+    channels.completeBeforeMs ?? Infinity,
+    users.completeBeforeMs ?? Infinity,
+  );
   if (horizon !== Infinity && sec(horizon) < dataTime) dataTime = Math.max(sec(horizon), Math.min(since, dataTime));
   const pick = (kind: 0 | 1 | 2) => chosen.filter((i) => i.kind === kind).map((i) => i.text);
   return reply(ctx, partial ? 'PARTIAL_CONTENT' : 'OK', null, undefined, {
