@@ -68,8 +68,9 @@ export function subjects(prefix: string) {
     rpcVerifyToken: `${p}.rpc.identity.verify`,
     /**
      * `<p>.rpc.messages.horizon.<holder>`: request/reply between message-store replicas, one subject per replica
-     * (`holder` = its value in the worker-id lease bucket). Empty request; the reply is the replica's read horizon
-     * as decimal digits: the lowest message id that may still become visible through it (docs/adr/0007).
+     * (`holder` = its value in the worker-id lease bucket). Empty request; the reply is the replica's read horizon,
+     * `<id> <ms>` in decimal: the lowest message id and the earliest change time (ms since the epoch) that may still
+     * become visible through it (docs/adr/0007).
      */
     rpcHorizon: (holder: string): string => `${p}.rpc.messages.horizon.${token(holder)}`,
     /**

@@ -26,6 +26,7 @@ export type { BatcherOptions } from './batcher';
 export { PerAddressLimit, PerAddressRate } from './per-address';
 export { TokenBucket } from './token-bucket';
 export { LogGate } from './log-gate';
+export { StampedWrites } from './stamped-writes';
 export { addressThrottleKey, normalizeAddress } from './addresses';
 export { periodicTask } from './periodic';
 export type { PeriodicTask } from './periodic';

@@ -19,7 +19,7 @@ import { randomBytes, createHash, X509Certificate } from 'node:crypto';
 import { AppError, Code, errors } from '@hubbub/errors';
 import type { Knex } from '@hubbub/db';
 import { identityV1 } from '@hubbub/proto';
-import { LogGate, foldName } from '@hubbub/runtime';
+import { LogGate, StampedWrites, foldName } from '@hubbub/runtime';
 import type { Logger } from '@hubbub/runtime';
 import { addressThrottleKey, cidrMatcher, normalizeAddress, parseCidr } from './addresses';
 import { normalizeE2EFingerprint, parseBundle } from './e2e-bundle';
@@ -225,10 +225,8 @@ export class IdentityApp {
   /** Account throttle key → the addresses it logged in from recently (read from sessions, cached briefly). */
   private readonly knownAddresses = new Map<string, { addrs: Set<string>; at: number }>();
   private readonly registrations: RateLimiter;
-  /** Account writes that stamped updated_at and have not settled -> the stamp (ms). */
-  private readonly unsettledUserWrites = new Map<Promise<unknown>, number>();
-  /** The highest time listUsers reported complete (stampDate never goes below it). */
-  private usersTimeFloor = 0;
+  /** Account writes that stamped updated_at and have not settled: listUsers by change time waits for them. */
+  private readonly userWrites: StampedWrites;
   private dummyHash: string | undefined;
   private dummyAppHash: string | undefined;
   /** IDENTITY_NAME_HOLDER_UNAVAILABLE and IDENTITY_THROTTLE_LEDGER_FAILED lines: one per HOLDER_WARN_INTERVAL_MS. */
@@ -246,6 +244,7 @@ export class IdentityApp {
     private readonly now: () => number = Date.now,
   ) {
     this.cache = new TokenCache(s.tokenCacheSize, s.tokenCacheMs, now);
+    this.userWrites = new StampedWrites(now);
     this.accountThrottle = new Throttle(s.accountThrottle, now);
     this.addressThrottle = new Throttle(s.addressThrottle, now);
     this.pairThrottle = new Throttle(s.accountThrottle, now);
@@ -259,34 +258,14 @@ export class IdentityApp {
     return new Date(this.now());
   }
 
-  /**
-   * The stamp of an account change (updated_at): never below a time already reported complete (listUsers), so a
-   * clock stepping back cannot stamp a change before it.
-   */
+  /** The stamp of an account change (updated_at): never below a time listUsers reported complete. */
   private stampDate(): Date {
-    const n = this.now();
-    return new Date(n > this.usersTimeFloor ? n : this.usersTimeFloor);
+    return new Date(this.userWrites.stampNow());
   }
 
   /** Tracks an account write stamped `at` until it settles (listUsers by change time waits for it). */
   private trackUserWrite<T>(at: Date, p: PromiseLike<T>): Promise<T> {
-    const q = Promise.resolve(p);
-    this.unsettledUserWrites.set(q, at.getTime());
-    const done = (): void => void this.unsettledUserWrites.delete(q);
-    q.then(done, done);
-    return q;
-  }
-
-  /**
-   * Waits for the account writes stamped before the call, then returns the earliest stamp a write may still commit
-   * with here: one in flight's, else the clock's (docs/adr/0007 has the same for messages).
-   */
-  private async usersCompleteBefore(): Promise<number> {
-    if (this.unsettledUserWrites.size > 0) await Promise.allSettled([...this.unsettledUserWrites.keys()]);
-    let t = this.stampDate().getTime();
-    for (const stamp of this.unsettledUserWrites.values()) if (stamp < t) t = stamp;
-    if (t > this.usersTimeFloor) this.usersTimeFloor = t;
-    return t;
+    return this.userWrites.track(p, at.getTime());
   }
 
   /** Creates the shared guest account; precomputes the dummy hashes. Idempotent. */
@@ -887,7 +866,11 @@ export class IdentityApp {
     }
     const byChange = req.changedSince !== undefined;
     // A poller continues from a time: tell it up to when the answer is complete (writes in flight stamped earlier).
-    const completeBefore = byChange ? new Date(await this.usersCompleteBefore()) : undefined;
+    let completeBefore: Date | undefined;
+    if (byChange) {
+      await this.userWrites.settled();
+      completeBefore = new Date(this.userWrites.timeHorizon());
+    }
     if (!byChange && !req.includeDeleted) void q.whereNull('deleted_at');
     let cursor: string[] = [];
     if (req.pageToken !== '') {

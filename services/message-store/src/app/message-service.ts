@@ -10,7 +10,7 @@
 import { AppError, Code, errors, isAppError } from '@hubbub/errors';
 import { messagesV1, postedAsSent, storedAsSent, subjects } from '@hubbub/proto';
 import { dbError } from '@hubbub/db';
-import { Batcher } from '@hubbub/runtime';
+import { Batcher, StampedWrites } from '@hubbub/runtime';
 import type { Logger } from '@hubbub/runtime';
 import type { OutboxEntry, OutboxRow, ChannelRow, InsertablePost, Repo, StoredOutboxRow } from '../store/repo';
 import type { Queryable } from '../store/sql';
@@ -98,6 +98,11 @@ export interface Horizon {
   readonly timeMs: number;
 }
 
+/** The horizon of two places together: the lower of each. */
+export function lowerHorizon(a: Horizon, b: Horizon): Horizon {
+  return { id: a.id < b.id ? a.id : b.id, timeMs: a.timeMs < b.timeMs ? a.timeMs : b.timeMs };
+}
+
 interface CachedChannel extends ChannelView {
   readonly members: Set<string>;
   readonly loadedAt: number;
@@ -169,15 +174,14 @@ export class MessageService {
    * a change stamped before such a read but committed after it would otherwise be skipped for good by a client
    * that polls "changed since the time of my last answer" (ws-messenger's get_update). docs/adr/0006.
    */
-  private readonly unsettled = new Map<Promise<unknown>, number>(); // -> its stamp time (ms, at most the real one)
-  /** The highest time horizon handed out (stampNow). */
-  private timeFloor = 0;
+  private readonly writes: StampedWrites;
   /** The first id of each post batch whose INSERT has not settled: the bottom of this replica's read horizon. */
   private readonly inFlightFirstIds = new Set<bigint>();
 
   constructor(private readonly o: MessageServiceOptions) {
     this.subj = subjects(o.prefix);
     this.now = o.now ?? Date.now;
+    this.writes = new StampedWrites(this.now);
     this.batcher = new Batcher<PreparedPost, PostOutcome>({
       windowMs: o.batchWindowMs,
       maxItems: o.batchMaxMessages,
@@ -185,26 +189,10 @@ export class MessageService {
       // commitPostsInOrder stamps the batch (ids, created_at) before its first await, so it is tracked from then;
       // its created_at is read after `t`.
       run: (items) => {
-        const t = this.stampNow();
-        return this.track(this.commitPostsInOrder(items), t);
+        const t = this.writes.stampNow();
+        return this.writes.track(this.commitPostsInOrder(items), t);
       },
     });
-  }
-
-  /**
-   * Adds a write to `unsettled` until it settles; returns it unchanged. Call in the turn that stamped its time;
-   * `stampMs` is that time or earlier.
-   */
-  private track<T>(p: Promise<T>, stampMs: number): Promise<T> {
-    this.unsettled.set(p, stampMs);
-    const done = (): void => void this.unsettled.delete(p);
-    p.then(done, done);
-    return p;
-  }
-
-  /** Resolves when every write tracked before the call has committed or failed. */
-  private async settled(): Promise<void> {
-    if (this.unsettled.size > 0) await Promise.allSettled([...this.unsettled.keys()]);
   }
 
   /**
@@ -217,25 +205,8 @@ export class MessageService {
     return h;
   }
 
-  /**
-   * The clock for change stamps (created_at, changed_at): never below a time horizon already handed out, so a clock
-   * stepping back cannot stamp a change before a time a reader was told is complete.
-   */
-  private stampNow(): number {
-    const n = this.now();
-    return n > this.timeFloor ? n : this.timeFloor;
-  }
-
-  /** The earliest change time a write may still commit with here: a write in flight's, else the clock's. */
-  private localTimeHorizon(): number {
-    let t = this.stampNow();
-    for (const stamp of this.unsettled.values()) if (stamp < t) t = stamp;
-    if (t > this.timeFloor) this.timeFloor = t;
-    return t;
-  }
-
   private localHorizons(): Horizon {
-    return { id: this.localHorizon(), timeMs: this.localTimeHorizon() };
+    return { id: this.localHorizon(), timeMs: this.writes.timeHorizon() };
   }
 
   /**
@@ -244,14 +215,10 @@ export class MessageService {
    * continuing from a time, only told that changes before `timeMs` are complete.
    */
   private async readBarrier(maxWaitMs?: number): Promise<Horizon> {
-    const local = maxWaitMs === undefined ? this.settled() : this.settledWithin(maxWaitMs).then(() => undefined);
+    const local = maxWaitMs === undefined ? this.writes.settled() : this.writes.settledWithin(maxWaitMs);
     const [, peers] = await Promise.all([local, this.o.peers?.horizon()]);
     const here = this.localHorizons();
-    if (!peers) return here;
-    return {
-      id: peers.id < here.id ? peers.id : here.id,
-      timeMs: Math.min(peers.timeMs, here.timeMs),
-    };
+    return peers ? lowerHorizon(peers, here) : here;
   }
 
   /**
@@ -260,18 +227,8 @@ export class MessageService {
    */
   async horizonForPeer(waitMs: number): Promise<Horizon> {
     const now = this.localHorizons();
-    if (this.unsettled.size === 0) return now;
-    return (await this.settledWithin(waitMs)) ? this.localHorizons() : now;
-  }
-
-  /** settled(), for at most `ms`: true when everything tracked before the call settled in time. */
-  private async settledWithin(ms: number): Promise<boolean> {
-    if (this.unsettled.size === 0) return true;
-    let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<boolean>((r) => (timer = setTimeout(() => r(false), Math.max(0, ms))));
-    const done = await Promise.race([this.settled().then(() => true), late]);
-    clearTimeout(timer);
-    return done;
+    if (this.writes.size === 0) return now;
+    return (await this.writes.settledWithin(waitMs)) ? this.localHorizons() : now;
   }
 
   get batchStats(): { batches: number; items: number; maxBatch: number } {
@@ -547,7 +504,7 @@ export class MessageService {
     committed: { rows: readonly OutboxRow[] },
   ): Promise<PostOutcome[]> {
     const t0 = performance.now();
-    const nowMs = this.stampNow();
+    const nowMs = this.writes.stampNow();
     const firstByKey = new Map<string, number>();
     const dupOf = new Array<number | undefined>(items.length);
     const messages = new Array<Message | undefined>(items.length);
@@ -647,7 +604,7 @@ export class MessageService {
   }
 
   private changeTime(prev: Date | undefined): Date {
-    const now = this.stampNow();
+    const now = this.writes.stampNow();
     const p = prev?.getTime() ?? 0;
     return new Date(now > p ? now : p + 1);
   }
@@ -666,7 +623,7 @@ export class MessageService {
       const ev = this.chatEvent(kind, next, c.row);
       let row: OutboxRow | undefined;
       try {
-        row = await this.track(this.o.repo.updateMessage(next, m.changedAt!, ev), next.changedAt!.getTime());
+        row = await this.writes.track(this.o.repo.updateMessage(next, m.changedAt!, ev), next.changedAt!.getTime());
       } catch (e) {
         throw toStoreError(e);
       }
@@ -923,10 +880,10 @@ export class MessageService {
   }): Promise<{ row: ChannelRow }> {
     // A pair key only on direct channels (OpenDirect's).
     if (c.directKey !== null && c.kind !== ChannelKind.CHANNEL_KIND_DIRECT) throw errors.internal('DIRECT_KEY');
-    const at = new Date(this.stampNow());
+    const at = new Date(this.writes.stampNow());
     let out: { row: ChannelRow; ob: OutboxRow[] };
     try {
-      out = await this.track(
+      out = await this.writes.track(
         this.o.repo.sql.tx(async (q) => {
           const row = await this.o.repo.insertChannel(q, { ...c, at });
           await this.o.repo.addMembers(q, row.id, c.members);
@@ -1036,10 +993,10 @@ export class MessageService {
     const c = requireReadable(p, await this.channel(channelId, true));
     const fields = f(c);
     const mem = members?.(c);
-    const at = new Date(this.stampNow());
+    const at = new Date(this.writes.stampNow());
     let res: { row: ChannelRow; list: string[]; ob: OutboxRow[] };
     try {
-      res = await this.track(
+      res = await this.writes.track(
         this.o.repo.sql.tx(async (q) => {
           if (mem) {
             await this.o.repo.addMembers(q, channelId, mem.add);

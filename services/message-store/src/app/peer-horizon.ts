@@ -25,6 +25,7 @@ import { subjects } from '@hubbub/proto';
 import { LogGate } from '@hubbub/runtime';
 import type { Logger } from '@hubbub/runtime';
 import type { Subscription } from '@nats-io/nats-core';
+import { lowerHorizon } from './message-service';
 import type { Horizon } from './message-service';
 
 /** Above every snowflake (bit 63 is never set). */
@@ -222,12 +223,7 @@ export class PeerHorizon {
     const answers = await Promise.all(peers.map((h) => this.ask(h)));
     this.o.onRound?.(peers.length, performance.now() - t0);
     let min: Horizon | undefined;
-    for (const a of answers)
-      if (a !== undefined)
-        min =
-          min === undefined
-            ? a
-            : { id: a.id < min.id ? a.id : min.id, timeMs: a.timeMs < min.timeMs ? a.timeMs : min.timeMs };
+    for (const a of answers) if (a !== undefined) min = min === undefined ? a : lowerHorizon(min, a);
     return min;
   }
 

@@ -70,6 +70,10 @@ const post = async (
   more: Partial<messagesV1.NewMessage> = {},
 ) => (await s.client.postMessage({ principal: p, message: newMessage(channelId, text, more) })).message!;
 
+/** alice posts `text` with a client key (the key a test holds with holdClientKey). */
+const postKeyed = (channelId: string, text: string, clientKey: string) =>
+  s.client.postMessage({ principal: alice, message: newMessage(channelId, text, { clientKey }) });
+
 describe('posting', () => {
   it('stores a message with the author snapshot, door, snowflake id and times, and publishes posted', async () => {
     const before = Date.now();
@@ -781,21 +785,19 @@ describe('changes since and search', () => {
   it('a catch-up waits for a lower id still in flight when a later batch committed first, then returns both', async () => {
     const ch = await freshPublic('horizon');
     const anchor = await post(alice, ch, 'anchor');
-    const keyed = (text: string, clientKey: string) =>
-      s.client.postMessage({ principal: alice, message: newMessage(ch, text, { clientKey }) });
     const first = await holdClientKey(db.url, ch, alice.userId, 'hz-1');
     const second = await holdClientKey(db.url, ch, alice.userId, 'hz-2');
     try {
       // Batch 1 is stamped and waits; the catch-up arrives and waits for it (it was stamped before the call).
-      const p1 = keyed('one', 'hz-1');
+      const p1 = postKeyed(ch, 'one', 'hz-1');
       await waitFor(async () => (await first.waiting()) === 1, 5_000, 'batch 1 waits');
       let caughtUp: messagesV1.ListMessagesResponse | undefined;
       const reading = s.client.listMessages({ ...listReq(alice, ch), after: anchor.id }).then((r) => (caughtUp = r));
       await new Promise((r) => setTimeout(r, 200));
       // Batches 2 and 3 are stamped after the call: 2 waits, 3 commits (its answer waits for 2's events).
-      const p2 = keyed('two', 'hz-2');
+      const p2 = postKeyed(ch, 'two', 'hz-2');
       await waitFor(async () => (await first.waiting()) === 2, 5_000, 'batch 2 waits');
-      const p3 = keyed('three', 'hz-3');
+      const p3 = postKeyed(ch, 'three', 'hz-3');
       const committed = async () =>
         (await s.srv.sql.query(`SELECT 1 FROM messages WHERE client_key = 'hz-3'`)).length === 1;
       await waitFor(committed, 5_000, 'batch 3 committed');
@@ -816,12 +818,10 @@ describe('changes since and search', () => {
 
   it('reports changes complete only before a write still in flight that was stamped after the call', async () => {
     const ch = await freshPublic('time-horizon');
-    const keyed = (text: string, clientKey: string) =>
-      s.client.postMessage({ principal: alice, message: newMessage(ch, text, { clientKey }) });
     const first = await holdClientKey(db.url, ch, alice.userId, 'th-1');
     const second = await holdClientKey(db.url, ch, alice.userId, 'th-2');
     try {
-      const p1 = keyed('stamped before the read', 'th-1');
+      const p1 = postKeyed(ch, 'stamped before the read', 'th-1');
       await waitFor(async () => (await first.waiting()) === 1, 5_000, 'batch 1 waits');
       const reading = s.client.listChanges({
         principal: alice,
@@ -832,7 +832,7 @@ describe('changes since and search', () => {
         limit: 0,
       });
       await new Promise((r) => setTimeout(r, 100));
-      const p2 = keyed('stamped after the read began', 'th-2');
+      const p2 = postKeyed(ch, 'stamped after the read began', 'th-2');
       await waitFor(async () => (await first.waiting()) === 2, 5_000, 'batch 2 waits');
       await first.release();
       const r = await reading;
