@@ -1,4 +1,4 @@
-export { connectNats, drainNats, inboxPrefixFor, parseNatsServers } from './connect';
+export { connectNats, drainNats, inboxPrefixFor, NATS_PENDING_LIMIT, parseNatsServers } from './connect';
 export type { ConnectOptions, NatsConnection } from './connect';
 export { decodeJson, encodeJson, publishJson, subscribeJson } from './typed-subject';
 export type { JsonCodec } from './typed-subject';

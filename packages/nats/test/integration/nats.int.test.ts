@@ -6,6 +6,7 @@ import {
   claim,
   connectNats,
   drainNats,
+  NATS_PENDING_LIMIT,
   openKv,
   publishJson,
   registerNatsService,
@@ -61,6 +62,38 @@ describe('@hubbub/nats', () => {
     await waitFor(() => got.length === 1 && bad.length === 1);
     expect(got).toEqual([{ id: '1', text: 'hi' }]);
     expect(bad).toEqual([`${tn.prefix}.chat.42.posted`]);
+    sub.unsubscribe();
+  });
+
+  it('writes what one event-loop turn publishes in one socket write, up to NATS_PENDING_LIMIT', async () => {
+    const s = subjects(tn.prefix);
+    let received = 0;
+    const sub = nc2.subscribe(s.chat('7', 'posted'), {
+      callback: () => {
+        received += 1;
+      },
+    });
+    await nc2.flush();
+    // The transport's socket (nats.js internals): count the writes of one turn of 300 publishes of 1 KiB.
+    const socket = (nc as unknown as { protocol: { transport: { socket: { write: (...a: unknown[]) => boolean } } } })
+      .protocol.transport.socket;
+    const write = socket.write.bind(socket);
+    let writes = 0;
+    socket.write = (...a: unknown[]) => {
+      writes += 1;
+      return write(...a);
+    };
+    try {
+      const body = new Uint8Array(1024);
+      for (let i = 0; i < 300; i++) nc.publish(s.chat('7', 'posted'), body);
+      await nc.flush();
+    } finally {
+      socket.write = write;
+    }
+    // 300 KiB: with nats.js's default of 32 KiB it would be 10 writes; the flush's PING is a write of its own.
+    expect(300 * 1024).toBeLessThan(NATS_PENDING_LIMIT);
+    expect(writes).toBeLessThanOrEqual(2);
+    await waitFor(() => received === 300);
     sub.unsubscribe();
   });
 
