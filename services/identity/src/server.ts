@@ -63,6 +63,7 @@ export function settingsFrom(cfg: IdentityConfig): IdentitySettings {
     registrationsPerHour: cfg.registrationsPerHour,
     tokenCacheSize: cfg.tokenCacheSize,
     tokenCacheMs: cfg.tokenCacheMs,
+    applicationName: SERVICE_NAME,
   };
 }
 

@@ -19,7 +19,7 @@ import { randomBytes, createHash, X509Certificate } from 'node:crypto';
 import { AppError, Code, errors } from '@hubbub/errors';
 import type { Knex } from '@hubbub/db';
 import { identityV1 } from '@hubbub/proto';
-import { LogGate, StampedWrites, foldName } from '@hubbub/runtime';
+import { LogGate, foldName } from '@hubbub/runtime';
 import type { Logger } from '@hubbub/runtime';
 import { addressThrottleKey, cidrMatcher, normalizeAddress, parseCidr } from './addresses';
 import { normalizeE2EFingerprint, parseBundle } from './e2e-bundle';
@@ -99,6 +99,8 @@ export interface IdentitySettings {
   readonly registrationsPerHour: number;
   readonly tokenCacheSize: number;
   readonly tokenCacheMs: number;
+  /** The application_name of every identity database connection (changesHorizon counts their transactions). */
+  readonly applicationName: string;
 }
 
 export const INVALID_CREDENTIALS_TEXT = 'Invalid username or password';
@@ -211,6 +213,8 @@ const SESSION_PRUNE_BATCH = 5_000;
 const REGISTRATION_WINDOW_MS = 3_600_000;
 /** Shortest time between two IDENTITY_NAME_HOLDER_UNAVAILABLE warnings. */
 const HOLDER_WARN_INTERVAL_MS = 10_000;
+/** How far back ListUsers(changed_since)'s complete_before may lag behind the database's clock (changesHorizon). */
+export const HORIZON_MAX_LAG_MS = 60_000;
 
 function escapeLike(s: string): string {
   return s.replace(/[\\%_]/g, (c) => '\\' + c);
@@ -225,8 +229,10 @@ export class IdentityApp {
   /** Account throttle key → the addresses it logged in from recently (read from sessions, cached briefly). */
   private readonly knownAddresses = new Map<string, { addrs: Set<string>; at: number }>();
   private readonly registrations: RateLimiter;
-  /** Account writes that stamped updated_at and have not settled: listUsers by change time waits for them. */
-  private readonly userWrites: StampedWrites;
+  /** IDENTITY_HORIZON_CAPPED lines: one per HOLDER_WARN_INTERVAL_MS. */
+  private readonly horizonWarns: LogGate;
+  /** PostgreSQL's track_activities (read by init): without it pg_stat_activity shows no transaction starts. */
+  private activitiesTracked = true;
   private dummyHash: string | undefined;
   private dummyAppHash: string | undefined;
   /** IDENTITY_NAME_HOLDER_UNAVAILABLE and IDENTITY_THROTTLE_LEDGER_FAILED lines: one per HOLDER_WARN_INTERVAL_MS. */
@@ -244,7 +250,7 @@ export class IdentityApp {
     private readonly now: () => number = Date.now,
   ) {
     this.cache = new TokenCache(s.tokenCacheSize, s.tokenCacheMs, now);
-    this.userWrites = new StampedWrites(now);
+    this.horizonWarns = new LogGate(HOLDER_WARN_INTERVAL_MS, now);
     this.accountThrottle = new Throttle(s.accountThrottle, now);
     this.addressThrottle = new Throttle(s.addressThrottle, now);
     this.pairThrottle = new Throttle(s.accountThrottle, now);
@@ -258,18 +264,60 @@ export class IdentityApp {
     return new Date(this.now());
   }
 
-  /** The stamp of an account change (updated_at): never below a time listUsers reported complete. */
-  private stampDate(): Date {
-    return new Date(this.userWrites.stampNow());
+  /**
+   * The stamp of an account change (`updated_at`): the database's clock while the writing statement runs, after
+   * its transaction's start is in pg_stat_activity — what changesHorizon relies on (see there). In milliseconds,
+   * like every time on the API and the listing's page cursor.
+   */
+  private changeStamp(): Knex.Raw {
+    return this.knex.raw(`date_trunc('milliseconds', clock_timestamp())`);
   }
 
-  /** Tracks an account write stamped `at` until it settles (listUsers by change time waits for it). */
-  private trackUserWrite<T>(at: Date, p: PromiseLike<T>): Promise<T> {
-    return this.userWrites.track(p, at.getTime());
+  /**
+   * A time before which every account change of every identity instance is committed, so a poller may continue
+   * from it (ListUsersResponse.complete_before); read before the listing, whose snapshot is taken after it.
+   *
+   * Changes are stamped with the database's clock_timestamp() inside their transaction, and PostgreSQL publishes a
+   * transaction's start (pg_stat_activity.xact_start) before any of its statements run. So a change stamped before
+   * this statement began either belongs to a transaction still open now — whose start, no later than the stamp,
+   * bounds the answer — or has committed, and the listing's later snapshot sees it. Open transactions of every
+   * identity connection count (application_name), whichever instance holds them: no instance-to-instance protocol.
+   * A transaction open for longer than HORIZON_MAX_LAG_MS (a stuck connection) no longer holds the answer back
+   * (IDENTITY_HORIZON_CAPPED): pollers would otherwise be sent ever further back. Both this and the stamps are
+   * cut to milliseconds, which keeps a stamp at or after the cut start of its transaction.
+   */
+  private async changesHorizon(): Promise<Date> {
+    const r = await this.knex.raw<{ rows: { now: Date; oldest: Date | null }[] }>(
+      `SELECT date_trunc('milliseconds', statement_timestamp()) AS now,
+         date_trunc('milliseconds', min(xact_start)) AS oldest FROM pg_stat_activity
+       WHERE datname = current_database() AND pid <> pg_backend_pid() AND application_name = ? AND xact_start IS NOT NULL`,
+      [this.s.applicationName],
+    );
+    const { now, oldest } = r.rows[0]!;
+    if (!this.activitiesTracked) return new Date(now.getTime() - HORIZON_MAX_LAG_MS);
+    if (oldest === null || oldest >= now) return now;
+    const floor = now.getTime() - HORIZON_MAX_LAG_MS;
+    if (oldest.getTime() >= floor) return oldest;
+    const leftOut = this.horizonWarns.due();
+    if (leftOut !== undefined)
+      this.log.warn(
+        { code: 'IDENTITY_HORIZON_CAPPED', openSince: oldest.toISOString(), leftOut },
+        'an identity database transaction has been open for over a minute; ListUsers(changed_since) no longer waits for it',
+      );
+    return new Date(floor);
   }
 
-  /** Creates the shared guest account; precomputes the dummy hashes. Idempotent. */
+  /** Creates the shared guest account; precomputes the dummy hashes; checks track_activities. Idempotent. */
   async init(): Promise<void> {
+    const ta = await this.knex.raw<{ rows: { on: boolean }[] }>(
+      `SELECT current_setting('track_activities')::bool AS on`,
+    );
+    this.activitiesTracked = ta.rows[0]?.on === true;
+    if (!this.activitiesTracked)
+      this.log.error(
+        { code: 'IDENTITY_TRACK_ACTIVITIES_OFF' },
+        'PostgreSQL track_activities is off: ListUsers(changed_since) reports complete only up to a minute ago',
+      );
     this.dummyHash = await hashPassword(randomBytes(16), this.s.kdf);
     this.dummyAppHash = await hashPassword(randomBytes(16), this.s.appPasswordKdf);
     const now = this.date();
@@ -658,39 +706,36 @@ export class IdentityApp {
         : errors.alreadyExists('USERNAME_TAKEN', 'That name is taken');
     }
     try {
-      const now = this.stampDate();
-      const out = await this.trackUserWrite(
-        now,
-        this.knex.transaction(async (trx) => {
-          const [u] = (await trx('users')
-            .insert({
-              username: req.username,
-              username_fold: name.folded,
-              display_name: displayName,
-              email: req.email === '' ? null : req.email,
-              bio: req.bio,
-              avatar: req.avatar,
-              is_bot: req.isBot,
-              password_hash: hash,
-              created_at: now,
-              updated_at: now,
-            })
-            .returning('*')) as UserRow[];
-          if (key?.ok) {
-            await trx('ssh_keys').insert({
-              user_id: u!.id,
-              algorithm: key.key.algorithm,
-              fingerprint: key.key.fingerprint,
-              key_blob: key.key.blob,
-              bits: key.key.bits,
-              comment: key.key.comment,
-              created_at: now,
-            });
-          }
-          const session = req.createSession ? await this.createSession(trx, idStr(u!.id), ttl, [], addr) : undefined;
-          return { u: u!, session };
-        }),
-      );
+      const now = this.date();
+      const out = await this.knex.transaction(async (trx) => {
+        const [u] = (await trx('users')
+          .insert({
+            username: req.username,
+            username_fold: name.folded,
+            display_name: displayName,
+            email: req.email === '' ? null : req.email,
+            bio: req.bio,
+            avatar: req.avatar,
+            is_bot: req.isBot,
+            password_hash: hash,
+            created_at: now,
+            updated_at: this.changeStamp(),
+          })
+          .returning('*')) as UserRow[];
+        if (key?.ok) {
+          await trx('ssh_keys').insert({
+            user_id: u!.id,
+            algorithm: key.key.algorithm,
+            fingerprint: key.key.fingerprint,
+            key_blob: key.key.blob,
+            bits: key.key.bits,
+            comment: key.key.comment,
+            created_at: now,
+          });
+        }
+        const session = req.createSession ? await this.createSession(trx, idStr(u!.id), ttl, [], addr) : undefined;
+        return { u: u!, session };
+      });
       this.publishUser(UserEventType.USER_EVENT_TYPE_CREATED, out.u, 'self');
       this.log.info({ userId: idStr(out.u.id), username: out.u.username }, 'account created');
       return { user: this.user(out.u), session: out.session };
@@ -865,12 +910,8 @@ export class IdentityApp {
       void q.where((w) => void w.where('username_fold', 'like', like).orWhereRaw('lower(display_name) like ?', [like]));
     }
     const byChange = req.changedSince !== undefined;
-    // A poller continues from a time: tell it up to when the answer is complete (writes in flight stamped earlier).
-    let completeBefore: Date | undefined;
-    if (byChange) {
-      await this.userWrites.settled();
-      completeBefore = new Date(this.userWrites.timeHorizon());
-    }
+    // A poller continues from a time: tell it up to when the answer is complete (changesHorizon).
+    const completeBefore = byChange ? await this.changesHorizon() : undefined;
     if (!byChange && !req.includeDeleted) void q.whereNull('deleted_at');
     let cursor: string[] = [];
     if (req.pageToken !== '') {
@@ -915,17 +956,13 @@ export class IdentityApp {
     this.checkProfileFields(req);
     if (req.email !== undefined && req.email !== '' && !isValidEmail(req.email))
       throw errors.invalidArgument('EMAIL_INVALID', 'Email is not valid');
-    const at = this.stampDate();
-    const patch: Record<string, unknown> = { updated_at: at };
+    const patch: Record<string, unknown> = { updated_at: this.changeStamp() };
     if (req.displayName !== undefined) patch['display_name'] = req.displayName === '' ? u.username : req.displayName;
     if (req.bio !== undefined) patch['bio'] = req.bio;
     if (req.avatar !== undefined) patch['avatar'] = req.avatar;
     if (req.email !== undefined) patch['email'] = req.email === '' ? null : req.email;
     if (req.isBot !== undefined) patch['is_bot'] = req.isBot;
-    const [row] = (await this.trackUserWrite(
-      at,
-      this.knex('users').where({ id: u.id }).update(patch).returning('*'),
-    )) as UserRow[];
+    const [row] = (await this.knex('users').where({ id: u.id }).update(patch).returning('*')) as UserRow[];
     this.cache.invalidateUser(idStr(u.id));
     this.publishUser(UserEventType.USER_EVENT_TYPE_UPDATED, row!, 'self');
     return { user: this.user(row!) };
@@ -978,33 +1015,30 @@ export class IdentityApp {
       if (req.username !== '' && foldName(req.username) !== ok.username_fold) return undefined;
       return ok;
     });
-    const now = this.stampDate();
-    const row = await this.trackUserWrite(
-      now,
-      this.knex.transaction(async (trx) => {
-        const [r] = (await trx('users')
-          .where({ id: u.id })
-          .whereNull('deleted_at')
-          .update({
-            display_name: '',
-            email: null,
-            bio: '',
-            avatar: '',
-            password_hash: null,
-            preferences: '{}',
-            is_bot: false,
-            deleted_at: now,
-            updated_at: now,
-          })
-          .returning('*')) as UserRow[];
-        await trx('ssh_keys').where({ user_id: u.id }).delete();
-        await trx('app_passwords').where({ user_id: u.id }).delete();
-        await trx('client_certificates').where({ user_id: u.id }).delete();
-        await trx('e2e_keys').where({ user_id: u.id }).whereNull('revoked_at').update({ revoked_at: now });
-        await trx('sessions').where({ user_id: u.id }).whereNull('revoked_at').update({ revoked_at: now });
-        return r;
-      }),
-    );
+    const now = this.date();
+    const row = await this.knex.transaction(async (trx) => {
+      const [r] = (await trx('users')
+        .where({ id: u.id })
+        .whereNull('deleted_at')
+        .update({
+          display_name: '',
+          email: null,
+          bio: '',
+          avatar: '',
+          password_hash: null,
+          preferences: '{}',
+          is_bot: false,
+          deleted_at: now,
+          updated_at: this.changeStamp(),
+        })
+        .returning('*')) as UserRow[];
+      await trx('ssh_keys').where({ user_id: u.id }).delete();
+      await trx('app_passwords').where({ user_id: u.id }).delete();
+      await trx('client_certificates').where({ user_id: u.id }).delete();
+      await trx('e2e_keys').where({ user_id: u.id }).whereNull('revoked_at').update({ revoked_at: now });
+      await trx('sessions').where({ user_id: u.id }).whereNull('revoked_at').update({ revoked_at: now });
+      return r;
+    });
     if (!row) throw userNotFound();
     this.revoked(idStr(u.id), [], true, 'deleted');
     this.publishUser(UserEventType.USER_EVENT_TYPE_DELETED, row, 'self');
@@ -1016,11 +1050,10 @@ export class IdentityApp {
     if (req.role !== Role.ROLE_USER && req.role !== Role.ROLE_SYSOP)
       throw errors.invalidArgument('ROLE_INVALID', 'role must be ROLE_USER or ROLE_SYSOP');
     const u = await this.liveUser(req.userId);
-    const at = this.stampDate();
-    const [row] = (await this.trackUserWrite(
-      at,
-      this.knex('users').where({ id: u.id }).update({ role: ROLE_TO_DB[req.role], updated_at: at }).returning('*'),
-    )) as UserRow[];
+    const [row] = (await this.knex('users')
+      .where({ id: u.id })
+      .update({ role: ROLE_TO_DB[req.role], updated_at: this.changeStamp() })
+      .returning('*')) as UserRow[];
     this.cache.invalidateUser(idStr(u.id));
     this.publishUser(UserEventType.USER_EVENT_TYPE_UPDATED, row!, req.by || 'system');
     return { user: this.user(row!) };
@@ -1033,20 +1066,16 @@ export class IdentityApp {
     checkTimestamp(req.until, 'until', 'UNTIL_INVALID');
     if (req.until && req.until.getTime() <= this.now())
       throw errors.invalidArgument('UNTIL_INVALID', 'until must be in the future');
-    const now = this.stampDate();
-    const [row] = (await this.trackUserWrite(
-      now,
-      this.knex('users')
-        .where({ id: u.id })
-        .update({
-          ban_reason: req.reason,
-          ban_until: req.until ?? null,
-          ban_by: req.by,
-          banned_at: now,
-          updated_at: now,
-        })
-        .returning('*'),
-    )) as UserRow[];
+    const [row] = (await this.knex('users')
+      .where({ id: u.id })
+      .update({
+        ban_reason: req.reason,
+        ban_until: req.until ?? null,
+        ban_by: req.by,
+        banned_at: this.date(),
+        updated_at: this.changeStamp(),
+      })
+      .returning('*')) as UserRow[];
     await this.revokeAll(idStr(u.id), 'banned');
     this.publishUser(UserEventType.USER_EVENT_TYPE_BANNED, row!, req.by || 'system');
     this.log.info({ userId: idStr(u.id), until: req.until, by: req.by }, 'account banned');
@@ -1055,14 +1084,10 @@ export class IdentityApp {
 
   async unban(req: identityV1.UnbanRequest): Promise<identityV1.UnbanResponse> {
     const u = await this.liveUser(req.userId);
-    const at = this.stampDate();
-    const [row] = (await this.trackUserWrite(
-      at,
-      this.knex('users')
-        .where({ id: u.id })
-        .update({ ban_reason: null, ban_until: null, ban_by: null, banned_at: null, updated_at: at })
-        .returning('*'),
-    )) as UserRow[];
+    const [row] = (await this.knex('users')
+      .where({ id: u.id })
+      .update({ ban_reason: null, ban_until: null, ban_by: null, banned_at: null, updated_at: this.changeStamp() })
+      .returning('*')) as UserRow[];
     this.cache.invalidateUser(idStr(u.id));
     this.publishUser(UserEventType.USER_EVENT_TYPE_UPDATED, row!, req.by || 'system');
     return { user: this.user(row!) };

@@ -256,54 +256,70 @@ describe('identity accounts (PostgreSQL + NATS)', () => {
     );
   });
 
-  it('lists changes only after the account writes stamped before the call, and says up to when it is complete', async () => {
-    const r = await h.client.register(registerReq('hank'));
-    const id = r.user!.id;
-    const since = new Date(Date.now() - 60_000);
-    const changes = () =>
-      h.client.listUsers({ query: '', pageSize: 100, pageToken: '', changedSince: since, includeDeleted: true });
-    const all = await h.client.listUsers({
-      query: '',
-      pageSize: 1,
-      pageToken: '',
-      changedSince: undefined,
-      includeDeleted: false,
-    });
-    expect(all.completeBefore).toBeUndefined();
-    // A profile change whose UPDATE waits on a row lock: stamped before the listing, committed after it began.
-    const db = createDb({ databaseUrl: h.db.url, log: createLogger({ service: 't', level: 'silent' }) });
-    let release!: () => void;
-    const released = new Promise<void>((ok) => (release = ok));
-    let locked!: () => void;
-    const isLocked = new Promise<void>((ok) => (locked = ok));
-    const holding = db.knex.transaction(async (trx) => {
-      await trx('users').where({ id }).forUpdate().select('id');
-      locked();
-      await released;
-    });
-    try {
-      await isLocked;
-      const updating = h.client.updateProfile({ userId: id, displayName: 'Hank the Late' });
-      await new Promise((ok) => setTimeout(ok, 200));
-      const t0 = Date.now();
-      let listed: identityV1.ListUsersResponse | undefined;
-      const listing = changes().then((x) => (listed = x));
-      await new Promise((ok) => setTimeout(ok, 200));
-      expect(listed).toBeUndefined(); // a poller told "complete" now would never see the change
-      release();
-      await holding;
-      await updating;
-      await listing;
-      expect(listed!.users.find((u) => u.id === id)?.displayName).toBe('Hank the Late');
-      const cb = listed!.completeBefore!.getTime();
-      expect(cb).toBeGreaterThanOrEqual(t0);
-      expect(cb).toBeLessThanOrEqual(Date.now());
-    } finally {
-      release();
-      await holding.catch(() => undefined);
-      await db.close();
-    }
-  });
+  it.each([
+    ['this instance', false],
+    ['another instance', true],
+  ])(
+    'says up to when a listing of changes is complete: a change in flight on %s is reported by the next poll',
+    async (_where, other) => {
+      const r = await h.client.register(registerReq(other ? 'hank2' : 'hank'));
+      const id = r.user!.id;
+      const writer = other ? (await h.startAnother()).client : h.client;
+      const changes = (since: Date) =>
+        h.client.listUsers({ query: '', pageSize: 100, pageToken: '', changedSince: since, includeDeleted: true });
+      const all = await h.client.listUsers({
+        query: '',
+        pageSize: 1,
+        pageToken: '',
+        changedSince: undefined,
+        includeDeleted: false,
+      });
+      expect(all.completeBefore).toBeUndefined();
+      // A profile change whose UPDATE waits on a row lock: its transaction starts, it commits only when released.
+      const db = createDb({ databaseUrl: h.db.url, log: createLogger({ service: 't', level: 'silent' }) });
+      const dbNow = async (): Promise<number> =>
+        ((await db.knex.raw<{ rows: { t: Date }[] }>('SELECT clock_timestamp() AS t')).rows[0]!.t).getTime();
+      let release!: () => void;
+      const released = new Promise<void>((ok) => (release = ok));
+      let locked!: () => void;
+      const isLocked = new Promise<void>((ok) => (locked = ok));
+      const holding = db.knex.transaction(async (trx) => {
+        await trx('users').where({ id }).forUpdate().select('id');
+        locked();
+        await released;
+      });
+      try {
+        await isLocked;
+        const before = await dbNow();
+        const newName = other ? 'Hank from afar' : 'Hank the Late';
+        const updating = writer.updateProfile({ userId: id, displayName: newName });
+        await waitFor(async () => {
+          const n = await db.knex.raw<{ rows: unknown[] }>(
+            `SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`,
+          );
+          return n.rows.length > 0;
+        });
+        // The poll does not wait for the change, and does not claim to be complete past its start.
+        const first = await changes(new Date(before - 60_000));
+        expect(first.users.find((u) => u.id === id)?.displayName).not.toBe(newName);
+        const cb = first.completeBefore!.getTime();
+        expect(cb).toBeGreaterThanOrEqual(before);
+        expect(cb).toBeLessThanOrEqual(await dbNow());
+        release();
+        await holding;
+        const done = await updating;
+        // Stamped no earlier than that: the poller continuing from complete_before gets it.
+        expect(done.user!.updatedAt!.getTime()).toBeGreaterThanOrEqual(cb);
+        const next = await changes(first.completeBefore!);
+        expect(next.users.find((u) => u.id === id)?.displayName).toBe(newName);
+        expect(next.completeBefore!.getTime()).toBeGreaterThan(done.user!.updatedAt!.getTime());
+      } finally {
+        release();
+        await holding.catch(() => undefined);
+        await db.close();
+      }
+    },
+  );
 
   it('soft-deletes only with the own password; the tombstone keeps the name, tokens die', async () => {
     const r = await h.client.register(registerReq('gina', { createSession: true }));

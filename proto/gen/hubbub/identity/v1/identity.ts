@@ -393,9 +393,9 @@ export interface ListUsersResponse {
   /** Empty when there are no more. */
   nextPageToken: string;
   /**
-   * With `changed_since`: every account change stamped before this time (this instance's clock) that will ever be
-   * visible was visible to this read; one stamped at or after it may still commit (ws-messenger's get_update answers
-   * a time no later than it). Absent from older servers.
+   * With `changed_since`: every account change stamped before this time (the database's clock, which stamps
+   * updated_at), on any identity instance, that will ever be visible was visible to this read; one stamped at or
+   * after it may still commit (ws-messenger's get_update answers a time no later than it). Absent from older servers.
    */
   completeBefore: Date | undefined;
 }
