@@ -509,8 +509,10 @@ export class MessageService {
     const dupOf = new Array<number | undefined>(items.length);
     const messages = new Array<Message | undefined>(items.length);
     const posts: InsertablePost[] = [];
-    const joins: { channelId: string; userId: string; event: { subject: string; payload: string } }[] = [];
+    const joins: { channelId: string; userId: string }[] = [];
     const joinSeen = new Set<string>();
+    /** Channels someone may join by posting in this batch → the channel and everyone joining it here. */
+    const joining = new Map<string, { channel: ChannelRow; userIds: string[] }>();
     for (let i = 0; i < items.length; i++) {
       const it = items[i]!;
       const m = it.msg;
@@ -536,20 +538,29 @@ export class MessageService {
         const jk = `${it.channel.id}\u0000${p.userId}`;
         if (!joinSeen.has(jk)) {
           joinSeen.add(jk);
-          // Published only when the membership turns out to be new (the statement decides).
-          const members = [...(this.cache.get(it.channel.id)?.members ?? []), p.userId];
-          const changed: ChannelRow = { ...it.channel, changedAt: new Date(nowMs) };
-          const event = this.channelEvent(ChannelEventKind.CHANNEL_EVENT_KIND_UPDATED, changed, members);
-          joins.push({ channelId: it.channel.id, userId: p.userId, event });
+          joins.push({ channelId: it.channel.id, userId: p.userId });
+          const j = joining.get(it.channel.id);
+          if (j) j.userIds.push(p.userId);
+          else joining.set(it.channel.id, { channel: it.channel, userIds: [p.userId] });
         }
       }
+    }
+    // One `updated` event per channel with everyone who joined it in this batch, published only when a
+    // membership turns out to be new (the statement decides; it stamps the time the event carries).
+    const joinEvents: { channelId: string; subject: string; payload: string }[] = [];
+    for (const [channelId, j] of joining) {
+      const members = new Set(this.cache.get(channelId)?.members ?? []);
+      for (const u of j.userIds) members.add(u);
+      const changed: ChannelRow = { ...j.channel, changedAt: new Date(nowMs) };
+      const ev = this.channelEvent(ChannelEventKind.CHANNEL_EVENT_KIND_UPDATED, changed, [...members]);
+      joinEvents.push({ channelId, subject: ev.subject, payload: ev.payload });
     }
     // Readers after an id stop below this batch until its INSERT settles (readBarrier).
     const firstId = posts.length > 0 ? BigInt(posts[0]!.message.id) : undefined;
     if (firstId !== undefined) this.inFlightFirstIds.add(firstId);
     let stored: Awaited<ReturnType<Repo['insertPosts']>>;
     try {
-      stored = await this.o.repo.insertPosts(posts, joins, new Date(nowMs));
+      stored = await this.o.repo.insertPosts(posts, joins, joinEvents, new Date(nowMs));
     } finally {
       if (firstId !== undefined) this.inFlightFirstIds.delete(firstId);
     }

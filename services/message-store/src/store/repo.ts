@@ -235,14 +235,14 @@ ch AS (
   RETURNING id, changed_at
 ),
 chob AS (
-  -- The event carries the change time stored (NEXT_CHANGE may have moved it past the batch's).
+  -- One event per channel that gained a member (ch has one row per such channel), carrying the change time
+  -- stored (NEXT_CHANGE may have moved it past the batch's).
   INSERT INTO outbox (subject, payload, ref)
   SELECT e.subject,
     jsonb_set(e.payload::jsonb, '{channel,changedAt}',
       to_jsonb(to_char(ch.changed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')))::text,
     e.channel_id::text
-  FROM unnest($2::bigint[], $3::text[], $5::text[], $6::text[]) AS e(channel_id, user_id, subject, payload)
-  JOIN mem ON mem.channel_id = e.channel_id AND mem.user_id = e.user_id
+  FROM unnest($5::bigint[], $6::text[], $7::text[]) AS e(channel_id, subject, payload)
   JOIN ch ON ch.id = e.channel_id
   RETURNING seq, subject, payload
 )
@@ -545,7 +545,8 @@ export class Repo {
    */
   async insertPosts(
     posts: readonly InsertablePost[],
-    joins: readonly { channelId: string; userId: string; event: { subject: string; payload: string } }[],
+    joins: readonly { channelId: string; userId: string }[],
+    joinEvents: readonly { channelId: string; subject: string; payload: string }[],
     at: Date,
   ): Promise<{ seq: string | undefined; inserted: Set<string>; joined: OutboxRow[] }> {
     const batch = JSON.stringify(
@@ -574,8 +575,9 @@ export class Repo {
       joins.map((j) => j.channelId),
       joins.map((j) => j.userId),
       at.toISOString(),
-      joins.map((j) => j.event.subject),
-      joins.map((j) => j.event.payload),
+      joinEvents.map((e) => e.channelId),
+      joinEvents.map((e) => e.subject),
+      joinEvents.map((e) => e.payload),
     ];
     type Row = { seq: string | null; ids: string[] | null; joined: OutboxRow[] | null };
     let rows: Row[];

@@ -317,4 +317,43 @@ describe('posts over NATS request/reply (docs/adr/0003)', () => {
     send.close();
     await nc.close();
   });
+  it('publishes one channel.updated with every member when two authors join by posting in one batch', async () => {
+    const nc = await natsClient(nats.url);
+    const updates: messagesV1.ChannelEvent[] = [];
+    nc.subscribe(subjects(nats.prefix).channel('updated'), {
+      callback: (_e, m) => void updates.push(messagesV1.ChannelEvent.fromJSON(m.json())),
+    });
+    await nc.flush();
+    try {
+      const room = (await s.client.ensurePublicChannels({ slugs: ['twojoiners'], kind: 0 })).channels[0]!.id;
+      // One call, one principal per message: one batch (ids in call order), two new memberships.
+      const r = await s.client.postMessages({
+        leanReply: false,
+        principal: undefined,
+        principals: [carol, bob, carol],
+        messages: [newMessage(room, 'hi from carol'), newMessage(room, 'hi from bob'), newMessage(room, 'again')],
+      });
+      expect(r.results.map((x) => x.errorCode)).toEqual([0, 0, 0]);
+      await waitFor(() => updates.some((u) => u.channel?.id === room), 5_000, 'channel.updated');
+      await nc.flush();
+      await new Promise((ok) => setTimeout(ok, 200));
+      const evs = updates.filter((u) => u.channel?.id === room);
+      // Before: one event per joiner, with the same time, each list missing the other joiner.
+      expect(evs).toHaveLength(1);
+      expect(evs[0]!.channel!.memberIds).toEqual(expect.arrayContaining([carol.userId, bob.userId]));
+      const stored = (
+        await s.client.lookupChannel({
+          principal: carol,
+          id: room,
+          slug: '',
+          includeMembers: true,
+          includeStats: false,
+        })
+      ).channel!;
+      expect(stored.memberIds).toEqual(expect.arrayContaining([carol.userId, bob.userId]));
+      expect(evs[0]!.channel!.changedAt!.getTime()).toBe(stored.changedAt!.getTime());
+    } finally {
+      await nc.close();
+    }
+  });
 });
