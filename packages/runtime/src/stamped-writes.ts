@@ -1,7 +1,8 @@
 /**
  * Writes that stamped a change time before they commit, and the read horizon in time they leave (docs/adr/0006,
  * 0007): a reader that continues "from the time of my last answer" must be told only times before which every
- * change is visible. One bookkeeping for message-store's messages and channels and identity's accounts.
+ * change is visible. message-store's messages and channels use it (identity's accounts are stamped by the
+ * database and bounded by its open transactions instead).
  *
  * Rules:
  * 1. `track(write, stampMs)` in the turn that stamped the change, with that stamp or an earlier time; the write

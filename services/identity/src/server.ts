@@ -63,7 +63,6 @@ export function settingsFrom(cfg: IdentityConfig): IdentitySettings {
     registrationsPerHour: cfg.registrationsPerHour,
     tokenCacheSize: cfg.tokenCacheSize,
     tokenCacheMs: cfg.tokenCacheMs,
-    applicationName: SERVICE_NAME,
   };
 }
 
@@ -81,7 +80,6 @@ export async function start(cfg: IdentityConfig, deps: StartDeps = {}): Promise<
       databaseUrl: cfg.databaseUrl,
       dataDir: cfg.dataDir,
       log,
-      applicationName: SERVICE_NAME,
       poolMax: 20,
       statementTimeoutMs: cfg.statementTimeoutMs,
     });

@@ -99,8 +99,6 @@ export interface IdentitySettings {
   readonly registrationsPerHour: number;
   readonly tokenCacheSize: number;
   readonly tokenCacheMs: number;
-  /** The application_name of every identity database connection (changesHorizon counts their transactions). */
-  readonly applicationName: string;
 }
 
 export const INVALID_CREDENTIALS_TEXT = 'Invalid username or password';
@@ -229,10 +227,10 @@ export class IdentityApp {
   /** Account throttle key → the addresses it logged in from recently (read from sessions, cached briefly). */
   private readonly knownAddresses = new Map<string, { addrs: Set<string>; at: number }>();
   private readonly registrations: RateLimiter;
-  /** IDENTITY_HORIZON_CAPPED lines: one per HOLDER_WARN_INTERVAL_MS. */
+  /** IDENTITY_HORIZON_CAPPED and IDENTITY_TRACK_ACTIVITIES_OFF lines: one per HOLDER_WARN_INTERVAL_MS. */
   private readonly horizonWarns: LogGate;
-  /** PostgreSQL's track_activities (read by init): without it pg_stat_activity shows no transaction starts. */
-  private activitiesTracked = true;
+  /** The latest complete_before this instance answered (ms): its change stamps never go below it. */
+  private horizonFloor = 0;
   private dummyHash: string | undefined;
   private dummyAppHash: string | undefined;
   /** IDENTITY_NAME_HOLDER_UNAVAILABLE and IDENTITY_THROTTLE_LEDGER_FAILED lines: one per HOLDER_WARN_INTERVAL_MS. */
@@ -267,10 +265,13 @@ export class IdentityApp {
   /**
    * The stamp of an account change (`updated_at`): the database's clock while the writing statement runs, after
    * its transaction's start is in pg_stat_activity — what changesHorizon relies on (see there). In milliseconds,
-   * like every time on the API and the listing's page cursor.
+   * like every time on the API and the listing's page cursor; never below a complete_before this instance has
+   * answered (the database's clock stepping back).
    */
   private changeStamp(): Knex.Raw {
-    return this.knex.raw(`date_trunc('milliseconds', clock_timestamp())`);
+    return this.knex.raw(`greatest(date_trunc('milliseconds', clock_timestamp()), ?::timestamptz)`, [
+      new Date(this.horizonFloor),
+    ]);
   }
 
   /**
@@ -278,46 +279,55 @@ export class IdentityApp {
    * from it (ListUsersResponse.complete_before); read before the listing, whose snapshot is taken after it.
    *
    * Changes are stamped with the database's clock_timestamp() inside their transaction, and PostgreSQL publishes a
-   * transaction's start (pg_stat_activity.xact_start) before any of its statements run. So a change stamped before
-   * this statement began either belongs to a transaction still open now — whose start, no later than the stamp,
-   * bounds the answer — or has committed, and the listing's later snapshot sees it. Open transactions of every
-   * identity connection count (application_name), whichever instance holds them: no instance-to-instance protocol.
-   * A transaction open for longer than HORIZON_MAX_LAG_MS (a stuck connection) no longer holds the answer back
-   * (IDENTITY_HORIZON_CAPPED): pollers would otherwise be sent ever further back. Both this and the stamps are
-   * cut to milliseconds, which keeps a stamp at or after the cut start of its transaction.
+   * transaction's start (pg_stat_activity.xact_start) before its first statement runs, and clears it only after
+   * the commit is visible. So a change stamped before this statement began either belongs to a transaction still
+   * open now — whose start, no later than the stamp, bounds the answer — or has committed, and the listing's
+   * later snapshot sees it. Every open transaction in this database under this role counts, whichever instance
+   * (or anyone else) holds it: no instance-to-instance protocol. Both this and the stamps are cut to
+   * milliseconds, which keeps a stamp at or after the cut start of its transaction.
+   *
+   * When that cannot be known, the answer lags HORIZON_MAX_LAG_MS instead (pollers get that minute again):
+   * track_activities is off (no starts are published; IDENTITY_TRACK_ACTIVITIES_OFF), or a transaction has been
+   * open for longer than that (a stuck connection, a long migration; IDENTITY_HORIZON_CAPPED) — pollers would
+   * otherwise be sent ever further back, and a change it commits after that minute can be missed.
    */
   private async changesHorizon(): Promise<Date> {
-    const r = await this.knex.raw<{ rows: { now: Date; oldest: Date | null }[] }>(
+    const r = await this.knex.raw<{ rows: { now: Date; oldest: Date | null; tracked: boolean }[] }>(
       `SELECT date_trunc('milliseconds', statement_timestamp()) AS now,
-         date_trunc('milliseconds', min(xact_start)) AS oldest FROM pg_stat_activity
-       WHERE datname = current_database() AND pid <> pg_backend_pid() AND application_name = ? AND xact_start IS NOT NULL`,
-      [this.s.applicationName],
+         date_trunc('milliseconds', min(xact_start)) AS oldest,
+         current_setting('track_activities')::bool AS tracked
+       FROM pg_stat_activity
+       WHERE datname = current_database() AND usename = current_user AND pid <> pg_backend_pid()
+         AND xact_start IS NOT NULL`,
     );
-    const { now, oldest } = r.rows[0]!;
-    if (!this.activitiesTracked) return new Date(now.getTime() - HORIZON_MAX_LAG_MS);
-    if (oldest === null || oldest >= now) return now;
+    const { now, oldest, tracked } = r.rows[0]!;
     const floor = now.getTime() - HORIZON_MAX_LAG_MS;
-    if (oldest.getTime() >= floor) return oldest;
-    const leftOut = this.horizonWarns.due();
-    if (leftOut !== undefined)
-      this.log.warn(
-        { code: 'IDENTITY_HORIZON_CAPPED', openSince: oldest.toISOString(), leftOut },
-        'an identity database transaction has been open for over a minute; ListUsers(changed_since) no longer waits for it',
-      );
-    return new Date(floor);
+    let t: number;
+    if (!tracked) {
+      t = floor;
+      const leftOut = this.horizonWarns.due();
+      if (leftOut !== undefined)
+        this.log.error(
+          { code: 'IDENTITY_TRACK_ACTIVITIES_OFF', leftOut },
+          'PostgreSQL track_activities is off: ListUsers(changed_since) reports complete only up to a minute ago',
+        );
+    } else if (oldest === null || oldest >= now) t = now.getTime();
+    else if (oldest.getTime() >= floor) t = oldest.getTime();
+    else {
+      t = floor;
+      const leftOut = this.horizonWarns.due();
+      if (leftOut !== undefined)
+        this.log.warn(
+          { code: 'IDENTITY_HORIZON_CAPPED', openSince: oldest.toISOString(), leftOut },
+          'an identity database transaction has been open for over a minute; ListUsers(changed_since) no longer waits for it',
+        );
+    }
+    if (t > this.horizonFloor) this.horizonFloor = t;
+    return new Date(t);
   }
 
-  /** Creates the shared guest account; precomputes the dummy hashes; checks track_activities. Idempotent. */
+  /** Creates the shared guest account; precomputes the dummy hashes. Idempotent. */
   async init(): Promise<void> {
-    const ta = await this.knex.raw<{ rows: { on: boolean }[] }>(
-      `SELECT current_setting('track_activities')::bool AS on`,
-    );
-    this.activitiesTracked = ta.rows[0]?.on === true;
-    if (!this.activitiesTracked)
-      this.log.error(
-        { code: 'IDENTITY_TRACK_ACTIVITIES_OFF' },
-        'PostgreSQL track_activities is off: ListUsers(changed_since) reports complete only up to a minute ago',
-      );
     this.dummyHash = await hashPassword(randomBytes(16), this.s.kdf);
     this.dummyAppHash = await hashPassword(randomBytes(16), this.s.appPasswordKdf);
     const now = this.date();

@@ -8,6 +8,7 @@ import { createDb } from '@hubbub/db';
 import { waitFor } from '@hubbub/testing';
 import { registerReq, startHarness } from '../helpers';
 import type { Harness } from '../helpers';
+import { HORIZON_MAX_LAG_MS } from '../../src/app/identity';
 
 jest.setTimeout(30_000);
 
@@ -278,7 +279,16 @@ describe('identity accounts (PostgreSQL + NATS)', () => {
       // A profile change whose UPDATE waits on a row lock: its transaction starts, it commits only when released.
       const db = createDb({ databaseUrl: h.db.url, log: createLogger({ service: 't', level: 'silent' }) });
       const dbNow = async (): Promise<number> =>
-        ((await db.knex.raw<{ rows: { t: Date }[] }>('SELECT clock_timestamp() AS t')).rows[0]!.t).getTime();
+        (await db.knex.raw<{ rows: { t: Date }[] }>('SELECT clock_timestamp() AS t')).rows[0]!.t.getTime();
+      // No transaction of this database is open before `before` (a new instance prunes sessions when it starts).
+      await waitFor(async () => {
+        const open = await db.knex.raw<{ rows: unknown[] }>(
+          `SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND xact_start IS NOT NULL
+             AND pid <> pg_backend_pid()`,
+        );
+        return open.rows.length === 0;
+      });
+      const before = await dbNow();
       let release!: () => void;
       const released = new Promise<void>((ok) => (release = ok));
       let locked!: () => void;
@@ -290,7 +300,6 @@ describe('identity accounts (PostgreSQL + NATS)', () => {
       });
       try {
         await isLocked;
-        const before = await dbNow();
         const newName = other ? 'Hank from afar' : 'Hank the Late';
         const updating = writer.updateProfile({ userId: id, displayName: newName });
         await waitFor(async () => {
@@ -299,7 +308,8 @@ describe('identity accounts (PostgreSQL + NATS)', () => {
           );
           return n.rows.length > 0;
         });
-        // The poll does not wait for the change, and does not claim to be complete past its start.
+        // The poll does not wait for the change, and does not claim to be complete past its transaction's start
+        // (nor the lock holder's: any open transaction of this database and role bounds it).
         const first = await changes(new Date(before - 60_000));
         expect(first.users.find((u) => u.id === id)?.displayName).not.toBe(newName);
         const cb = first.completeBefore!.getTime();
@@ -320,6 +330,30 @@ describe('identity accounts (PostgreSQL + NATS)', () => {
       }
     },
   );
+
+  it('answers a minute back when PostgreSQL does not publish transaction starts (track_activities off)', async () => {
+    const db = createDb({ databaseUrl: h.db.url, log: createLogger({ service: 't', level: 'silent' }) });
+    const name = (await db.knex.raw<{ rows: { n: string }[] }>('SELECT current_database() AS n')).rows[0]!.n;
+    try {
+      await db.knex.raw(`ALTER DATABASE "${name}" SET track_activities = off`);
+      // A new instance: its connections start with the database's setting.
+      const late = (await h.startAnother()).client;
+      const t0 = Date.now();
+      const r = await late.listUsers({
+        query: '',
+        pageSize: 1,
+        pageToken: '',
+        changedSince: new Date(t0 - 3_600_000),
+        includeDeleted: true,
+      });
+      const lag = t0 - r.completeBefore!.getTime();
+      expect(lag).toBeGreaterThanOrEqual(HORIZON_MAX_LAG_MS - 1_000);
+      expect(lag).toBeLessThanOrEqual(HORIZON_MAX_LAG_MS + 5_000);
+    } finally {
+      await db.knex.raw(`ALTER DATABASE "${name}" RESET track_activities`);
+      await db.close();
+    }
+  });
 
   it('soft-deletes only with the own password; the tombstone keeps the name, tokens die', async () => {
     const r = await h.client.register(registerReq('gina', { createSession: true }));

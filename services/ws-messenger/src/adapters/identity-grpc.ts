@@ -152,7 +152,7 @@ export function createIdentityAdapter(
     async listUsersChangedSince(sinceMs, limit) {
       const users: Profile[] = [];
       let pageToken = '';
-      // The earliest of the pages' (each page's read waited for the writes in flight before it).
+      // The earliest of the pages' (each is complete before its own; identity's ListUsers docs).
       let completeBeforeMs: number | undefined;
       for (;;) {
         const res = await c.listUsers(

@@ -395,7 +395,8 @@ export interface ListUsersResponse {
   /**
    * With `changed_since`: every account change stamped before this time (the database's clock, which stamps
    * updated_at), on any identity instance, that will ever be visible was visible to this read; one stamped at or
-   * after it may still commit (ws-messenger's get_update answers a time no later than it). Absent from older servers.
+   * after it may still commit (ws-messenger's get_update answers a time no later than it). Except a change whose
+   * transaction has been open for over a minute (docs/operations.md). Absent from older servers.
    */
   completeBefore: Date | undefined;
 }
