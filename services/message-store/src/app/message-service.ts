@@ -438,6 +438,16 @@ export class MessageService {
   }
 
   /**
+   * Every other write that stamps a change time needs the lease as well: once it has lapsed, the other replicas
+   * stop counting this one in their read horizons (they find their peers in the lease bucket, ADR 0007), so an
+   * edit or channel change committed here could be skipped for good by their pollers.
+   */
+  private requireLease(): void {
+    if (this.o.ids.workerId === undefined)
+      throw errors.unavailable('WORKER_ID_UNAVAILABLE', 'changes unavailable (no worker id lease); retry');
+  }
+
+  /**
    * A post checked and authorized for the batcher, or, when the channel's rules refuse it but the author already
    * stored this client key in this channel, the stored message: a retry whose first answer was lost (ADR 0003) must
    * get the same id (issue #4) even after the channel was archived or the author removed in between; refused, the
@@ -626,6 +636,7 @@ export class MessageService {
     kind: messagesV1.MessageEventKind,
     mutate: (m: Message) => Message,
   ): Promise<Message> {
+    this.requireLease();
     for (let attempt = 0; attempt < 3; attempt++) {
       const { m, c } = await this.readableMessage(p, id);
       if (m.deleted) throw errors.notFound('MESSAGE_NOT_FOUND', 'no such message');
@@ -891,6 +902,7 @@ export class MessageService {
   }): Promise<{ row: ChannelRow }> {
     // A pair key only on direct channels (OpenDirect's).
     if (c.directKey !== null && c.kind !== ChannelKind.CHANNEL_KIND_DIRECT) throw errors.internal('DIRECT_KEY');
+    this.requireLease();
     const at = new Date(this.writes.stampNow());
     let out: { row: ChannelRow; ob: OutboxRow[] };
     try {
@@ -1004,6 +1016,7 @@ export class MessageService {
     const c = requireReadable(p, await this.channel(channelId, true));
     const fields = f(c);
     const mem = members?.(c);
+    this.requireLease();
     const at = new Date(this.writes.stampNow());
     let res: { row: ChannelRow; list: string[]; ob: OutboxRow[] };
     try {

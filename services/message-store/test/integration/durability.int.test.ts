@@ -16,6 +16,8 @@ import { natsLink } from '@hubbub/testing';
 import type { NatsLink } from '@hubbub/testing';
 import {
   alice,
+  bob,
+  createReq,
   holdClientKey,
   listReq,
   natsClient,
@@ -434,6 +436,15 @@ it('stops assigning ids when the lease is lost and no id is free, and resumes wi
   const others: string[] = [];
   try {
     const [ch] = (await s.client.ensurePublicChannels({ slugs: ['lease'], kind: 0 })).channels;
+    const before = (await s.client.postMessage({ principal: alice, message: newMessage(ch!.id, 'before') })).message!;
+    const edit = {
+      principal: alice,
+      messageId: before.id,
+      text: 'edited',
+      tags: [],
+      setTags: false,
+      attachments: undefined,
+    };
     const w = s.srv.ids.workerId!;
     // Every other id is held elsewhere; then someone takes ours (e.g. after our lease expired while
     // we were partitioned).
@@ -453,11 +464,20 @@ it('stops assigning ids when the lease is lost and no id is free, and resumes wi
       code: Code.UNAVAILABLE,
       reason: 'WORKER_ID_UNAVAILABLE',
     });
+    // Edits and channel changes stamp change times the other replicas no longer wait for: refused as well.
+    const refused = { code: Code.UNAVAILABLE, reason: 'WORKER_ID_UNAVAILABLE' };
+    await expect(s.client.editMessage(edit)).rejects.toMatchObject(refused);
+    await expect(s.client.joinChannel({ principal: bob, channelId: ch!.id })).rejects.toMatchObject(refused);
+    await expect(
+      s.client.createChannel(createReq(alice, messagesV1.ChannelKind.CHANNEL_KIND_GROUP, { slug: 'no-lease' })),
+    ).rejects.toMatchObject(refused);
     await kv.delete(others.pop()!);
     await s.srv.lease.renewNow();
     expect(s.srv.ids.workerId).toBeDefined();
     expect(s.srv.ids.workerId).not.toBe(w);
     await s.client.postMessage({ principal: alice, message: newMessage(ch!.id, 'y') });
+    await s.client.editMessage(edit);
+    await s.client.joinChannel({ principal: bob, channelId: ch!.id });
   } finally {
     for (const k of others) await kv.delete(k);
     await s.close();
