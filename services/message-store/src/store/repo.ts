@@ -246,7 +246,7 @@ chob AS (
   JOIN ch ON ch.id = e.channel_id
   RETURNING seq, subject, payload
 )
-SELECT ob.seq::text AS seq, ob.message_ids::text[] AS ids,
+SELECT ob.seq::text AS seq, ${skipStoredKeys ? 'ob.message_ids::text[]' : 'NULL::text[]'} AS ids,
   (SELECT json_agg(json_build_object('seq', chob.seq::text, 'subject', chob.subject, 'payload', chob.payload))
    FROM chob) AS joined
 FROM (SELECT 1) one LEFT JOIN ob ON true`;
@@ -581,15 +581,19 @@ export class Repo {
     ];
     type Row = { seq: string | null; ids: string[] | null; joined: OutboxRow[] | null };
     let rows: Row[];
+    let all = true;
     try {
       rows = await this.sql.posts.query<Row>(INSERT_NEW_POSTS_SQL, params, 'ms_insert_new_posts');
     } catch (e) {
       if (pgCode(e) !== UNIQUE_VIOLATION) throw e;
       this.storedKeyRetries++;
+      all = false;
       rows = await this.sql.posts.query<Row>(INSERT_POSTS_SQL, params, 'ms_insert_posts_skip_stored');
     }
     const r = rows[0];
-    return { seq: r?.seq ?? undefined, inserted: new Set(r?.ids ?? []), joined: r?.joined ?? [] };
+    // Without ON CONFLICT a statement that succeeded inserted every row: the ids are not sent back to be parsed.
+    const inserted = all ? new Set(posts.map((x) => x.message.id)) : new Set(r?.ids ?? []);
+    return { seq: r?.seq ?? undefined, inserted, joined: r?.joined ?? [] };
   }
 
   async messagesByClientKeys(keys: readonly { authorId: string; clientKey: string }[]): Promise<Message[]> {
