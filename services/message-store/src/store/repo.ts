@@ -7,6 +7,7 @@ import { messagesV1 } from '@hubbub/proto';
 import { UNIQUE_VIOLATION, pgCode } from './sql';
 import type { Queryable, Sql } from './sql';
 import { FTS_VECTOR } from './migrations';
+import { snowflakeMs } from '../app/snowflake';
 
 type Message = messagesV1.Message;
 type Channel = messagesV1.Channel;
@@ -191,6 +192,41 @@ export interface InsertablePost {
   readonly eventPayload: string;
 }
 
+/**
+ * A batch of posts as the JSON parameter of the batch INSERT: one-letter keys, and only the fields that differ from
+ * the columns' defaults (empty subject, recipient and tags, no reply, not private, no files, created at the id's
+ * millisecond). Every byte is written to PostgreSQL's socket and parsed there: this is about half of the long
+ * form's size.
+ */
+export function postRowsJson(posts: readonly InsertablePost[]): string {
+  const rows = new Array<Record<string, unknown>>(posts.length);
+  for (let x = 0; x < posts.length; x++) {
+    const m = posts[x]!.message;
+    const o: Record<string, unknown> = {
+      i: m.id,
+      c: m.channelId,
+      a: m.authorId,
+      n: m.authorName,
+      ak: m.authorKind,
+      d: m.door,
+      t: m.text,
+      k: m.kind,
+    };
+    if (m.clientKey !== '') o['ck'] = m.clientKey;
+    if (m.subject !== '') o['sj'] = m.subject;
+    if (m.tags.length > 0) o['g'] = m.tags;
+    if (m.replyToId !== '') o['rt'] = m.replyToId;
+    if (m.recipientId !== '') o['ri'] = m.recipientId;
+    if (m.isPrivate) o['p'] = true;
+    const f = attachmentsToObject(m.attachments);
+    if (f !== null) o['f'] = f;
+    const ms = m.createdAt!.getTime();
+    if (ms !== snowflakeMs(m.id)) o['at'] = m.createdAt!.toISOString();
+    rows[x] = o;
+  }
+  return JSON.stringify(rows);
+}
+
 // The batch travels as ONE json parameter (parsed by PostgreSQL in C) instead of a text array per column:
 // cheaper than escaping every element of 17 array literals in JS. `skipStoredKeys` adds ON CONFLICT DO NOTHING
 // on the idempotency index; without it the insert is a plain one (no speculative insertion: about 13% more rows/s
@@ -205,17 +241,18 @@ const NEXT_CHANGE = (param: string): string =>
 
 const insertPostsSql = (skipStoredKeys: boolean): string => `
 WITH src AS (
-  SELECT * FROM json_to_recordset($1::json)
-  AS s(id bigint, channel_id bigint, author_id text, author_name text, author_kind smallint, door text, text text,
-    kind smallint, subject text, tags text[], reply_to_id bigint, recipient_id text, is_private boolean,
-    attachments jsonb, created_at timestamptz, client_key text, ev_subject text)
+  -- Short keys, defaults left out, the time taken from the id unless given: postRowsJson.
+  SELECT i, c, a, n, ak, d, t, k, coalesce(sj, '') AS sj, coalesce(g, '{}') AS g, rt, coalesce(ri, '') AS ri,
+    coalesce(p, false) AS p, f, coalesce(at, timestamptz 'epoch' + (i >> 19) * interval '1 millisecond') AS at, ck
+  FROM json_to_recordset($1::json)
+  AS r(i bigint, c bigint, a text, n text, ak smallint, d text, t text, k smallint, sj text, g text[], rt bigint,
+    ri text, p boolean, f jsonb, at timestamptz, ck text)
 ),
 ins AS (
   INSERT INTO messages (id, channel_id, author_id, author_name, author_kind, door, text, kind, subject, tags,
     reply_to_id, recipient_id, is_private, attachments, created_at, changed_at, client_key)
-  SELECT id, channel_id, author_id, author_name, author_kind, door, text, kind, subject, tags, reply_to_id,
-    recipient_id, is_private, attachments, created_at, created_at, client_key
-  FROM src ORDER BY id
+  SELECT i, c, a, n, ak, d, t, k, sj, g, rt, ri, p, f, at, at, ck
+  FROM src ORDER BY i
   ${skipStoredKeys ? 'ON CONFLICT (author_id, client_key) WHERE client_key IS NOT NULL DO NOTHING' : ''}
   RETURNING id
 ),
@@ -549,29 +586,8 @@ export class Repo {
     joinEvents: readonly { channelId: string; subject: string; payload: string }[],
     at: Date,
   ): Promise<{ seq: string | undefined; inserted: Set<string>; joined: OutboxRow[] }> {
-    const batch = JSON.stringify(
-      posts.map(({ message: m, eventSubject }) => ({
-        id: m.id,
-        channel_id: m.channelId,
-        author_id: m.authorId,
-        author_name: m.authorName,
-        author_kind: m.authorKind,
-        door: m.door,
-        text: m.text,
-        kind: m.kind,
-        subject: m.subject,
-        tags: m.tags,
-        reply_to_id: m.replyToId === '' ? null : m.replyToId,
-        recipient_id: m.recipientId,
-        is_private: m.isPrivate,
-        attachments: attachmentsToObject(m.attachments),
-        created_at: m.createdAt!.toISOString(),
-        client_key: m.clientKey === '' ? null : m.clientKey,
-        ev_subject: eventSubject,
-      })),
-    );
     const params = [
-      batch,
+      postRowsJson(posts),
       joins.map((j) => j.channelId),
       joins.map((j) => j.userId),
       at.toISOString(),

@@ -11,6 +11,7 @@ import type { TestDatabase, TestNats } from '@hubbub/testing';
 import type { NatsConnection } from '@nats-io/nats-core';
 import { Client } from 'pg';
 import { FTS_VECTOR } from '../../src/store/migrations';
+import { Repo, postRowsJson } from '../../src/store/repo';
 import {
   alice,
   bob,
@@ -75,6 +76,54 @@ const postKeyed = (channelId: string, text: string, clientKey: string) =>
   s.client.postMessage({ principal: alice, message: newMessage(channelId, text, { clientKey }) });
 
 describe('posting', () => {
+  it('stores every field of a batch row, written short (postRowsJson), as given', async () => {
+    const repo = new Repo(s.srv.sql);
+    const ch = await freshPublic('short-rows');
+    const mk = (over: Partial<messagesV1.Message>): messagesV1.Message => {
+      const id = s.srv.ids.next().toString();
+      const at = new Date(Number(BigInt(id) >> 19n));
+      return messagesV1.Message.fromPartial({
+        id,
+        channelId: ch,
+        authorId: alice.userId,
+        authorName: 'alice',
+        authorKind: alice.kind,
+        door: 'test',
+        text: 'plain',
+        kind: messagesV1.MessageKind.MESSAGE_KIND_NORMAL,
+        createdAt: at,
+        changedAt: at,
+        ...over,
+      });
+    };
+    const plain = mk({});
+    const reply = mk({});
+    const full = mk({
+      text: 'every "field" \\ \n set',
+      subject: 'Re: things',
+      tags: ['a', 'b c'],
+      replyToId: plain.id,
+      recipientId: bob.userId,
+      isPrivate: true,
+      attachments: { filePicture: 'p.png', emoji: ':)' },
+      clientKey: 'short-rows-1',
+      kind: messagesV1.MessageKind.MESSAGE_KIND_ACTION,
+    });
+    // A creation time other than the id's millisecond travels explicitly.
+    const late = new Date(full.createdAt!.getTime() + 1234);
+    full.createdAt = late;
+    full.changedAt = late;
+    const posts = [plain, reply, full].map((message) => ({ message, eventSubject: 'x', eventPayload: '{}' }));
+    // Defaults are left out: the plain rows carry eight keys.
+    const rows = JSON.parse(postRowsJson(posts)) as Record<string, unknown>[];
+    expect(Object.keys(rows[0]!).sort()).toEqual(['a', 'ak', 'c', 'd', 'i', 'k', 'n', 't']);
+    const r = await repo.insertPosts(posts, [], [], new Date());
+    expect([...r.inserted].sort()).toEqual([plain.id, reply.id, full.id].sort());
+    const stored = new Map((await repo.messagesByIds([plain.id, reply.id, full.id])).map((m) => [m.id, m]));
+    for (const m of [plain, reply, full]) expect(stored.get(m.id)).toEqual(m);
+    await s.srv.sql.query('DELETE FROM outbox WHERE seq = $1::bigint', [r.seq]);
+  });
+
   it('stores a message with the author snapshot, door, snowflake id and times, and publishes posted', async () => {
     const before = Date.now();
     const m = await post(frank, general.id, 'hello from irc');
