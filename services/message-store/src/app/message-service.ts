@@ -521,6 +521,8 @@ export class MessageService {
     const posts: InsertablePost[] = [];
     const joins: { channelId: string; userId: string }[] = [];
     const joinSeen = new Set<string>();
+    /** The channel of each of `posts`. */
+    const postChannels: ChannelRow[] = [];
     /** Channels someone may join by posting in this batch → the channel and everyone joining it here. */
     const joining = new Map<string, { channel: ChannelRow; userIds: string[] }>();
     for (let i = 0; i < items.length; i++) {
@@ -542,8 +544,8 @@ export class MessageService {
       message.channelId = it.channel.id;
       if (m.kind === MessageKind.MESSAGE_KIND_UNSPECIFIED) message.kind = MessageKind.MESSAGE_KIND_NORMAL;
       messages[i] = message;
-      const ev = this.chatEvent(MessageEventKind.MESSAGE_EVENT_KIND_POSTED, message, it.channel);
-      posts.push({ message, eventSubject: ev.subject, eventPayload: ev.payload });
+      posts.push({ message });
+      postChannels.push(it.channel);
       if (it.join) {
         const jk = `${it.channel.id}\u0000${p.userId}`;
         if (!joinSeen.has(jk)) {
@@ -569,8 +571,17 @@ export class MessageService {
     const firstId = posts.length > 0 ? BigInt(posts[0]!.message.id) : undefined;
     if (firstId !== undefined) this.inFlightFirstIds.add(firstId);
     let stored: Awaited<ReturnType<Repo['insertPosts']>>;
+    let events: OutboxEntry[];
     try {
-      stored = await this.o.repo.insertPosts(posts, joins, joinEvents, new Date(nowMs));
+      const storing = this.o.repo.insertPosts(posts, joins, joinEvents, new Date(nowMs));
+      storing.catch(() => undefined); // handled below: a failure while the events are built is no unhandled rejection
+      // The posted events are built while PostgreSQL runs the INSERT (once the pool has written it), not before:
+      // a batch of a few hundred posts spends about a millisecond on them.
+      await new Promise<void>((ok) => setImmediate(ok));
+      events = posts.map((x, k) =>
+        this.chatEvent(MessageEventKind.MESSAGE_EVENT_KIND_POSTED, x.message, postChannels[k]!),
+      );
+      stored = await storing;
     } finally {
       if (firstId !== undefined) this.inFlightFirstIds.delete(firstId);
     }
@@ -579,8 +590,9 @@ export class MessageService {
     const rows: OutboxRow[] = [];
     // One outbox row (seq) covers the whole batch; the publisher deletes it once all are out.
     if (seq !== undefined)
-      for (const x of posts)
-        if (inserted.has(x.message.id)) rows.push({ seq, subject: x.eventSubject, payload: x.eventPayload });
+      for (let k = 0; k < posts.length; k++)
+        if (inserted.has(posts[k]!.message.id))
+          rows.push({ seq, subject: events[k]!.subject, payload: events[k]!.payload });
     // Members who joined by posting: the channel's `updated` event, like an explicit JoinChannel.
     rows.push(...joined);
     committed.rows = rows;

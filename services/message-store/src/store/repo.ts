@@ -188,8 +188,6 @@ export function onelinerFromRow(r: Row): messagesV1.Oneliner {
  */
 export interface InsertablePost {
   readonly message: Message;
-  readonly eventSubject: string;
-  readonly eventPayload: string;
 }
 
 /**
