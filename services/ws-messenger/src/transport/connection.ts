@@ -18,7 +18,7 @@
  */
 import type { Socket } from 'node:net';
 import type { Logger } from '@hubbub/runtime';
-import type WebSocket from 'ws';
+import WebSocket from 'ws';
 import type { ConnContext } from '../app/context';
 import type { Dispatcher } from '../app/dispatcher';
 import { ConnectionMachine } from '../protocol/machine';
@@ -28,6 +28,40 @@ import type { RequestRate } from '../protocol/rate-limit';
 import { decodeUtf8 } from '../protocol/request';
 import { CloseCode, CloseReason, WsmErrorCode } from '../protocol/status';
 import type { WsmMetrics } from './metrics';
+
+/**
+ * An update's complete WebSocket text frame (header and payload in one buffer), built once per update Buffer: the push
+ * hub hands the same Buffer to every subscriber, so a fan-out to a thousand sockets frames it once and each socket
+ * gets one plain write of it instead of ws's per-send framing and a two-buffer writev.
+ */
+const wireFrames = new WeakMap<Buffer, Buffer>();
+function wireFrameOf(frame: Buffer): Buffer {
+  let w = wireFrames.get(frame);
+  if (w === undefined) {
+    w = textFrame(frame);
+    wireFrames.set(frame, w);
+  }
+  return w;
+}
+
+/** An unmasked, final WebSocket text frame carrying `payload` (RFC 6455 §5.2: a server never masks). */
+export function textFrame(payload: Buffer): Buffer {
+  const n = payload.length;
+  const head = n < 126 ? 2 : n < 65536 ? 4 : 10;
+  const out = Buffer.allocUnsafe(head + n);
+  out[0] = 0x81; // FIN, opcode 1 (text)
+  if (n < 126) out[1] = n;
+  else if (n < 65536) {
+    out[1] = 126;
+    out.writeUInt16BE(n, 2);
+  } else {
+    out[1] = 127;
+    out.writeUInt32BE(Math.floor(n / 2 ** 32), 2);
+    out.writeUInt32BE(n >>> 0, 6);
+  }
+  payload.copy(out, head);
+  return out;
+}
 
 /** The longest run of back-to-back requests before the pump lets other connections' I/O and timers run. */
 const PUMP_SLICE_MS = 10;
@@ -241,7 +275,12 @@ export class WsConnection implements ConnContext {
     const socket = (this.ws as unknown as { _socket?: Socket })._socket;
     socket?.cork();
     try {
-      for (const f of frames) this.ws.send(f, { binary: false });
+      for (const f of frames) {
+        // Updates (Buffers) go out pre-framed; replies (strings) through ws. Both write to the socket at once
+        // (no compression is negotiated: perMessageDeflate is off), so their order is kept.
+        if (typeof f !== 'string' && socket && this.ws.readyState === WebSocket.OPEN) socket.write(wireFrameOf(f));
+        else this.ws.send(f, { binary: false });
+      }
     } finally {
       socket?.uncork();
     }
