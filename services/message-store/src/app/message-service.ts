@@ -433,18 +433,19 @@ export class MessageService {
   }
 
   private requireIds(): void {
-    if (this.o.ids.workerId === undefined)
-      throw errors.unavailable('WORKER_ID_UNAVAILABLE', 'ids unavailable (no worker id lease); retry');
+    if (!this.o.ids.available)
+      throw errors.unavailable('WORKER_ID_UNAVAILABLE', 'ids unavailable (no worker id lease renewed in time); retry');
   }
 
   /**
-   * Every other write that stamps a change time needs the lease as well: once it has lapsed, the other replicas
-   * stop counting this one in their read horizons (they find their peers in the lease bucket, ADR 0007), so an
-   * edit or channel change committed here could be skipped for good by their pollers.
+   * Every other write that stamps a change time needs the lease as well, renewed in time as for ids (its key may
+   * have expired otherwise): once it has lapsed, the other replicas stop counting this one in their read horizons
+   * (they find their peers in the lease bucket, ADR 0007), so an edit or channel change committed here could be
+   * skipped for good by their pollers. Checked right before the change time is stamped.
    */
   private requireLease(): void {
-    if (this.o.ids.workerId === undefined)
-      throw errors.unavailable('WORKER_ID_UNAVAILABLE', 'changes unavailable (no worker id lease); retry');
+    if (!this.o.ids.available)
+      throw errors.unavailable('WORKER_ID_UNAVAILABLE', 'changes unavailable (no worker id lease renewed in time); retry');
   }
 
   /**
@@ -578,9 +579,15 @@ export class MessageService {
       // The posted events are built while PostgreSQL runs the INSERT (once the pool has written it), not before:
       // a batch of a few hundred posts spends about a millisecond on them.
       await new Promise<void>((ok) => setImmediate(ok));
-      events = posts.map((x, k) =>
-        this.chatEvent(MessageEventKind.MESSAGE_EVENT_KIND_POSTED, x.message, postChannels[k]!),
-      );
+      try {
+        events = posts.map((x, k) =>
+          this.chatEvent(MessageEventKind.MESSAGE_EVENT_KIND_POSTED, x.message, postChannels[k]!),
+        );
+      } catch (e) {
+        // Not before the INSERT has settled: until then its ids count as in flight (readBarrier).
+        await storing.catch(() => undefined);
+        throw e;
+      }
       stored = await storing;
     } finally {
       if (firstId !== undefined) this.inFlightFirstIds.delete(firstId);
@@ -653,6 +660,7 @@ export class MessageService {
       const { m, c } = await this.readableMessage(p, id);
       if (m.deleted) throw errors.notFound('MESSAGE_NOT_FOUND', 'no such message');
       if (c.row.archived) throw errors.failedPrecondition('CHANNEL_ARCHIVED', 'the channel is archived');
+      this.requireLease(); // again right before the stamp: the reads above may have waited
       const next = mutate(m);
       const ev = this.chatEvent(kind, next, c.row);
       let row: OutboxRow | undefined;

@@ -97,6 +97,11 @@ export class SnowflakeGenerator {
     return composeSnowflake(this.lastMs, this.worker ?? 0, this.seq) + 1n;
   }
 
+  /** Whether next() can issue an id now: a worker id whose lease was renewed in time. */
+  get available(): boolean {
+    return this.worker !== undefined && (!this.leaseValid || this.leaseValid());
+  }
+
   /** The next id, or SnowflakeUnavailableError without a worker id. */
   next(): bigint {
     const w = this.worker;

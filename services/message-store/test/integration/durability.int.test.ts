@@ -489,12 +489,26 @@ it('assigns no ids after the event loop stalled past the lease TTL, until the le
   // replica, and the first thing to run after the stall can be a batch, before the renewal timer.
   const s = await startStore({ ...opts(), env: { MESSAGE_STORE_WORKER_LEASE_TTL_MS: '1200' } });
   try {
+    const [ch] = (await s.client.ensurePublicChannels({ slugs: ['stall'], kind: 0 })).channels;
+    const m = (await s.client.postMessage({ principal: alice, message: newMessage(ch!.id, 'before') })).message!;
+    await s.srv.lease.renewNow();
     expect(s.srv.ids.next()).toBeGreaterThan(0n);
     const until = Date.now() + 1_100;
     while (Date.now() < until) {
       /* the stall: no timer, no I/O */
     }
     expect(() => s.srv.ids.next()).toThrow('worker id lease not renewed in time');
+    // Nor are change times stamped (edits), though the worker id is still held.
+    expect(s.srv.ids.workerId).toBeDefined();
+    const edit = s.srv.service.editMessage({
+      principal: alice,
+      messageId: m.id,
+      text: 'after the stall',
+      tags: [],
+      setTags: false,
+      attachments: undefined,
+    });
+    await expect(edit).rejects.toMatchObject({ reason: 'WORKER_ID_UNAVAILABLE' });
     await s.srv.lease.renewNow();
     expect(s.srv.ids.next()).toBeGreaterThan(0n);
   } finally {
