@@ -265,3 +265,127 @@ describe('Dispatcher', () => {
     void id;
   });
 });
+
+describe('Dispatcher on hostile frames (randomized)', () => {
+  /** A small deterministic generator (mulberry32): the same cases every run. */
+  function rng(seed: number): () => number {
+    let a = seed >>> 0;
+    return () => {
+      a = (a + 0x6d2b79f5) >>> 0;
+      let t = a;
+      t = Math.imul(t ^ (t >>> 15), t | 1);
+      t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    };
+  }
+  const TYPES = [
+    'register_user',
+    'auth',
+    'get_update',
+    'send_message',
+    'all_messages',
+    'add_flow',
+    'all_flow',
+    'user_info',
+    'delete_user',
+    'delete_message',
+    'edited_message',
+    'ping_pong',
+    'subscribe',
+    'unsubscribe',
+    'x',
+  ];
+  const VALUES: unknown[] = [
+    null,
+    true,
+    0,
+    -1,
+    1e308,
+    2 ** 63,
+    '',
+    'x',
+    '7',
+    'tok7',
+    '\u0000',
+    '𝄞',
+    [],
+    {},
+    [{}],
+    'a'.repeat(70_000),
+    [{ uuid: '7' }],
+    { uuid: 7 },
+  ];
+  const FIELDS = [
+    'uuid',
+    'auth_id',
+    'login',
+    'password',
+    'username',
+    'text',
+    'title',
+    'type',
+    'time',
+    'owner',
+    'users',
+    'message_start',
+    'message_end',
+    'file_picture',
+    'emoji',
+    'client_id',
+    'flow_uuid',
+    'version',
+  ];
+
+  it('answers every mutated request with one JSON frame carrying a status code, and never throws', async () => {
+    const r = rng(11);
+    const pick = <T>(xs: readonly T[]): T => xs[Math.floor(r() * xs.length)]!;
+    const obj = (depth: number): Record<string, unknown> => {
+      const o: Record<string, unknown> = {};
+      for (let i = Math.floor(r() * 4); i > 0; i--)
+        o[pick(FIELDS)] = depth > 0 && r() < 0.3 ? [obj(depth - 1)] : pick(VALUES);
+      return o;
+    };
+    const created = {
+      id: '9',
+      kind: 1,
+      visibility: 2,
+      title: 't',
+      info: '',
+      ownerId: '7',
+      memberIds: ['7'],
+      changedAtMs: NOW,
+      createdAtMs: NOW,
+    };
+    const d = dispatcher(
+      fakeIdentity(),
+      fakeMsg({
+        lookupChannel: async () => undefined,
+        createChannel: async () => created as never,
+        postMessage: async () => {
+          throw new AppError(Code.UNAVAILABLE, 'DOWN', 'down');
+        },
+      }),
+    );
+    const codes = new Set<number>();
+    for (let n = 0; n < 3000; n++) {
+      const user = r() < 0.7 ? { uuid: '7', auth_id: 'tok7', ...obj(1) } : obj(1);
+      const frame: Record<string, unknown> = {
+        type: r() < 0.9 ? pick(TYPES) : pick(VALUES),
+        data: r() < 0.9 ? { user: [user], flow: [obj(1)], message: [obj(1)], ...obj(1) } : pick(VALUES),
+        jsonapi: r() < 0.8 ? { version: pick(['1.0', '1.9', '2.0', 1, null]) } : pick(VALUES),
+        ...obj(0),
+      };
+      let text = JSON.stringify(frame);
+      if (r() < 0.2) text = text.slice(0, Math.floor(r() * text.length)); // cut off
+      const res = await d.handle(conn, text, bucket());
+      const reply = JSON.parse(res.text) as { type?: unknown; data?: unknown; errors?: { code?: unknown } | null };
+      expect(typeof reply.type).toBe('string');
+      expect(typeof res.code).toBe('number');
+      expect(res.code).toBeGreaterThanOrEqual(200);
+      expect(res.code).toBeLessThan(600);
+      codes.add(res.code);
+    }
+    // The frames reached handlers, not only the parser: successes and refusals of several kinds.
+    expect([...codes].sort()).toEqual(expect.arrayContaining([200, 400, 401, 405, 415]));
+  });
+});

@@ -72,3 +72,118 @@ describe('parseJson', () => {
     expect(parseJson('['.repeat(500) + ']'.repeat(500))).not.toBe(PARSE_FAILED);
   });
 });
+
+/** A small deterministic generator (mulberry32): the same cases every run. */
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** A plain value from parseJson's result (numbers by their source text), to compare with JSON.parse's. */
+function plain(v: unknown): unknown {
+  if (v instanceof JsonNumber) return v.value;
+  if (Array.isArray(v)) return v.map(plain);
+  if (v !== null && typeof v === 'object') {
+    const o: Record<string, unknown> = {};
+    for (const [k, x] of Object.entries(v)) o[k] = plain(x);
+    return o;
+  }
+  return v;
+}
+
+describe('parseJson against JSON.parse (randomized)', () => {
+  const r = rng(7);
+  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(r() * xs.length)]!;
+  const TOKENS = [
+    '{',
+    '}',
+    '[',
+    ']',
+    ',',
+    ':',
+    '"',
+    '\\',
+    'u',
+    '0',
+    '1',
+    '-',
+    '+',
+    '.',
+    'e',
+    'E',
+    ' ',
+    '\n',
+    '\t',
+    'true',
+    'false',
+    'null',
+    'tru',
+    '"a"',
+    '"\\u00e9"',
+    '"\\ud83d"',
+    '\u0000',
+    '\u00a0',
+    'é',
+    '9',
+  ];
+  const VALID = [
+    '{"type":"send_message","data":{"flow":[{"id":"1"}],"message":[{"text":"hi"}],"user":[{"uuid":"7","auth_id":"t"}]},"jsonapi":{"version":"1.0"}}',
+    '[1,2.5,-3e-2,"x\\n",true,false,null,{"a":[]}]',
+    '{"a":{"b":{"c":[0,-0,1E+2]}}}',
+  ];
+
+  it('accepts exactly what JSON.parse accepts, with the same values, on random token soups', () => {
+    const seen = { valid: 0, invalid: 0 };
+    for (let n = 0; n < 5000; n++) {
+      const s = Array.from({ length: 1 + Math.floor(r() * 12) }, () => pick(TOKENS)).join('');
+      let want: unknown = PARSE_FAILED;
+      try {
+        want = JSON.parse(s);
+      } catch {
+        /* invalid */
+      }
+      const got = parseJson(s);
+      if (want === PARSE_FAILED) expect([s, got]).toEqual([s, PARSE_FAILED]);
+      else expect([s, plain(got)]).toEqual([s, want]);
+      seen[want === PARSE_FAILED ? 'invalid' : 'valid']++;
+    }
+    // Both sides were exercised.
+    expect(seen.valid).toBeGreaterThan(100);
+    expect(seen.invalid).toBeGreaterThan(100);
+  });
+
+  it('accepts exactly what JSON.parse accepts on random edits of valid requests', () => {
+    const seen = { valid: 0, invalid: 0 };
+    for (let n = 0; n < 5000; n++) {
+      const base = pick(VALID);
+      const chars = [...base];
+      for (let e = 0; e < 1 + Math.floor(r() * 3); e++) {
+        const at = Math.floor(r() * (chars.length + 1));
+        const op = r();
+        if (op < 0.33) chars.splice(at, 1);
+        else if (op < 0.66) chars.splice(at, 0, pick(TOKENS));
+        else chars[at] = pick(TOKENS);
+      }
+      const s = chars.join('');
+      let want: unknown = PARSE_FAILED;
+      try {
+        want = JSON.parse(s);
+      } catch {
+        /* invalid */
+      }
+      const got = parseJson(s);
+      if (want === PARSE_FAILED) expect([s, got]).toEqual([s, PARSE_FAILED]);
+      else expect([s, plain(got)]).toEqual([s, want]);
+      seen[want === PARSE_FAILED ? 'invalid' : 'valid']++;
+    }
+    // Both sides were exercised.
+    expect(seen.valid).toBeGreaterThan(100);
+    expect(seen.invalid).toBeGreaterThan(100);
+  });
+});
