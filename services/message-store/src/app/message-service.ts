@@ -445,7 +445,10 @@ export class MessageService {
    */
   private requireLease(): void {
     if (!this.o.ids.available)
-      throw errors.unavailable('WORKER_ID_UNAVAILABLE', 'changes unavailable (no worker id lease renewed in time); retry');
+      throw errors.unavailable(
+        'WORKER_ID_UNAVAILABLE',
+        'changes unavailable (no worker id lease renewed in time); retry',
+      );
   }
 
   /**
