@@ -277,8 +277,10 @@ export class WsConnection implements ConnContext {
     try {
       for (const f of frames) {
         // Updates (Buffers) go out pre-framed; replies (strings) through ws. Both write to the socket at once
-        // (no compression is negotiated: perMessageDeflate is off), so their order is kept.
-        if (typeof f !== 'string' && socket && this.ws.readyState === WebSocket.OPEN) socket.write(wireFrameOf(f));
+        // (no extension is negotiated — perMessageDeflate is off — so ws never queues a send), so their order is
+        // kept; with an extension everything would go through ws.
+        if (typeof f !== 'string' && socket && this.ws.readyState === WebSocket.OPEN && this.ws.extensions === '')
+          socket.write(wireFrameOf(f));
         else this.ws.send(f, { binary: false });
       }
     } finally {
