@@ -4,7 +4,7 @@ export { createTestNats, listStreamsWithPrefix } from './nats';
 export type { TestNats } from './nats';
 export { closeServer, listenEphemeral, natsLink, waitFor } from './net';
 export type { NatsLink } from './net';
-export { expectVector, feedThreeWays, hex, randomChunks } from './vectors';
+export { expectVector, feedThreeWays, hex, randomChunks, seededRandom } from './vectors';
 export type { StreamDecoder, VectorCase } from './vectors';
 export { leakedHandles, snapshotHandles } from './handles';
 export type { HandleSnapshot } from './handles';

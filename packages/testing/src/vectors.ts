@@ -70,6 +70,18 @@ export function expectVector<E>(
   }
 }
 
+/** mulberry32: a small seeded PRNG for property tests, so the same cases run every time and failures reproduce. */
+export function seededRandom(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
 /** Splits bytes into random-sized chunks (for property tests). */
 export function randomChunks(bytes: Uint8Array, rnd: () => number = Math.random): Uint8Array[] {
   const out: Uint8Array[] = [];

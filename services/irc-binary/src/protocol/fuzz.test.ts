@@ -2,24 +2,12 @@
  * Property tests: random and mutated byte streams, fed in random chunks, never make the codec or
  * the machine throw anything but ProtocolError, and never make them hold more than their limits.
  */
-import { hex, randomChunks } from '@hubbub/testing';
+import { hex, randomChunks, seededRandom as prng } from '@hubbub/testing';
 import { clientVectors, serverVectors } from '../../test/vectors/load';
 import { MAX_CLIENT_FRAME_BYTES } from './constants';
 import { isProtocolError } from './errors';
 import { FrameDecoder, ServerFrameDecoder } from './frames';
 import { NEED_DATA, PAUSED, ServerConnection, State } from './machine';
-
-/** mulberry32: a small seeded PRNG so failures reproduce. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const VALID_CLIENT = clientVectors().map((v) => hex(v.hex));
 const VALID_SERVER = serverVectors().map((v) => hex(v.hex));

@@ -1,5 +1,6 @@
 import { AppError, Code } from '@hubbub/errors';
 import { createLogger } from '@hubbub/runtime';
+import { seededRandom } from '@hubbub/testing';
 import { TokenBucket } from '../protocol/rate-limit';
 import type { ConnContext, Limits } from './context';
 import { Dispatcher } from './dispatcher';
@@ -267,17 +268,6 @@ describe('Dispatcher', () => {
 });
 
 describe('Dispatcher on hostile frames (randomized)', () => {
-  /** A small deterministic generator (mulberry32): the same cases every run. */
-  function rng(seed: number): () => number {
-    let a = seed >>> 0;
-    return () => {
-      a = (a + 0x6d2b79f5) >>> 0;
-      let t = a;
-      t = Math.imul(t ^ (t >>> 15), t | 1);
-      t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-    };
-  }
   const TYPES = [
     'register_user',
     'auth',
@@ -337,7 +327,7 @@ describe('Dispatcher on hostile frames (randomized)', () => {
   ];
 
   it('answers every mutated request with one JSON frame carrying a status code, and never throws', async () => {
-    const r = rng(11);
+    const r = seededRandom(11);
     const pick = <T>(xs: readonly T[]): T => xs[Math.floor(r() * xs.length)]!;
     const obj = (depth: number): Record<string, unknown> => {
       const o: Record<string, unknown> = {};

@@ -1,3 +1,4 @@
+import { seededRandom } from '@hubbub/testing';
 import { JsonNumber, PARSE_FAILED, parseJson } from './json-parse';
 
 describe('parseJson', () => {
@@ -73,18 +74,6 @@ describe('parseJson', () => {
   });
 });
 
-/** A small deterministic generator (mulberry32): the same cases every run. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** A plain value from parseJson's result (numbers by their source text), to compare with JSON.parse's. */
 function plain(v: unknown): unknown {
   if (v instanceof JsonNumber) return v.value;
@@ -98,7 +87,7 @@ function plain(v: unknown): unknown {
 }
 
 describe('parseJson against JSON.parse (randomized)', () => {
-  const r = rng(7);
+  const r = seededRandom(7);
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(r() * xs.length)]!;
   const TOKENS = [
     '{',
@@ -138,28 +127,38 @@ describe('parseJson against JSON.parse (randomized)', () => {
     '{"a":{"b":{"c":[0,-0,1E+2]}}}',
   ];
 
-  it('accepts exactly what JSON.parse accepts, with the same values, on random token soups', () => {
-    const seen = { valid: 0, invalid: 0 };
-    for (let n = 0; n < 5000; n++) {
-      const s = Array.from({ length: 1 + Math.floor(r() * 12) }, () => pick(TOKENS)).join('');
-      let want: unknown = PARSE_FAILED;
-      try {
-        want = JSON.parse(s);
-      } catch {
-        /* invalid */
-      }
-      const got = parseJson(s);
-      if (want === PARSE_FAILED) expect([s, got]).toEqual([s, PARSE_FAILED]);
-      else expect([s, plain(got)]).toEqual([s, want]);
-      seen[want === PARSE_FAILED ? 'invalid' : 'valid']++;
+  let seen = { valid: 0, invalid: 0 };
+  beforeEach(() => {
+    seen = { valid: 0, invalid: 0 };
+  });
+  /** parseJson accepts `s` exactly when JSON.parse does, with the same value. */
+  const same = (s: string): void => {
+    let want: unknown = PARSE_FAILED;
+    try {
+      want = JSON.parse(s);
+    } catch {
+      /* invalid */
     }
-    // Both sides were exercised.
+    const got = parseJson(s);
+    if (want === PARSE_FAILED) expect([s, got]).toEqual([s, PARSE_FAILED]);
+    else expect([s, plain(got)]).toEqual([s, want]);
+    seen[want === PARSE_FAILED ? 'invalid' : 'valid']++;
+  };
+  /** Both sides were exercised. */
+  const bothSides = (): void => {
     expect(seen.valid).toBeGreaterThan(100);
     expect(seen.invalid).toBeGreaterThan(100);
+  };
+
+  it('accepts exactly what JSON.parse accepts, with the same values, on random token soups', () => {
+    for (let n = 0; n < 5000; n++) {
+      const s = Array.from({ length: 1 + Math.floor(r() * 12) }, () => pick(TOKENS)).join('');
+      same(s);
+    }
+    bothSides();
   });
 
   it('accepts exactly what JSON.parse accepts on random edits of valid requests', () => {
-    const seen = { valid: 0, invalid: 0 };
     for (let n = 0; n < 5000; n++) {
       const base = pick(VALID);
       const chars = [...base];
@@ -171,19 +170,8 @@ describe('parseJson against JSON.parse (randomized)', () => {
         else chars[at] = pick(TOKENS);
       }
       const s = chars.join('');
-      let want: unknown = PARSE_FAILED;
-      try {
-        want = JSON.parse(s);
-      } catch {
-        /* invalid */
-      }
-      const got = parseJson(s);
-      if (want === PARSE_FAILED) expect([s, got]).toEqual([s, PARSE_FAILED]);
-      else expect([s, plain(got)]).toEqual([s, want]);
-      seen[want === PARSE_FAILED ? 'invalid' : 'valid']++;
+      same(s);
     }
-    // Both sides were exercised.
-    expect(seen.valid).toBeGreaterThan(100);
-    expect(seen.invalid).toBeGreaterThan(100);
+    bothSides();
   });
 });
