@@ -233,10 +233,11 @@ export class IdentityApp {
   private horizonFloor = 0;
   private dummyHash: string | undefined;
   private dummyAppHash: string | undefined;
-  /** IDENTITY_NAME_HOLDER_UNAVAILABLE and IDENTITY_THROTTLE_LEDGER_FAILED lines: one per HOLDER_WARN_INTERVAL_MS. */
+  /** IDENTITY_NAME_HOLDER_UNAVAILABLE lines: one per HOLDER_WARN_INTERVAL_MS. */
   private readonly holderWarns: LogGate;
   /** The throttles' counters shared by every instance (store/login-failures.ts). */
   private readonly ledger: LoginFailureLedger;
+  /** IDENTITY_THROTTLE_LEDGER_FAILED lines: one per HOLDER_WARN_INTERVAL_MS. */
   private readonly ledgerWarns: LogGate;
 
   constructor(

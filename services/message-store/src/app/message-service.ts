@@ -12,7 +12,7 @@ import { messagesV1, postedAsSent, storedAsSent, subjects } from '@hubbub/proto'
 import { dbError } from '@hubbub/db';
 import { Batcher, StampedWrites } from '@hubbub/runtime';
 import type { Logger } from '@hubbub/runtime';
-import type { OutboxEntry, OutboxRow, ChannelRow, InsertablePost, Repo, StoredOutboxRow } from '../store/repo';
+import type { OutboxEntry, OutboxRow, ChannelRow, Repo, StoredOutboxRow } from '../store/repo';
 import type { Queryable } from '../store/sql';
 import { channelToProto } from '../store/repo';
 import { UNIQUE_VIOLATION, pgCode } from '../store/sql';
@@ -360,7 +360,7 @@ export class MessageService {
     const p = checkPrincipal(req.principal, 'poster');
     const prepared = await this.preparePost(p, req.message);
     if ('duplicate' in prepared) return { message: prepared.message, duplicate: true };
-    this.requireIds();
+    this.requireLease('ids');
     try {
       const r = await this.batcher.submit(prepared);
       return { message: r.message, duplicate: r.duplicate };
@@ -407,7 +407,7 @@ export class MessageService {
       }
     }
     if (ok.length > 0) {
-      this.requireIds();
+      this.requireLease('ids');
       let outs: PostOutcome[];
       try {
         outs = await this.batcher.submitMany(ok.map((x) => x.prepared));
@@ -432,22 +432,17 @@ export class MessageService {
     return { results };
   }
 
-  private requireIds(): void {
-    if (!this.o.ids.available)
-      throw errors.unavailable('WORKER_ID_UNAVAILABLE', 'ids unavailable (no worker id lease renewed in time); retry');
-  }
-
   /**
-   * Every other write that stamps a change time needs the lease as well, renewed in time as for ids (its key may
-   * have expired otherwise): once it has lapsed, the other replicas stop counting this one in their read horizons
-   * (they find their peers in the lease bucket, ADR 0007), so an edit or channel change committed here could be
-   * skipped for good by their pollers. Checked right before the change time is stamped.
+   * Posts need the worker-id lease, renewed in time, for their ids; every other write that stamps a change time
+   * needs it as well (its key may have expired otherwise): once it has lapsed, the other replicas stop counting this
+   * one in their read horizons (they find their peers in the lease bucket, ADR 0007), so an edit or channel change
+   * committed here could be skipped for good by their pollers. Checked right before the change time is stamped.
    */
-  private requireLease(): void {
+  private requireLease(what: 'ids' | 'changes' = 'changes'): void {
     if (!this.o.ids.available)
       throw errors.unavailable(
         'WORKER_ID_UNAVAILABLE',
-        'changes unavailable (no worker id lease renewed in time); retry',
+        `${what} unavailable (no worker id lease renewed in time); retry`,
       );
   }
 
@@ -522,7 +517,7 @@ export class MessageService {
     const firstByKey = new Map<string, number>();
     const dupOf = new Array<number | undefined>(items.length);
     const messages = new Array<Message | undefined>(items.length);
-    const posts: InsertablePost[] = [];
+    const posts: Message[] = [];
     const joins: { channelId: string; userId: string }[] = [];
     const joinSeen = new Set<string>();
     /** The channel of each of `posts`. */
@@ -548,7 +543,7 @@ export class MessageService {
       message.channelId = it.channel.id;
       if (m.kind === MessageKind.MESSAGE_KIND_UNSPECIFIED) message.kind = MessageKind.MESSAGE_KIND_NORMAL;
       messages[i] = message;
-      posts.push({ message });
+      posts.push(message);
       postChannels.push(it.channel);
       if (it.join) {
         const jk = `${it.channel.id}\u0000${p.userId}`;
@@ -572,7 +567,7 @@ export class MessageService {
       joinEvents.push({ channelId, subject: ev.subject, payload: ev.payload });
     }
     // Readers after an id stop below this batch until its INSERT settles (readBarrier).
-    const firstId = posts.length > 0 ? BigInt(posts[0]!.message.id) : undefined;
+    const firstId = posts.length > 0 ? BigInt(posts[0]!.id) : undefined;
     if (firstId !== undefined) this.inFlightFirstIds.add(firstId);
     let stored: Awaited<ReturnType<Repo['insertPosts']>>;
     let events: OutboxEntry[];
@@ -583,9 +578,7 @@ export class MessageService {
       // a batch of a few hundred posts spends about a millisecond on them.
       await new Promise<void>((ok) => setImmediate(ok));
       try {
-        events = posts.map((x, k) =>
-          this.chatEvent(MessageEventKind.MESSAGE_EVENT_KIND_POSTED, x.message, postChannels[k]!),
-        );
+        events = posts.map((m, k) => this.chatEvent(MessageEventKind.MESSAGE_EVENT_KIND_POSTED, m, postChannels[k]!));
       } catch (e) {
         // Not before the INSERT has settled: until then its ids count as in flight (readBarrier).
         await storing.catch(() => undefined);
@@ -601,16 +594,15 @@ export class MessageService {
     // One outbox row (seq) covers the whole batch; the publisher deletes it once all are out.
     if (seq !== undefined)
       for (let k = 0; k < posts.length; k++)
-        if (inserted.has(posts[k]!.message.id))
-          rows.push({ seq, subject: events[k]!.subject, payload: events[k]!.payload });
+        if (inserted.has(posts[k]!.id)) rows.push({ seq, subject: events[k]!.subject, payload: events[k]!.payload });
     // Members who joined by posting: the channel's `updated` event, like an explicit JoinChannel.
     rows.push(...joined);
     committed.rows = rows;
 
     // Posts not inserted repeated a stored (author, client_key): answer with the stored message.
     const existingKeys = posts
-      .filter((x) => !inserted.has(x.message.id))
-      .map((x) => ({ authorId: x.message.authorId, clientKey: x.message.clientKey }));
+      .filter((m) => !inserted.has(m.id))
+      .map((m) => ({ authorId: m.authorId, clientKey: m.clientKey }));
     const existing = new Map<string, Message>();
     if (existingKeys.length > 0) {
       for (const m of await this.o.repo.messagesByClientKeys(existingKeys))
@@ -1308,7 +1300,7 @@ export class MessageService {
       // The operator never becomes a member of the channels it broadcasts into.
       join: false,
     }));
-    this.requireIds();
+    this.requireLease('ids');
     let outs: PostOutcome[];
     try {
       outs = await this.batcher.submitMany(items);
@@ -1362,7 +1354,7 @@ export class MessageService {
       throw errors.invalidArgument('TEXT_TOO_LARGE', `oneliner over ${this.o.limits.maxOnelinerBytes} bytes`, {
         limit: String(this.o.limits.maxOnelinerBytes),
       });
-    this.requireIds();
+    this.requireLease('ids');
     try {
       if (req.clientKey !== '') {
         const prev = await this.o.repo.onelinerByClientKey(p.userId, req.clientKey);

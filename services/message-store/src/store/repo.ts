@@ -183,23 +183,15 @@ export function onelinerFromRow(r: Row): messagesV1.Oneliner {
 }
 
 /**
- * One post ready for the batch INSERT (id assigned, event built). Its outbox row stores no payload: the
- * sweep rebuilds posted events from the message row, which keeps the hot INSERT (and its WAL) small.
+ * A batch of posts (ids assigned) as the JSON parameter of the batch INSERT: one-letter keys, and only the fields
+ * that differ from the columns' defaults (empty subject, recipient and tags, no reply, not private, no files,
+ * created at the id's millisecond). Every byte is written to PostgreSQL's socket and parsed there: this is about
+ * half of the long form's size.
  */
-export interface InsertablePost {
-  readonly message: Message;
-}
-
-/**
- * A batch of posts as the JSON parameter of the batch INSERT: one-letter keys, and only the fields that differ from
- * the columns' defaults (empty subject, recipient and tags, no reply, not private, no files, created at the id's
- * millisecond). Every byte is written to PostgreSQL's socket and parsed there: this is about half of the long
- * form's size.
- */
-export function postRowsJson(posts: readonly InsertablePost[]): string {
+export function postRowsJson(posts: readonly Message[]): string {
   const rows = new Array<Record<string, unknown>>(posts.length);
   for (let x = 0; x < posts.length; x++) {
-    const m = posts[x]!.message;
+    const m = posts[x]!;
     const o: Record<string, unknown> = {
       i: m.id,
       c: m.channelId,
@@ -225,10 +217,6 @@ export function postRowsJson(posts: readonly InsertablePost[]): string {
   return JSON.stringify(rows);
 }
 
-// The batch travels as ONE json parameter (parsed by PostgreSQL in C) instead of a text array per column:
-// cheaper than escaping every element of 17 array literals in JS. `skipStoredKeys` adds ON CONFLICT DO NOTHING
-// on the idempotency index; without it the insert is a plain one (no speculative insertion: about 13% more rows/s
-// here) and fails as a whole with unique_violation when a client key is already stored.
 /**
  * A channel's next change time: the given one, or a millisecond after the stored one when that is not earlier (two
  * changes in one millisecond, or replicas whose clocks differ). Change times of a channel strictly increase, in the
@@ -237,6 +225,12 @@ export function postRowsJson(posts: readonly InsertablePost[]): string {
 const NEXT_CHANGE = (param: string): string =>
   `GREATEST(${param}::timestamptz, channels.changed_at + interval '1 millisecond')`;
 
+// The batch travels as ONE json parameter (parsed by PostgreSQL in C) instead of a text array per column:
+// cheaper than escaping every element of 17 array literals in JS. `skipStoredKeys` adds ON CONFLICT DO NOTHING
+// on the idempotency index; without it the insert is a plain one (no speculative insertion: about 13% more rows/s
+// here) and fails as a whole with unique_violation when a client key is already stored. The posts' outbox row
+// stores no payload: the sweep rebuilds posted events from the message rows, which keeps the INSERT (and its WAL)
+// small.
 const insertPostsSql = (skipStoredKeys: boolean): string => `
 WITH src AS (
   -- Short keys, defaults left out, the time taken from the id unless given: postRowsJson.
@@ -571,15 +565,15 @@ export class Repo {
 
   /**
    * One statement (its own transaction): the posts, their ONE outbox row, the memberships of posters who joined by
-   * posting and, for each membership that was new, its `channel.updated` outbox row (`joins[i].event`, built by the
-   * caller). Posts whose (author, client_key) is already stored are skipped. Returns the posts' outbox seq
+   * posting and, for each channel that gained a member, its `channel.updated` outbox row (`joinEvents`, built by
+   * the caller; the statement sets the change time it stored). Posts whose (author, client_key) is already stored are skipped. Returns the posts' outbox seq
    * (undefined when nothing was inserted), the ids inserted (not duplicates) and the channel outbox rows written.
    *
    * Stored keys are rare (a client's retry), so the plain insert goes first; only when it fails on the idempotency
    * index (nothing of it was committed) does the same batch go again with ON CONFLICT DO NOTHING.
    */
   async insertPosts(
-    posts: readonly InsertablePost[],
+    posts: readonly Message[],
     joins: readonly { channelId: string; userId: string }[],
     joinEvents: readonly { channelId: string; subject: string; payload: string }[],
     at: Date,
@@ -606,7 +600,7 @@ export class Repo {
     }
     const r = rows[0];
     // Without ON CONFLICT a statement that succeeded inserted every row: the ids are not sent back to be parsed.
-    const inserted = all ? new Set(posts.map((x) => x.message.id)) : new Set(r?.ids ?? []);
+    const inserted = all ? new Set(posts.map((m) => m.id)) : new Set(r?.ids ?? []);
     return { seq: r?.seq ?? undefined, inserted, joined: r?.joined ?? [] };
   }
 

@@ -113,7 +113,7 @@ describe('posting', () => {
     const late = new Date(full.createdAt!.getTime() + 1234);
     full.createdAt = late;
     full.changedAt = late;
-    const posts = [plain, reply, full].map((message) => ({ message }));
+    const posts = [plain, reply, full];
     // Defaults are left out: the plain rows carry eight keys.
     const rows = JSON.parse(postRowsJson(posts)) as Record<string, unknown>[];
     expect(Object.keys(rows[0]!).sort()).toEqual(['a', 'ak', 'c', 'd', 'i', 'k', 'n', 't']);

@@ -273,14 +273,14 @@ export class WsConnection implements ConnContext {
     const frames = this.out;
     this.out = [];
     const socket = (this.ws as unknown as { _socket?: Socket })._socket;
+    // Updates (Buffers) go out pre-framed; replies (strings) through ws. Both write to the socket at once (no
+    // extension is negotiated — perMessageDeflate is off — so ws never queues a send), so their order is kept; with
+    // an extension everything would go through ws.
+    const raw = socket !== undefined && this.ws.readyState === WebSocket.OPEN && this.ws.extensions === '';
     socket?.cork();
     try {
       for (const f of frames) {
-        // Updates (Buffers) go out pre-framed; replies (strings) through ws. Both write to the socket at once
-        // (no extension is negotiated — perMessageDeflate is off — so ws never queues a send), so their order is
-        // kept; with an extension everything would go through ws.
-        if (typeof f !== 'string' && socket && this.ws.readyState === WebSocket.OPEN && this.ws.extensions === '')
-          socket.write(wireFrameOf(f));
+        if (raw && typeof f !== 'string') socket.write(wireFrameOf(f));
         else this.ws.send(f, { binary: false });
       }
     } finally {
